@@ -1,0 +1,168 @@
+"""The embedded demo catalog: a small fashion shop that stands in for Amazon Men/Women.
+
+It is written in the generic dataset layout, so the same loader reads it as any user data:
+
+    interactions.csv        user,item,timestamp,rating
+    items.csv               item,category,colour,pattern
+    images/<item>.png       64x64 RGB product thumbnails, one per catalog item
+    corpus/images.npy       (n_corpus, 64, 64, 3) uint8: the labelled "ImageNet" of this
+    corpus/labels.npy       world, used to train the demo classifier; (n_corpus,) int64
+    categories.json         class index -> {key, name}, shared by items.csv and the corpus
+
+Same config -> byte-identical files (every image has its own seeded generator, so the
+worker count does not change the output)."""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ...cache import Cache
+from ...progress import Progress
+from .render import CATEGORIES, COLOURS, PATTERNS, colour_prior, render, sample_look
+from .world import sample_interactions, user_item_utility
+
+GENERATOR_VERSION = 1  # bump when the output for a given config changes
+_CATALOG, _CORPUS, _WORLD = 1, 2, 3  # independent random streams
+
+# Shop-wide category popularity (normalised): Running shoe and Brassiere are the popular
+# targets, Sandal and T-shirt the unpopular sources, as in the paper's two datasets.
+DEFAULT_POPULARITY: tuple[tuple[str, float], ...] = (
+    ("tshirt", 0.05), ("brassiere", 0.16), ("sandal", 0.02), ("running_shoe", 0.22),
+    ("dress", 0.12), ("handbag", 0.10), ("sunglasses", 0.06), ("hat", 0.08),
+    ("sock", 0.04), ("jeans", 0.13),
+)
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    seed: int = 0  # one seed drives everything
+    n_users: int = 2000
+    n_items: int = 600  # catalog items, spread evenly over the categories
+    n_interactions: int = 15000  # about; every user gets >= 2
+    n_corpus: int = 3000  # labelled classifier-training images, balanced over categories
+    image_size: int = 64  # pixels, square
+    popularity: tuple[tuple[str, float], ...] = field(default=DEFAULT_POPULARITY)
+
+    def __post_init__(self):
+        keys = {c.key for c in CATEGORIES}
+        if {k for k, _ in self.popularity} != keys:
+            raise ValueError(f"popularity must give a weight to each of {sorted(keys)}")
+        if min(self.n_users, self.n_items, self.n_corpus) < len(CATEGORIES):
+            raise ValueError(f"n_users, n_items and n_corpus must be >= {len(CATEGORIES)}")
+
+
+SIZE = [64]  # image size in a worker process, set by its initializer
+
+
+def _render_one(args: tuple[int, int, int, int, int, int, str | None]) -> np.ndarray | None:
+    """Worker: render image `index` of `stream`; save it as PNG if a path is given."""
+    seed, stream, index, cat, col, pat, path = args
+    rng = np.random.default_rng([seed, stream, index])
+    img = render(CATEGORIES[cat], sample_look(rng, COLOURS[col], PATTERNS[pat]), SIZE[0])
+    if path is None:
+        return np.asarray(img)
+    img.save(path, format="PNG", compress_level=6)
+    return None
+
+
+def _init_worker(size: int) -> None:
+    SIZE[0] = size
+
+
+def _attributes(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """Balanced categories with per-category colour priors and uniform patterns."""
+    cat = np.arange(n) % len(CATEGORIES)
+    rng.shuffle(cat)
+    u = rng.random(n)
+    cdf = np.cumsum(np.stack([colour_prior(c) for c in CATEGORIES]), axis=1)  # (n_cat, n_col)
+    col = np.minimum((u[:, None] > cdf[cat]).sum(axis=1), len(COLOURS) - 1)
+    pat = rng.integers(0, len(PATTERNS), size=n)
+    return cat, col, pat
+
+
+def generate_demo(out: Path, config: DemoConfig = DemoConfig(), workers: int | None = None,
+                  progress: Progress | None = None) -> None:
+    """Write the demo catalog described by `config` into the folder `out`."""
+    out = Path(out)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "corpus").mkdir(exist_ok=True)
+    rng = np.random.default_rng([config.seed, _WORLD])
+    cat, col, pat = _attributes(rng, config.n_items)
+    item_ids = [f"P{i:05d}" for i in range(config.n_items)]
+    popularity = dict(config.popularity)
+    pop = np.array([popularity[c.key] for c in CATEGORIES], dtype=float)
+    utility = user_item_utility(rng, config.n_users, cat, col, pat, pop / pop.sum(),
+                                len(COLOURS), len(PATTERNS))
+    inter = sample_interactions(rng, utility, config.n_interactions)
+
+    c_cat, c_col, c_pat = _attributes(np.random.default_rng([config.seed, _CORPUS]),
+                                      config.n_corpus)
+    jobs = [(config.seed, _CATALOG, i, int(cat[i]), int(col[i]), int(pat[i]),
+             str(out / "images" / f"{item_ids[i]}.png")) for i in range(config.n_items)]
+    jobs += [(config.seed, _CORPUS, i, int(c_cat[i]), int(c_col[i]), int(c_pat[i]), None)
+             for i in range(config.n_corpus)]
+    corpus = np.empty((config.n_corpus, config.image_size, config.image_size, 3), np.uint8)
+    workers = workers or min(2, os.cpu_count() or 1)
+    total, done = len(jobs), 0
+    if progress:
+        progress(0, total, "rendering demo images")
+    # fork where the OS has it: workers only use numpy and PIL, and unlike spawn it does
+    # not re-import the caller's __main__ (scripts without a main guard keep working)
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    with ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=get_context(method), initializer=_init_worker,
+                initargs=(config.image_size,)))
+            results = pool.map(_render_one, jobs, chunksize=50)
+        else:
+            _init_worker(config.image_size)
+            results = map(_render_one, jobs)
+        for job, arr in zip(jobs, results):
+            if arr is not None:
+                corpus[job[2]] = arr
+            done += 1
+            if progress and (done % 100 == 0 or done == total):
+                progress(done, total, "rendering demo images")
+
+    np.save(out / "corpus" / "images.npy", corpus)
+    np.save(out / "corpus" / "labels.npy", c_cat.astype(np.int64))
+    (out / "categories.json").write_text(json.dumps(
+        [{"index": i, "key": c.key, "name": c.name} for i, c in enumerate(CATEGORIES)],
+        indent=1) + "\n")
+    names = np.array([c.name for c in CATEGORIES])
+    items = {"item": item_ids, "category": names[cat], "colour": np.array(COLOURS)[col],
+             "pattern": np.array(PATTERNS)[pat]}
+    pd.DataFrame(items).to_csv(out / "items.csv", index=False, lineterminator="\n")
+    inter = inter.assign(user=[f"U{u:05d}" for u in inter["user"]],
+                         item=np.array(item_ids)[inter["item"].to_numpy()])
+    inter.to_csv(out / "interactions.csv", index=False, lineterminator="\n")
+
+
+def demo_folder(config: DemoConfig = DemoConfig(), cache: Cache | None = None,
+                progress: Progress | None = None, workers: int | None = None) -> Path:
+    """The cached demo catalog for `config`, generated on first use."""
+    cache = cache or Cache.default()
+    return cache.entry("demo", config, lambda tmp: generate_demo(tmp, config, workers, progress),
+                       inputs={"generator": GENERATOR_VERSION})
+
+
+def contact_sheet(folder: Path, scale: int = 2) -> Image.Image:
+    """One item per category, side by side, nearest-neighbour upscaled by `scale`."""
+    items = pd.read_csv(Path(folder) / "items.csv")
+    first = items.drop_duplicates("category")
+    order = {c.name: i for i, c in enumerate(CATEGORIES)}
+    first = first.iloc[np.argsort([order.get(c, 99) for c in first["category"]])]
+    tiles = [np.asarray(Image.open(Path(folder) / "images" / f"{i}.png").convert("RGB"))
+             for i in first["item"]]
+    sheet = Image.fromarray(np.concatenate(tiles, axis=1))
+    return sheet.resize((sheet.width * scale, sheet.height * scale), Image.Resampling.NEAREST)
