@@ -142,6 +142,12 @@ class Cache:
             raise
         return final
 
+    def discard(self, step: str, config: Any, inputs: Any = None) -> None:
+        """Remove the entry for (config, inputs) if there is one."""
+        folder = self.path(step, self.key(config, inputs))
+        if folder.exists():
+            self._discard(folder)
+
     def _discard(self, folder: Path) -> None:
         trash = folder.parent / f".corrupt-{folder.name}-{uuid.uuid4().hex[:8]}"
         try:

@@ -88,3 +88,16 @@ def index_images(folder: Path) -> dict[str, Path]:
                                    f"{p.name}); expected one image per item")
             found[p.stem] = p
     return found
+
+
+def upscale_nearest(img: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, C) -> (H*f, W*f, C) by pixel repetition: every perturbed pixel stays visible
+    as an f x f block, with no interpolation blurring it away."""
+    if factor <= 1:
+        return img
+    return np.repeat(np.repeat(img, factor, axis=0), factor, axis=1)
+
+
+def display_factor(height: int, width: int, target: int = 128) -> int:
+    """Largest integer upscale keeping the longer side <= max(target, native)."""
+    return max(1, target // max(height, width))

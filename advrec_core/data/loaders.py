@@ -106,7 +106,8 @@ def _timestamps(col: pd.Series, path: Path) -> np.ndarray:
     if not num.isna().any():
         return num.to_numpy().astype(np.int64)
     dt = pd.to_datetime(col.str.strip(), errors="coerce", utc=True, format="ISO8601")
-    bad = dt.isna().to_numpy()
+    # one convention per file: if any row is a plain number, the others must be too
+    bad = (num.isna() if num.notna().any() else dt.isna()).to_numpy()
     if bad.any():
         pos = int(np.argmax(bad))
         raise DataError(f"{path}, line {_line(col.to_frame(), pos, True)}",
@@ -125,6 +126,11 @@ def _ids(col: pd.Series, path: Path, field_: str) -> np.ndarray:
     return s.to_numpy(dtype=object)
 
 
+def _py(v):
+    """numpy scalar -> Python scalar, so messages read 7, not np.int64(7)."""
+    return v.item() if hasattr(v, "item") else v
+
+
 def _dedupe(df: pd.DataFrame, policy: str, where: Callable[[int], str]) -> pd.DataFrame:
     """Apply the duplicates policy to (user, item) pairs; `where(pos)` names a row."""
     dup = df.duplicated(["user", "item"], keep=False).to_numpy()
@@ -132,7 +138,7 @@ def _dedupe(df: pd.DataFrame, policy: str, where: Callable[[int], str]) -> pd.Da
         return df
     if policy == "error":
         first_dup = int(np.argmax(df.duplicated(["user", "item"], keep="first").to_numpy()))
-        u, i = df["user"].iloc[first_dup], df["item"].iloc[first_dup]
+        u, i = (_py(df[c].iloc[first_dup]) for c in ("user", "item"))
         same = np.flatnonzero(((df["user"] == u) & (df["item"] == i)).to_numpy())
         rows = " and ".join(where(int(p)) for p in same[:2])
         raise DataError(rows, f"user {u!r} and item {i!r} appear on more than one row "
@@ -229,7 +235,7 @@ def load_authors(root: Path, config: DataConfig = DataConfig()) -> Dataset:
     notes = [f"authors' layout: split given by {tr_path.name} / {te_path.name}"]
     both = pd.concat([train.assign(_f=tr_path.name), test.assign(_f=te_path.name)])
     both = _dedupe(both, config.duplicates,
-                   lambda p: f"{both['_f'].iloc[p]} line {int(both.index[p]) + 1}")
+                   lambda p: f"{root / both['_f'].iloc[p]} line {int(both.index[p]) + 1}")
     train, test = both[both["_f"] == tr_path.name], both[both["_f"] == te_path.name]
     new_users = ~test["user"].isin(train["user"]).to_numpy()
     if new_users.any():

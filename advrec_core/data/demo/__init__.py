@@ -31,6 +31,7 @@ from .render import CATEGORIES, COLOURS, PATTERNS, colour_prior, render, sample_
 from .world import sample_interactions, user_item_utility
 
 GENERATOR_VERSION = 1  # bump when the output for a given config changes
+_INPUTS = {"generator": GENERATOR_VERSION}  # part of the cache key besides the config
 _CATALOG, _CORPUS, _WORLD = 1, 2, 3  # independent random streams
 
 # Shop-wide category popularity (normalised): Running shoe and Brassiere are the popular
@@ -149,11 +150,19 @@ def generate_demo(out: Path, config: DemoConfig = DemoConfig(), workers: int | N
 
 
 def demo_folder(config: DemoConfig = DemoConfig(), cache: Cache | None = None,
-                progress: Progress | None = None, workers: int | None = None) -> Path:
-    """The cached demo catalog for `config`, generated on first use."""
+                progress: Progress | None = None, workers: int | None = None,
+                force: bool = False) -> Path:
+    """The cached demo catalog for `config`, generated on first use (or again if `force`)."""
     cache = cache or Cache.default()
+    if force:
+        cache.discard("demo", config, _INPUTS)
     return cache.entry("demo", config, lambda tmp: generate_demo(tmp, config, workers, progress),
-                       inputs={"generator": GENERATOR_VERSION})
+                       inputs=_INPUTS)
+
+
+def demo_is_cached(config: DemoConfig = DemoConfig(), cache: Cache | None = None) -> bool:
+    """True if the demo catalog for `config` is in the cache and intact."""
+    return (cache or Cache.default()).lookup("demo", config, _INPUTS) is not None
 
 
 def contact_sheet(folder: Path, scale: int = 2) -> Image.Image:

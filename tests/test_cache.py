@@ -1,0 +1,102 @@
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from advrec_core.cache import Cache, atomic_write_bytes
+from advrec_core.config import stable_hash
+from advrec_core.errors import UnknownNameError
+from advrec_core.registry import Registry
+
+
+@dataclass(frozen=True)
+class Cfg:
+    seed: int = 0
+    eps: float = 4 / 255
+    name: str = "pgd"
+
+
+def test_stable_hash_is_stable_and_sensitive():
+    assert stable_hash(Cfg()) == stable_hash(Cfg())
+    assert stable_hash(Cfg()) != stable_hash(Cfg(seed=1))
+    assert stable_hash(Cfg()) != stable_hash(Cfg(), {"data": "x"})
+    assert stable_hash(np.arange(3)) != stable_hash(np.arange(3.0))  # dtype counts
+
+
+def test_stable_hash_known_value():
+    # pinned: a change here silently orphans every existing cache entry
+    assert stable_hash({"a": 1, "b": [1, 2]}) == stable_hash({"b": [1, 2], "a": 1})
+    assert stable_hash({"a": 1}) == "b713f6d2a989e907"
+
+
+def build_ok(folder):
+    (folder / "x.npy").write_bytes(np.arange(10).tobytes())
+    (folder / "sub").mkdir()
+    (folder / "sub" / "y.txt").write_text("hello")
+
+
+def test_entry_builds_once_and_is_reused(tmp_path):
+    cache, calls = Cache(tmp_path), []
+    def build(f):
+        calls.append(1)
+        build_ok(f)
+    a = cache.entry("step", Cfg(), build)
+    b = cache.entry("step", Cfg(), build)
+    assert a == b and len(calls) == 1
+    assert json.loads((a / "manifest.json").read_text())["meta"]["config"]["seed"] == 0
+    assert [p.name for p in (tmp_path / "step").iterdir()] == [a.name]  # no temp left
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "manifest", "delete"])
+def test_corrupt_entry_is_rebuilt_not_loaded(tmp_path, damage):
+    cache, calls = Cache(tmp_path), []
+    def build(f):
+        calls.append(1)
+        build_ok(f)
+    entry = cache.entry("step", Cfg(), build)
+    target = entry / "x.npy"
+    if damage == "flip":
+        data = bytearray(target.read_bytes()); data[3] ^= 0xFF; target.write_bytes(bytes(data))
+    elif damage == "truncate":
+        target.write_bytes(target.read_bytes()[:5])
+    elif damage == "manifest":
+        (entry / "manifest.json").unlink()
+    else:
+        (entry / "sub" / "y.txt").unlink()
+    assert cache.lookup("step", Cfg()) is None
+    again = cache.entry("step", Cfg(), build)
+    assert len(calls) == 2 and (again / "x.npy").read_bytes() == np.arange(10).tobytes()
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    cache = Cache(tmp_path)
+    def build(f):
+        (f / "half.bin").write_bytes(b"123")
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError):
+        cache.entry("step", Cfg(), build)
+    assert list((tmp_path / "step").iterdir()) == []
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path, monkeypatch):
+    p = tmp_path / "f.txt"
+    atomic_write_bytes(p, b"old")
+    import os
+    def bad_replace(*a):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", bad_replace)
+    with pytest.raises(OSError):
+        atomic_write_bytes(p, b"new")
+    assert p.read_bytes() == b"old" and [x.name for x in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_registry_unknown_name_lists_known():
+    reg = Registry("attack")
+    reg.register("fgsm")(object)
+    reg.register("pgd")(object)
+    with pytest.raises(UnknownNameError, match="unknown attack 'cw'; known: fgsm, pgd"):
+        reg.get("cw")
+    with pytest.raises(ValueError, match="registered twice"):
+        reg.register("pgd")(object)
+    assert reg.available() == ["fgsm", "pgd"]

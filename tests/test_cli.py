@@ -1,0 +1,37 @@
+import json
+
+import pytest
+
+from advrec_core.cli import main
+from test_demo import digest
+
+
+def test_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "demo" in out and "info" in out
+
+
+def test_demo_out_twice_gives_identical_files(tmp_path, capsys):
+    small = ["--users", "100", "--items", "40", "--interactions", "500", "--corpus", "20"]
+    assert main(["-q", "demo", "--out", str(tmp_path / "a"), *small]) == 0
+    assert main(["-q", "demo", "--out", str(tmp_path / "b"), *small]) == 0
+    assert digest(tmp_path / "a") == digest(tmp_path / "b")
+    assert main(["-q", "demo", "--out", str(tmp_path / "a"), *small]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_demo_is_cached_and_info_reports_it(demo_dir, tmp_path, capsys):
+    assert main(["-q", "demo", "--contact-sheet", str(tmp_path / "sheet.png")]) == 0
+    out = capsys.readouterr().out
+    assert str(demo_dir) in out
+    assert (tmp_path / "sheet.png").stat().st_size > 1000
+    assert main(["-q", "info", "demo", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["users"], info["items"], info["interactions"]) == (2000, 600, 15000)
+    cats = {c["category"]: c for c in info["categories"]}
+    assert len(cats) == 10 and cats["Running shoe"]["share"] > cats["Sandal"]["share"]
+    assert main(["-q", "info", "demo"]) == 0
+    text = capsys.readouterr().out
+    assert "sparsity" in text and "Running shoe" in text
