@@ -57,7 +57,9 @@ with right:
     fig = px.scatter(tail, x="rank", y="interactions", color="category", hover_name="item",
                      log_y=True)
     st.plotly_chart(fig, key="data_tail_chart")
-st.dataframe(table, hide_index=True, key="data_cat_table")
+st.dataframe(table, hide_index=True, key="data_cat_table", column_config={
+    "share": st.column_config.NumberColumn("share of interactions", format="percent"),
+    "per_item": st.column_config.NumberColumn("interactions per item", format="%.1f")})
 
 st.subheader("Gallery")
 names = table["category"].tolist()

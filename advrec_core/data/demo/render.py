@@ -160,14 +160,14 @@ def draw_brassiere(c: Canvas, look: Look) -> None:
 
 def draw_sandal(c: Canvas, look: Look) -> None:
     sole = (186, 146, 96) if sum(look.colour) < 420 else (72, 56, 44)  # cork or leather
-    c.t_poly([(8, 70), (86, 68), (94, 72), (90, 79), (14, 80), (7, 76)], sole)
-    c.t_line([(10, 70), (88, 68)], shade(sole, 1.4), 1.4)  # footbed edge
-    c.arc((58, 46, 92, 90), 195, 345, 5)  # toe strap
-    c.arc((36, 38, 70, 98), 200, 340, 5)  # instep strap
-    c.arc((8, 28, 38, 90), 200, 340, 4)  # ankle strap
-    c.line([(14, 69), (16, 42)], 4)  # heel strap
-    c.t_rounded((20, 33, 26, 39), 1, (200, 170, 90))  # buckle
-    c.t_rounded((21.5, 34.5, 24.5, 37.5), 0.5, (90, 70, 40))
+    c.t_poly([(8, 66), (86, 67), (94, 71), (90, 76), (30, 76), (24, 82), (8, 82), (6, 72)], sole)
+    c.t_line([(9, 67), (87, 68)], shade(sole, 1.35), 1.6)  # footbed edge
+    c.arc((56, 44, 92, 92), 190, 350, 7)  # wide toe strap
+    c.arc((34, 36, 72, 100), 200, 340, 6)  # instep strap
+    c.arc((8, 26, 40, 92), 205, 335, 4)  # ankle strap
+    c.line([(14, 67), (17, 40)], 4.5)  # heel strap
+    c.t_rounded((19, 31, 26, 38), 1, (200, 170, 90))  # buckle
+    c.t_rounded((20.8, 32.8, 24.2, 36.2), 0.5, (90, 70, 40))
 
 
 def draw_running_shoe(c: Canvas, look: Look) -> None:
