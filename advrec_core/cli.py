@@ -87,6 +87,120 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extractor_config(args: argparse.Namespace):
+    from .defenses import TrainConfig
+    from .extractors import ExtractorConfig
+
+    train = TrainConfig(defense=args.defense, epochs=args.epochs) if args.epochs else \
+        TrainConfig(defense=args.defense)
+    return ExtractorConfig(arch=args.extractor, defense=args.defense, weights=args.weights,
+                           train=train)
+
+
+def _cache(args: argparse.Namespace) -> Cache:
+    return Cache(Path(args.cache)) if args.cache else Cache.default()
+
+
+def _cmd_train_extractor(args: argparse.Namespace) -> int:
+    from .data.loaders import load_dataset
+    from .extractors import load_extractor
+
+    progress = TqdmProgress(disable=args.quiet)
+    ds = load_dataset("demo", cache=_cache(args), progress=progress)
+    config = _extractor_config(args)
+    _, info = load_extractor(config, ds.corpus, _cache(args), args.device, progress)
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    print(f"extractor    {config.label}  ({info['weights']})")
+    if "clean_accuracy" in info:
+        print(f"trained in   {info['train_seconds']:.1f} s ({info['epochs_run']} epochs, "
+              f"{info['optimizer_steps']} steps)")
+        print(f"held-out     {info['holdout_images']} images")
+        print(f"clean acc    {info['clean_accuracy']:.2%}")
+        print(f"robust acc   {info['robust_accuracy']:.2%}  ({info['robustness_check']})")
+    return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from .data.loaders import load_dataset
+    from .experiments.extract import ExtractJob, extract_features
+
+    progress = TqdmProgress(disable=args.quiet)
+    ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
+    feats = extract_features(ds, ExtractJob(_extractor_config(args), args.batch_size),
+                             _cache(args), args.device, progress)
+    acc = feats.accuracy(ds)
+    print(f"features     {feats.features.shape[0]} items x {feats.features.shape[1]} dims -> "
+          f"{feats.folder}")
+    print(f"accuracy     {'n/a (no matching categories)' if acc is None else f'{acc:.2%}'} "
+          "(predicted class vs dataset category)")
+    return 0
+
+
+def _cmd_attack(args: argparse.Namespace) -> int:
+    from .data.loaders import load_dataset
+    from .experiments.attack import AttackJob, run_attack_job
+
+    progress = TqdmProgress(disable=args.quiet)
+    ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
+    params: dict = {}
+    if args.attack in ("fgsm", "pgd"):
+        params = {"eps": args.eps / 255, "eps_space": args.eps_space}
+        if args.attack == "pgd":
+            params |= {"steps": args.steps, "random_start": not args.no_random_start}
+    elif args.cw_steps is not None:
+        params = {"steps": args.cw_steps}
+    job = AttackJob(source=args.source, target=args.target, attack=args.attack,
+                    params=tuple(sorted(params.items())), extractor=_extractor_config(args),
+                    limit=args.limit, batch_size=args.batch_size, seed=args.seed,
+                    lpips=tuple(args.lpips.split(",")) if args.lpips else ())
+    res = run_attack_job(ds, job, _cache(args), args.device, progress)
+    if args.json:
+        print(json.dumps(res.summary, indent=1))
+        return 0
+    s, avg = res.summary, res.summary["averages"]
+    print(f"attack       {s['settings']}")
+    print(f"on           {s['extractor']}, {s['source']} -> {s['target']}, {avg['n']} images "
+          f"({s['attack_seconds']:.1f} s on {s['device']})")
+    print(f"SR           {avg['SR']:.2%}  (after 8-bit quantisation)")
+    print(f"FL           {avg['FL']:.6g}")
+    print(f"L-inf / L2   {avg['Linf'] * 255:.2f}/255 / {avg['L2']:.4f}")
+    print(f"SSIM / PSNR  {avg['SSIM']:.4f} / {avg['PSNR']:.2f} dB")
+    for name in [c for c in avg if c.startswith("LPIPS")]:
+        print(f"{name:12} {avg[name]:.5f}")
+    for name, why in s["unavailable"].items():
+        print(f"{name:12} unavailable: {why}")
+    print(f"results      {res.folder}")
+    return 0
+
+
+def _cmd_lpips_weights(args: argparse.Namespace) -> int:
+    from .metrics.lpips_metric import BACKBONES, backbone_path, check_backbone, fetch_backbone, \
+        import_backbone
+
+    nets = [args.net] if args.net else sorted(BACKBONES)
+    if args.action == "fetch":
+        for net in nets:
+            print(f"LPIPS-{net}: {fetch_backbone(net, progress=not args.quiet)}")
+    elif args.action == "import":
+        if not args.file or len(nets) != 1:
+            raise AdvRecError("import needs FILE and --net vgg|alex")
+        print(f"LPIPS-{nets[0]}: imported to {import_backbone(nets[0], Path(args.file))}")
+    for net in nets:
+        why = check_backbone(net)
+        print(f"LPIPS-{net}: {'ready (' + str(backbone_path(net)) + ')' if why is None else why}")
+    return 0
+
+
+def _add_extractor_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--extractor", default="demo-cnn", help="demo-cnn | resnet50")
+    p.add_argument("--defense", default="traditional", choices=["traditional", "at", "free_at"])
+    p.add_argument("--weights", help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
+    p.add_argument("--epochs", type=int, help="demo-cnn: training epochs")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m advrec_core",
                                 description="AdvRec Lab engine: adversarially poisoned product "
@@ -115,6 +229,42 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--check-images", action="store_true", help="decode every image")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=_cmd_info)
+
+    t = sub.add_parser("train-extractor", help="train the demo CNN (traditional, at, free_at)")
+    _add_extractor_args(t)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=_cmd_train_extractor)
+
+    e = sub.add_parser("extract", help="classify every item and extract its features")
+    e.add_argument("dataset", help="'demo' or a dataset folder")
+    _add_extractor_args(e)
+    e.add_argument("--batch-size", type=int, default=128)
+    e.set_defaults(func=_cmd_extract)
+
+    a = sub.add_parser("attack", help="perturb a source category towards a target class")
+    a.add_argument("dataset", help="'demo' or a dataset folder")
+    a.add_argument("--source", required=True, help="category to perturb, e.g. Sandal")
+    a.add_argument("--target", required=True, help="class to reach, e.g. 'Running shoe'")
+    a.add_argument("--attack", default="pgd", choices=["fgsm", "pgd", "cw"])
+    a.add_argument("--eps", type=float, default=8, help="L-inf radius in 8-bit levels (x/255)")
+    a.add_argument("--eps-space", default="pixel", choices=["pixel", "normalized"],
+                   help="'normalized' reproduces the authors' code (eps on normalised inputs)")
+    a.add_argument("--steps", type=int, default=10, help="PGD iterations")
+    a.add_argument("--no-random-start", action="store_true", help="PGD without random start")
+    a.add_argument("--cw-steps", type=int, help="C&W iterations per search step (1000)")
+    a.add_argument("--limit", type=int, help="attack only the first N source items")
+    a.add_argument("--batch-size", type=int, default=64)
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--lpips", default="vgg,alex", help="LPIPS backbones, comma-separated ('' none)")
+    a.add_argument("--json", action="store_true")
+    _add_extractor_args(a)
+    a.set_defaults(func=_cmd_attack)
+
+    w = sub.add_parser("lpips-weights", help="status / fetch / import LPIPS backbone weights")
+    w.add_argument("action", choices=["status", "fetch", "import"])
+    w.add_argument("file", nargs="?", help="import: the weights file")
+    w.add_argument("--net", choices=["vgg", "alex"])
+    w.set_defaults(func=_cmd_lpips_weights)
     return p
 
 

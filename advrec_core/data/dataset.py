@@ -87,6 +87,16 @@ class Dataset:
                 "train": len(self.train), "test users": len(self.test),
                 "sparsity": self.sparsity, "categories": len(self.categories)}
 
+    def images_fingerprint(self) -> str:
+        """Hash of item ids and image bytes: names cache entries derived from the images."""
+        if getattr(self, "_images_fp", None) is None:
+            from ..cache import sha256_file
+            from ..config import stable_hash
+
+            self._images_fp = stable_hash([str(i) for i in self.item_ids],
+                                          [sha256_file(p) for p in self.image_paths])
+        return self._images_fp
+
     def load_images(self, items: np.ndarray | list[int],
                     max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
         """Decode the images of `items` -> list of (H, W, 3) uint8 (sizes may differ)."""

@@ -1,0 +1,63 @@
+"""What every attack shares: 8-bit quantisation and the batched driver `run_attack`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..progress import Progress
+
+Attack = Callable[..., torch.Tensor]  # attack(model, x, labels, generator) -> x_adv
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] float -> the nearest 8-bit level (what a seller's PNG upload stores)."""
+    return torch.round(x.clamp(0, 1) * 255) / 255
+
+
+@dataclass
+class AttackOutput:
+    """Per image (N = number attacked): all tensors on the CPU."""
+
+    adv: torch.Tensor  # (N, 3, H, W) in [0, 1], quantised to 8 bits
+    pred_clean: torch.Tensor  # (N,) int64
+    conf_clean: torch.Tensor  # (N,) softmax probability of pred_clean
+    pred_adv: torch.Tensor  # (N,) int64, on the quantised image
+    conf_adv: torch.Tensor  # (N,)
+    features_clean: torch.Tensor  # (N, D)
+    features_adv: torch.Tensor  # (N, D)
+    success: torch.Tensor  # (N,) bool: pred_adv == target (targeted)
+
+
+@torch.no_grad()
+def _classify(model: nn.Module, x: torch.Tensor):
+    feats = model.forward_features(x)
+    probs = model.head(feats).softmax(dim=1)
+    conf, pred = probs.max(dim=1)
+    return feats, pred, conf
+
+
+def run_attack(attack: Attack, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0,
+               targeted: bool = True, progress: Progress | None = None) -> AttackOutput:
+    """Attack `images` (N, 3, H, W) in [0, 1] towards `labels` (N,) in batches on `device`,
+    quantise to 8 bits, and classify / extract features before and after."""
+    gen = torch.Generator().manual_seed(seed)
+    parts: dict[str, list[torch.Tensor]] = {}
+    n = len(images)
+    for start in range(0, n, batch_size):
+        x = images[start:start + batch_size].to(device)
+        y = labels[start:start + batch_size].to(device)
+        adv = quantize(attack(model, x, y, generator=gen))
+        fc, pc, cc = _classify(model, x)
+        fa, pa, ca = _classify(model, adv)
+        ok = (pa == y) if targeted else (pa != y)
+        for k, v in dict(adv=adv, pred_clean=pc, conf_clean=cc, pred_adv=pa, conf_adv=ca,
+                         features_clean=fc, features_adv=fa, success=ok).items():
+            parts.setdefault(k, []).append(v.detach().float().cpu() if v.is_floating_point()
+                                           else v.cpu())
+        if progress:
+            progress(min(start + batch_size, n), n, "attacking")
+    return AttackOutput(**{k: torch.cat(v) for k, v in parts.items()})

@@ -1,0 +1,1 @@
+"""Pipeline steps over a dataset, each cached by config: feature extraction, attacks."""

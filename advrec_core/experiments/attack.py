@@ -1,0 +1,137 @@
+"""The adversary's step: perturb every image of a source category so the extractor sees the
+target category, store what the seller would upload (8-bit PNGs), and measure it.
+
+Cache entry ``attack/<hash>/``: ``adv/<item_id>.png``, ``items.npy`` (attacked item indices),
+``features_clean.npy`` / ``features_adv.npy`` (N, D), ``metrics.csv`` (one row per image:
+predictions and confidences before/after, success, FL, L-inf, L2, SSIM, PSNR, LPIPS-*),
+``lpips_<net>.npy`` (N, H, W) spatial maps, and ``summary.json`` (averages, timing, and the
+reason for every metric that could not be computed)."""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from ..attacks import ATTACKS, run_attack
+from ..cache import Cache, atomic_write_text, sha256_file
+from ..data.dataset import Dataset
+from ..device import resolve_device
+from ..errors import AdvRecError
+from ..extractors import ExtractorConfig, load_extractor
+from ..metrics import LPIPSMetric, summarize, visual_metrics
+from ..progress import Progress
+from .images import item_images, to_uint8
+
+
+@dataclass(frozen=True)
+class AttackJob:
+    source: str  # category whose items are perturbed (a low-popularity one)
+    target: str  # class the extractor should see (a popular one)
+    attack: str = "pgd"  # registry name: fgsm | pgd | cw
+    params: tuple[tuple[str, Any], ...] = ()  # attack settings, e.g. (("eps", 8 / 255),)
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    limit: int | None = None  # attack only the first `limit` source items
+    batch_size: int = 64
+    seed: int = 0
+    lpips: tuple[str, ...] = ("vgg", "alex")  # LPIPS backbones to report
+
+    def build_attack(self):
+        return ATTACKS.create(self.attack, **dict(self.params))
+
+
+@dataclass
+class AttackResult:
+    folder: Path
+    items: np.ndarray  # (N,) attacked item indices
+    metrics: pd.DataFrame  # one row per attacked image
+    summary: dict
+    features_clean: np.ndarray  # (N, D)
+    features_adv: np.ndarray  # (N, D)
+
+    def adv_path(self, item_id: object) -> Path:
+        return self.folder / "adv" / f"{item_id}.png"
+
+    def lpips_map(self, net: str) -> np.ndarray | None:
+        p = self.folder / f"lpips_{net}.npy"
+        return np.load(p) if p.is_file() else None
+
+    @classmethod
+    def load(cls, folder: Path) -> "AttackResult":
+        return cls(folder, np.load(folder / "items.npy"), pd.read_csv(folder / "metrics.csv"),
+                   json.loads((folder / "summary.json").read_text()),
+                   np.load(folder / "features_clean.npy"), np.load(folder / "features_adv.npy"))
+
+
+def class_index(class_names: tuple[str, ...], name: str) -> int:
+    lookup = {n.lower(): i for i, n in enumerate(class_names)}
+    if name.lower() not in lookup:
+        close = [n for n in class_names if name.lower() in n.lower() or n.lower() in name.lower()]
+        raise AdvRecError(f"target {name!r} is not a class of this extractor; "
+                          f"{'did you mean ' + ', '.join(close[:5]) + '?' if close else ''} "
+                          f"classes: {', '.join(class_names[:12])}{'...' if len(class_names) > 12 else ''}")
+    return lookup[name.lower()]
+
+
+def source_items(ds: Dataset, source: str, limit: int | None) -> np.ndarray:
+    names = ds.category_names()
+    items = np.flatnonzero(np.char.lower(names.astype(str)) == source.lower())
+    if len(items) == 0:
+        known = ", ".join(sorted(set(names.astype(str))))
+        raise AdvRecError(f"no items in category {source!r}; categories: {known}")
+    return items[:limit] if limit else items
+
+
+def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
+                   device: str | torch.device = "auto",
+                   progress: Progress | None = None) -> AttackResult:
+    cache = cache or Cache.default()
+    device = resolve_device(device)
+    lpips = [LPIPSMetric(net, device=str(device)) for net in job.lpips]
+    attack = job.build_attack()  # fails early on unknown names or settings
+    items = source_items(ds, job.source, job.limit)
+    inputs = {"images": ds.images_fingerprint(), "items": items.tolist(),
+              "lpips": {m.name: m.available for m in lpips},
+              "weights": sha256_file(Path(job.extractor.weights)) if job.extractor.weights else None}
+
+    def build(folder: Path) -> None:
+        model, _ = load_extractor(job.extractor, ds.corpus, cache, device, progress)
+        target = class_index(model.class_names, job.target)
+        x = item_images(ds, items, model.input_size)  # (N, 3, s, s), on the 8-bit grid
+        labels = torch.full((len(items),), target, dtype=torch.long)
+        t0 = time.perf_counter()
+        out = run_attack(attack, model, x, labels, job.batch_size, device, job.seed,
+                         progress=progress)
+        seconds = time.perf_counter() - t0
+        df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
+                                   out.success, lpips)
+        names = np.array(model.class_names, dtype=object)
+        head = pd.DataFrame({"item": ds.item_ids[items].astype(str), "item_index": items,
+                             "pred_clean": names[out.pred_clean.numpy()],
+                             "conf_clean": out.conf_clean.numpy(),
+                             "pred_adv": names[out.pred_adv.numpy()],
+                             "conf_adv": out.conf_adv.numpy()})
+        metrics = pd.concat([head, df], axis=1)
+        (folder / "adv").mkdir()
+        for item_id, img in zip(head["item"], to_uint8(out.adv)):
+            Image.fromarray(img).save(folder / "adv" / f"{item_id}.png", format="PNG")
+        np.save(folder / "items.npy", items)
+        np.save(folder / "features_clean.npy", out.features_clean.numpy())
+        np.save(folder / "features_adv.npy", out.features_adv.numpy())
+        for name, maps in extra["lpips_maps"].items():
+            net = name.split("-", 1)[1].split(" ")[0]
+            np.save(folder / f"lpips_{net}.npy", maps[:, 0].numpy().astype(np.float16))
+        metrics.to_csv(folder / "metrics.csv", index=False)
+        summary = {"source": job.source, "target": job.target, "attack": job.attack,
+                   "settings": repr(attack), "extractor": job.extractor.label,
+                   "device": str(device), "attack_seconds": round(seconds, 3),
+                   "averages": summarize(df), "unavailable": extra["unavailable"]}
+        atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
+
+    return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))

@@ -1,0 +1,97 @@
+"""Feature extractors (one registry): the image classifiers whose pooled features feed the
+visual recommenders, with the paper's three training regimes (Traditional, AT, Free AT).
+
+* ``demo-cnn``: a small CNN trained here on the demo corpus (cached by config).
+* ``resnet50``: torchvision's ResNet50; Traditional = ImageNet weights, AT / Free AT = the
+  robust checkpoints the paper used, read from local files.
+
+``load_extractor(ExtractorConfig(...), corpus=...)`` -> (frozen Classifier, info dict)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .cache import Cache, atomic_write_text, sha256_file
+from .defenses.training import DEFENSES, TrainConfig, train_classifier
+from .device import resolve_device
+from .errors import AdvRecError
+from .models import Classifier, DemoCNN, WeightsUnavailable, load_resnet50
+from .progress import Progress
+from .registry import Registry
+
+EXTRACTORS: Registry = Registry("extractor")
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    arch: str = "demo-cnn"  # registry name: demo-cnn | resnet50
+    defense: str = "traditional"  # traditional | at | free_at
+    weights: str | None = None  # resnet50: local checkpoint; None = torchvision ImageNet
+    train: TrainConfig = field(default_factory=TrainConfig)  # demo-cnn training settings
+
+    def __post_init__(self):
+        if self.defense not in DEFENSES:
+            raise ValueError(f"defense must be one of {DEFENSES}, not {self.defense!r}")
+        EXTRACTORS.get(self.arch)  # unknown names fail here, listing the known ones
+        if self.train.defense != self.defense:  # one source of truth for the defense
+            object.__setattr__(self, "train", replace(self.train, defense=self.defense))
+
+    @property
+    def label(self) -> str:
+        return f"{self.arch}/{self.defense}"
+
+
+def _corpus_arrays(corpus: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    corpus = Path(corpus)
+    names = tuple(c["name"] for c in json.loads((corpus.parent / "categories.json").read_text()))
+    return np.load(corpus / "images.npy"), np.load(corpus / "labels.npy"), names
+
+
+@EXTRACTORS.register("demo-cnn")
+def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
+                    device: torch.device, progress: Progress | None) -> tuple[Classifier, dict]:
+    if corpus is None:
+        raise AdvRecError("demo-cnn trains on the demo corpus, which this dataset does not "
+                          "have; use the demo dataset or --extractor resnet50")
+    fingerprint = {n: sha256_file(Path(corpus) / n) for n in ("images.npy", "labels.npy")}
+
+    def build(folder: Path) -> None:
+        images, labels, names = _corpus_arrays(corpus)
+        model, report = train_classifier(images, labels, names, config.train, device, progress)
+        torch.save(model.state_dict(), folder / "weights.pt")
+        atomic_write_text(folder / "report.json", json.dumps({**report, "classes": names}, indent=1))
+
+    folder = cache.entry("extractor", config.train, build, inputs=fingerprint)
+    report = json.loads((folder / "report.json").read_text())
+    model = DemoCNN(tuple(report["classes"]), config.train.width)
+    model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
+    return model, {**report, "weights": str(folder / "weights.pt")}
+
+
+@EXTRACTORS.register("resnet50")
+def _build_resnet50(config: ExtractorConfig, corpus: Path | None, cache: Cache,
+                    device: torch.device, progress: Progress | None) -> tuple[Classifier, dict]:
+    if config.defense != "traditional" and config.weights is None:
+        ckpt = {"at": "imagenet_linf_4.pt (MadryLab robustness)",
+                "free_at": "model_best.pth.tar (Free AT)"}[config.defense]
+        raise WeightsUnavailable(f"the {config.defense} ResNet50 needs a robust checkpoint file, "
+                                 f"e.g. {ckpt}; pass it as weights")
+    model, source = load_resnet50(config.weights)
+    return model, {"weights": source}
+
+
+def load_extractor(config: ExtractorConfig = ExtractorConfig(), corpus: Path | None = None,
+                   cache: Cache | None = None, device: str | torch.device = "auto",
+                   progress: Progress | None = None) -> tuple[Classifier, dict]:
+    """Build (training or loading as needed) the extractor; frozen, eval mode, on `device`."""
+    device = resolve_device(device)
+    model, info = EXTRACTORS.get(config.arch)(config, corpus, cache or Cache.default(), device,
+                                              progress)
+    return model.to(device).freeze(), info
+
+
+__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor"]

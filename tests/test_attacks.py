@@ -1,0 +1,137 @@
+"""Attacks on a tiny model: bounds, determinism, quantisation, parity with torchattacks."""
+import pytest
+import torch
+from torch import nn
+
+from advrec_core.attacks import ATTACKS, FGSM, PGD, CarliniWagnerL2, quantize, run_attack
+from advrec_core.models import Classifier, Normalize
+
+
+class Tiny(Classifier):
+    def __init__(self, n_classes=5):
+        super().__init__()
+        torch.manual_seed(0)
+        self.class_names = tuple(f"c{i}" for i in range(n_classes))
+        self.input_size, self.feature_dim = 16, 32
+        self.normalize = Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(32, n_classes)
+
+
+def colour_images(n, g, protos=None):
+    """(n, 3, 16, 16) textured images of random colours on the 8-bit grid, and the index of
+    the nearest colour prototype."""
+    colour = torch.rand(n, 3, generator=g)
+    x = (colour[:, :, None, None] + 0.15 * torch.randn(n, 3, 16, 16, generator=g)).clamp(0, 1)
+    x = (x * 255).round() / 255
+    y = torch.cdist(colour, protos).argmin(1) if protos is not None else None
+    return x, y
+
+
+def trained_tiny(steps=150) -> Tiny:
+    """Tiny trained briefly to classify images by their colour (5 colour prototypes), so
+    that input gradients mean something (a random net is nearly constant)."""
+    g = torch.Generator().manual_seed(0)
+    model = Tiny()
+    protos = torch.rand(5, 3, generator=g)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        x, y = colour_images(64, g, protos)
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return model.freeze()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = trained_tiny()
+    x, _ = colour_images(24, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        pred = model(x).argmax(1)
+    target = (pred + 1) % 5  # never the current class
+    return model, x, target
+
+
+@pytest.mark.parametrize("attack", [FGSM(4 / 255), FGSM(8 / 255), PGD(4 / 255), PGD(8 / 255),
+                                    PGD(8 / 255, random_start=False)])
+def test_linf_ball_and_box(setup, attack):
+    model, x, target = setup
+    adv = attack(model, x, target, generator=torch.Generator().manual_seed(0))
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert (adv - x).abs().max() <= attack.eps + 1e-6
+    q = quantize(adv)
+    assert torch.allclose(q * 255, (q * 255).round()) and (q - x).abs().max() <= attack.eps + 1e-6
+
+
+def test_authors_eps_convention_is_per_channel(setup):
+    model, x, target = setup
+    adv = PGD(4 / 255, eps_space="normalized")(model, x, target, torch.Generator().manual_seed(0))
+    per_channel = (adv - x).abs().amax(dim=(0, 2, 3))
+    bound = 4 / 255 * model.std.flatten()  # (0.2, 0.25, 0.3) * 4/255
+    assert torch.all(per_channel <= bound + 1e-6) and torch.all(per_channel > 0.5 * bound)
+    with pytest.raises(ValueError, match="eps_space must be one of"):
+        PGD(eps_space="imagenet")
+
+
+def test_fgsm_and_pgd_match_torchattacks(setup):
+    torchattacks = pytest.importorskip("torchattacks")
+    model, x, target = setup
+    ours = FGSM(8 / 255)(model, x, target)
+    ta = torchattacks.FGSM(model, eps=8 / 255)
+    ta.set_mode_targeted_by_label(quiet=True)
+    assert (ours - ta(x, target)).abs().max() <= 1e-6
+    ours = PGD(8 / 255, steps=10, random_start=False)(model, x, target)
+    ta = torchattacks.PGD(model, eps=8 / 255, alpha=8 / 255 / 6, steps=10, random_start=False)
+    ta.set_mode_targeted_by_label(quiet=True)
+    assert (ours - ta(x, target)).abs().max() <= 1e-6
+
+
+def test_pgd_is_deterministic_for_a_seed(setup):
+    model, x, target = setup
+    a = run_attack(PGD(8 / 255), model, x, target, batch_size=10, seed=3)
+    b = run_attack(PGD(8 / 255), model, x, target, batch_size=10, seed=3)
+    c = run_attack(PGD(8 / 255), model, x, target, batch_size=10, seed=4)
+    assert torch.equal(a.adv, b.adv) and not torch.equal(a.adv, c.adv)
+
+
+def test_run_attack_reports_success_after_quantisation(setup):
+    model, x, target = setup
+    out = run_attack(PGD(8 / 255), model, x, target, batch_size=7)
+    assert torch.equal(out.adv, quantize(out.adv))
+    with torch.no_grad():
+        pred = model(out.adv).argmax(1)
+    assert torch.equal(out.success, pred == target) and torch.equal(out.pred_adv, pred)
+    assert out.features_clean.shape == out.features_adv.shape == (24, 32)
+    assert all(p.grad is None for p in model.parameters())  # model untouched
+
+
+def test_cw_beats_fgsm_with_smaller_perturbation(setup):
+    model, x, _ = setup
+    with torch.no_grad():
+        target = model(x).topk(2, dim=1).indices[:, 1]  # the runner-up class
+    fgsm = run_attack(FGSM(16 / 255), model, x, target)
+    cw = run_attack(CarliniWagnerL2(steps=200, binary_search_steps=4, initial_const=1.0, lr=0.01),
+                    model, x, target)
+    l2 = lambda o: (o.adv - x).flatten(1).norm(dim=1)
+    sr_fgsm, sr_cw = fgsm.success.float().mean(), cw.success.float().mean()
+    assert sr_cw >= 0.9 and sr_cw >= sr_fgsm + 0.3, (sr_cw, sr_fgsm)
+    both = fgsm.success & cw.success
+    assert both.sum() >= 5
+    assert torch.all(l2(cw)[both] < l2(fgsm)[both])
+    assert l2(cw)[both].mean() < 0.6 * l2(fgsm)[both].mean()
+    failed = ~cw.success
+    assert torch.equal(cw.adv[failed], x[failed])  # failures come back unchanged
+
+
+@pytest.mark.parametrize("name", ATTACKS.available())
+def test_every_registered_attack_runs(setup, name):
+    model, x, target = setup
+    kwargs = {"steps": 5, "binary_search_steps": 1} if name == "cw" else {}
+    attack = ATTACKS.create(name, **kwargs)
+    out = run_attack(attack, model, x[:4], target[:4])
+    assert out.adv.shape == x[:4].shape and 0 <= out.adv.min() and out.adv.max() <= 1
