@@ -1,0 +1,109 @@
+"""Attack throughput: our FGSM / PGD-10 vs torchattacks, same model, batch and device, in one
+run (ratio > 1: ours is faster), plus C&W L2 time per image at the paper's settings.
+
+    python benchmarks/attacks.py                 # CPU: the demo CNN at 64x64
+    python benchmarks/attacks.py --resnet50      # also ResNet50 at 224x224 (on CUDA: bf16
+                                                 # autocast + channels_last; target >= 2,000
+                                                 # images/s PGD-10 on an H100)
+Needs torchattacks (pip install --no-deps -r requirements-test.txt)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from advrec_core.attacks import FGSM, PGD, CarliniWagnerL2  # noqa: E402
+from advrec_core.data import load_dataset  # noqa: E402
+from advrec_core.experiments.images import item_images  # noqa: E402
+from advrec_core.extractors import ExtractorConfig, load_extractor  # noqa: E402
+from advrec_core.models import ResNet50  # noqa: E402
+
+
+def timed(fn, repeats: int, sync) -> float:
+    fn()  # warm-up
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return (time.perf_counter() - t0) / repeats
+
+
+def compare(name: str, model, x, y, repeats: int, autocast) -> None:
+    import torchattacks
+
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    rows = []
+    for label, ours, peer in [
+        ("FGSM", FGSM(8 / 255), torchattacks.FGSM(model, eps=8 / 255)),
+        ("PGD-10", PGD(8 / 255, steps=10), torchattacks.PGD(model, eps=8 / 255, alpha=8 / 255 / 6,
+                                                           steps=10, random_start=True)),
+    ]:
+        peer.set_mode_targeted_by_label(quiet=True)
+        with autocast():
+            t_ours = timed(lambda: ours(model, x, y), repeats, sync)
+            t_peer = timed(lambda: peer(x, y), repeats, sync)
+        rows.append((label, len(x) / t_ours, len(x) / t_peer))
+    print(f"\n{name}: batch {len(x)}, {tuple(x.shape[1:])}, {x.device}")
+    print(f"{'attack':8} {'ours img/s':>12} {'torchattacks':>14} {'ratio':>7}")
+    for label, a, b in rows:
+        print(f"{label:8} {a:12.1f} {b:14.1f} {a / b:7.2f}x")
+
+
+def cw_time(model, x, y) -> None:
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    sync()
+    t0 = time.perf_counter()
+    adv = CarliniWagnerL2()(model, x, y)  # the paper's settings: 5 x 1000 steps, c0 1e-2
+    sync()
+    dt = time.perf_counter() - t0
+    with torch.no_grad():
+        sr = (model(adv).argmax(1) == y).float().mean().item()
+    print(f"C&W L2 (5 x 1000 steps, abort early): {dt / len(x):.3f} s/image over {len(x)} images "
+          f"(SR {sr:.0%})")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--resnet50", action="store_true")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    dev = torch.device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {dev}"
+          + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""))
+    g = torch.Generator().manual_seed(0)
+    # the Traditional demo CNN (trained once, cached) on the demo catalog's Sandal images,
+    # targeted at Running shoe: the paper's setting in miniature
+    ds = load_dataset("demo")
+    model, _ = load_extractor(ExtractorConfig(), ds.corpus, device=dev)
+    items = np.flatnonzero(ds.category_names() == "Sandal")[:args.batch]
+    x = item_images(ds, items, 64).to(dev)
+    y = torch.full((len(x),), model.class_names.index("Running shoe"), device=dev)
+    compare("demo-cnn (Traditional), Sandal -> Running shoe", model, x, y, args.repeats,
+            contextlib.nullcontext)
+    cw_time(model, x[:16], y[:16])
+    if args.resnet50:
+        model = ResNet50().to(dev).freeze()
+        autocast = contextlib.nullcontext
+        if dev.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+            autocast = lambda: torch.autocast("cuda", dtype=torch.bfloat16)  # noqa: E731
+        n = 256 if dev.type == "cuda" else 8
+        x = (torch.randint(0, 256, (n, 3, 224, 224), generator=g).float() / 255).to(dev)
+        if dev.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = torch.randint(0, 1000, (n,), generator=g).to(dev)
+        compare("resnet50", model, x, y, max(1, args.repeats // 2), autocast)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

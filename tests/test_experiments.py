@@ -1,0 +1,67 @@
+"""Extraction and the adversary's step on the demo catalog, end to end (small settings)."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from advrec_core.cli import main
+from advrec_core.data import load_dataset
+from advrec_core.defenses import TrainConfig
+from advrec_core.errors import AdvRecError
+from advrec_core.experiments.attack import AttackJob, run_attack_job
+from advrec_core.experiments.extract import ExtractJob, extract_features
+from advrec_core.extractors import ExtractorConfig
+
+QUICK = ExtractorConfig(train=TrainConfig(epochs=2))  # ~10 s on 2 cores
+
+
+@pytest.fixture(scope="module")
+def ds(demo_dir):
+    return load_dataset("demo")
+
+
+def test_extract_features_classifies_the_catalog(ds):
+    feats = extract_features(ds, ExtractJob(QUICK), device="cpu")
+    assert feats.features.shape == (600, 256) and feats.features.dtype == np.float32
+    assert feats.accuracy(ds) > 0.8
+    again = extract_features(ds, ExtractJob(QUICK), device="cpu")
+    assert again.folder == feats.folder and np.array_equal(again.features, feats.features)
+
+
+def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
+    job = AttackJob(source="Sandal", target="Running shoe", attack="pgd",
+                    params=(("eps", 8 / 255),), extractor=QUICK, limit=12, lpips=("vgg",))
+    res = run_attack_job(ds, job, device="cpu")
+    assert len(res.items) == 12 and len(res.metrics) == 12
+    assert set(ds.category_names()[res.items]) == {"Sandal"}
+    assert {"success", "FL", "Linf", "L2", "SSIM", "PSNR", "pred_clean", "pred_adv"} <= set(res.metrics)
+    assert (res.metrics["Linf"] <= 8 / 255 + 1e-6).all()
+    assert res.metrics["success"].mean() == res.summary["averages"]["SR"]
+    assert (res.metrics["success"] == (res.metrics["pred_adv"] == "Running shoe")).all()
+    for row in res.metrics.itertuples():
+        adv = np.asarray(Image.open(res.adv_path(row.item)))
+        clean = ds.load_images([row.item_index])[0]
+        assert adv.shape == clean.shape and adv.dtype == np.uint8
+        assert np.abs(adv.astype(int) - clean).max() <= 8
+    if "LPIPS-vgg" in res.summary["unavailable"]:  # no ImageNet weights here: said, not faked
+        assert "LPIPS-vgg" not in res.metrics and res.lpips_map("vgg") is None
+    else:
+        assert res.lpips_map("vgg").shape == (12, 64, 64)
+    assert run_attack_job(ds, job, device="cpu").folder == res.folder  # cached
+
+
+def test_attack_job_bad_names(ds):
+    with pytest.raises(AdvRecError, match="no items in category 'Boots'; categories: .*Sandal"):
+        run_attack_job(ds, AttackJob(source="Boots", target="Sandal", extractor=QUICK))
+    with pytest.raises(AdvRecError, match="target 'Shoe' is not a class.*Running shoe"):
+        run_attack_job(ds, AttackJob(source="Sandal", target="Shoe", extractor=QUICK, limit=2,
+                                     lpips=()))
+
+
+def test_cli_attack_prints_the_table_2_metrics(ds, capsys):
+    rc = main(["-q", "attack", "demo", "--source", "Jersey, T-shirt", "--target", "Brassiere",
+               "--attack", "fgsm", "--eps", "4", "--limit", "6", "--epochs", "2", "--lpips", ""])
+    out = capsys.readouterr().out
+    assert rc == 0 and "SR " in out and "FL " in out and "SSIM / PSNR" in out
+    assert "6 images" in out
+    linf = float(next(l for l in out.splitlines() if l.startswith("L-inf")).split()[3].split("/")[0])
+    assert 0 < linf <= 4.0

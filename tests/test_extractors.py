@@ -1,0 +1,101 @@
+"""Extractors: robust checkpoint formats (written by the test), ImageNet weights plumbing,
+the registry, and the demo CNN's three training regimes."""
+import numpy as np
+import pytest
+import torch
+from torchvision.models import resnet50
+
+from advrec_core.defenses import TrainConfig, train_classifier
+from advrec_core.errors import UnknownNameError
+from advrec_core.extractors import EXTRACTORS, ExtractorConfig, load_extractor
+from advrec_core.models import DemoCNN, WeightsUnavailable, convert_checkpoint, load_resnet50
+
+
+@pytest.fixture(scope="module")
+def reference():
+    torch.manual_seed(0)
+    return resnet50(weights=None).state_dict()
+
+
+@pytest.mark.parametrize("fmt", ["madrylab", "free_at", "plain"])
+def test_robust_checkpoint_formats(tmp_path, reference, fmt):
+    if fmt == "madrylab":  # robustness lib: model + attacker copies, normalizer buffers
+        sd = {f"module.model.{k}": v for k, v in reference.items()}
+        sd |= {f"module.attacker.model.{k}": v + 1 for k, v in list(reference.items())[:5]}
+        sd |= {"module.normalizer.new_mean": torch.zeros(3, 1, 1),
+               "module.attacker.normalize.new_std": torch.ones(3, 1, 1)}
+        obj, name = {"model": sd, "epoch": 100}, "imagenet_linf_4.pt"
+    elif fmt == "free_at":
+        obj = {"state_dict": {f"module.{k}": v for k, v in reference.items()}, "epoch": 90,
+               "best_prec1": 0.6}
+        name = "model_best.pth.tar"
+    else:
+        obj, name = reference, "resnet50.pth"
+    path = tmp_path / name
+    torch.save(obj, path)
+    model, source = load_resnet50(path)
+    assert name in source
+    loaded = {**{f"body.{k}": v for k, v in model.body.state_dict().items()}}
+    assert torch.equal(model.head.weight, reference["fc.weight"])
+    assert torch.equal(model.body[0].weight, reference["conv1.weight"])
+    assert torch.equal(model.body[7][2].bn3.running_var, reference["layer4.2.bn3.running_var"])
+    assert len(loaded) > 300
+    model.freeze()
+    x = torch.rand(2, 3, 224, 224)
+    assert model.forward_features(x).shape == (2, 2048)
+    assert model(x).shape == (2, 1000) and len(model.class_names) == 1000
+    assert model.class_names[770] == "running shoe"
+
+
+def test_checkpoint_that_does_not_fit(tmp_path, reference):
+    bad = dict(list(reference.items())[:-2])  # fc missing
+    with pytest.raises(WeightsUnavailable, match="2 missing keys"):
+        convert_checkpoint({"state_dict": bad}, "x.pth")
+    with pytest.raises(WeightsUnavailable, match="not a ResNet50 checkpoint"):
+        convert_checkpoint({"foo": 1}, "x.pth")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailable, match="junk.pt: cannot read checkpoint"):
+        load_resnet50(tmp_path / "junk.pt")
+
+
+def test_imagenet_weights_missing_offline(tmp_path, monkeypatch):
+    import torchvision.models._api as api
+
+    def offline(*a, **k):
+        raise OSError("no network")
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(WeightsUnavailable, match=r"resnet50-0676ba61\.pth"):
+        load_resnet50(None)
+
+
+def test_robust_resnet_needs_its_checkpoint():
+    with pytest.raises(WeightsUnavailable, match="imagenet_linf_4.pt"):
+        load_extractor(ExtractorConfig(arch="resnet50", defense="at"), device="cpu")
+
+
+def test_registry_lists_known_extractors():
+    assert {"demo-cnn", "resnet50"} <= set(EXTRACTORS.available())
+    with pytest.raises(UnknownNameError, match="known: demo-cnn, resnet50"):
+        ExtractorConfig(arch="vit")
+
+
+def test_demo_cnn_shapes():
+    m = DemoCNN(tuple("abcdefghij")).freeze()
+    x = torch.rand(4, 3, 64, 64)
+    assert m.forward_features(x).shape == (4, 256) and m(x).shape == (4, 10)
+
+
+@pytest.mark.parametrize("defense", ["traditional", "at", "free_at"])
+def test_each_defense_trains(demo_dir, defense):
+    """A short run of each regime on part of the demo corpus learns something."""
+    images = np.load(demo_dir / "corpus" / "images.npy")[:1000]
+    labels = np.load(demo_dir / "corpus" / "labels.npy")[:1000]
+    cfg = TrainConfig(defense=defense, epochs=4, batch_size=64, eval_steps=3, at_steps=2)
+    model, report = train_classifier(images, labels, tuple("abcdefghij"), cfg)
+    assert report["epochs_run"] == (1 if defense == "free_at" else 4)
+    assert report["optimizer_steps"] == 4 * 14  # 850 training images / 64 -> 14 batches
+    assert report["clean_accuracy"] > 0.3  # chance is 0.1
+    assert 0 <= report["robust_accuracy"] <= 1
+    assert not model.training and all(not p.requires_grad for p in model.parameters())
