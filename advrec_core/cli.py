@@ -144,15 +144,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
     progress = TqdmProgress(disable=args.quiet)
     ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
-    params: dict = {}
-    if args.attack in ("fgsm", "pgd"):
-        params = {"eps": args.eps / 255, "eps_space": args.eps_space}
-        if args.attack == "pgd":
-            params |= {"steps": args.steps, "random_start": not args.no_random_start}
-    elif args.cw_steps is not None:
-        params = {"steps": args.cw_steps}
     job = AttackJob(source=args.source, target=args.target, attack=args.attack,
-                    params=tuple(sorted(params.items())), extractor=_extractor_config(args),
+                    params=_attack_params(args), extractor=_extractor_config(args),
                     limit=args.limit, batch_size=args.batch_size, seed=args.seed,
                     lpips=tuple(args.lpips.split(",")) if args.lpips else ())
     res = run_attack_job(ds, job, _cache(args), args.device, progress)
@@ -173,6 +166,106 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         print(f"{name:12} unavailable: {why}")
     print(f"results      {res.folder}")
     return 0
+
+
+def _rec_config(args: argparse.Namespace):
+    from .recommenders import RecConfig
+
+    fields = {"model": args.model, "epochs": args.rec_epochs, "lr": args.lr, "reg": args.reg,
+              "factors": args.factors}
+    return RecConfig(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _add_rec_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="vbpr", choices=["bprmf", "vbpr", "amr"])
+    p.add_argument("--rec-epochs", type=int, help="recommender epochs")
+    p.add_argument("--lr", type=float, help="recommender learning rate")
+    p.add_argument("--reg", type=float, help="L2 regularisation (lambda of eq. 1)")
+    p.add_argument("--factors", type=int, help="latent factors")
+    p.add_argument("--k", type=int, nargs="+", default=[10, 20, 50, 100], help="cut-offs")
+
+
+def _cmd_train_rec(args: argparse.Namespace) -> int:
+    from .data.loaders import load_dataset
+    from .experiments.extract import ExtractJob, extract_features
+    from .experiments.poison import train_and_evaluate
+    from .device import resolve_device
+
+    progress = TqdmProgress(disable=args.quiet)
+    cache = _cache(args)
+    ds = load_dataset(args.dataset, cache=cache, progress=progress)
+    rec = _rec_config(args)
+    feats = None
+    if rec.model != "bprmf":
+        feats = extract_features(ds, ExtractJob(_extractor_config(args)), cache, args.device,
+                                 progress).features
+    run = train_and_evaluate(ds, feats, rec, np.zeros(0, np.int64), None, cache,
+                             resolve_device(args.device), progress, tuple(args.k))
+    acc = run.report["accuracy"]
+    print(f"model        {rec.model} ({rec.epochs} epochs, "
+          f"{run.report['history']['train_seconds']:.1f} s), {run.report['n_test_users']} test users")
+    for name in ("HR", "nDCG", "Recall", "Precision"):
+        print(f"{name:12} " + "  ".join(f"@{k} {acc[f'{name}@{k}']:.4f}" for k in args.k))
+    print("\nCHR@K per category (items of the category in a top-K list, per user):")
+    print(run.chr[[f"CHR@{k}" for k in args.k]].round(4).to_string())
+    print(f"\nresults      {run.folder}")
+    return 0
+
+
+def _cmd_poison(args: argparse.Namespace) -> int:
+    from .data.loaders import load_dataset
+    from .experiments.attack import AttackJob
+    from .experiments.poison import PoisonJob, propose_pair, run_poison
+
+    progress = TqdmProgress(disable=args.quiet)
+    cache = _cache(args)
+    ds = load_dataset(args.dataset, cache=cache, progress=progress)
+    source, target = propose_pair(ds)
+    source, target = args.source or source, args.target or target
+    job = PoisonJob(AttackJob(source=source, target=target, attack=args.attack,
+                              params=_attack_params(args), extractor=_extractor_config(args),
+                              limit=args.limit, lpips=()),
+                    rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k))
+    res = run_poison(ds, job, cache, args.device, progress)
+    avg = res.attack_summary["averages"]
+    print(f"poisoning    {source} -> {target} with {args.attack} on {job.attack.extractor.label}: "
+          f"SR {avg['SR']:.1%} over {avg['n']} images, FL {avg['FL']:.4g}")
+    print(f"recommender  {job.rec.model}, seeds {list(job.seeds)}")
+    print(f"\nCHR@K of {source} (mean over seeds; change with 95% CI and paired t-test):")
+    ch = res.change.assign(relative=(res.change["relative"] * 100).round(1).astype(str) + "%")
+    print(ch.round(4).to_string(index=False))
+    acc = res.per_seed.groupby("phase")[[f"nDCG@{k}" for k in job.ks] + [f"HR@{k}" for k in job.ks]].mean()
+    print("\naccuracy before / after:")
+    print(acc.round(4).to_string())
+    att = res.ranks[res.ranks["attacked"]]
+    print(f"\nattacked items: mean rank {att['mean_rank_clean'].mean():.1f} -> "
+          f"{att['mean_rank_poisoned'].mean():.1f} (of {ds.n_items}); in top-20 for "
+          f"{att['in_top@20_clean'].mean():.2%} -> {att['in_top@20_poisoned'].mean():.2%} of users"
+          if 20 in job.ks else "")
+    return 0
+
+
+def _attack_params(args: argparse.Namespace) -> tuple:
+    params: dict = {}
+    if args.attack in ("fgsm", "pgd"):
+        params = {"eps": args.eps / 255, "eps_space": args.eps_space}
+        if args.attack == "pgd":
+            params |= {"steps": args.steps, "random_start": args.random_start}
+    elif args.cw_steps is not None:
+        params = {"steps": args.cw_steps}
+    return tuple(sorted(params.items()))
+
+
+def _add_attack_args(a: argparse.ArgumentParser) -> None:
+    a.add_argument("--attack", default="pgd", choices=["fgsm", "pgd", "cw"])
+    a.add_argument("--eps", type=float, default=8, help="L-inf radius in 8-bit levels (x/255)")
+    a.add_argument("--eps-space", default="pixel", choices=["pixel", "normalized"],
+                   help="'normalized' reproduces the authors' code (eps on normalised inputs)")
+    a.add_argument("--steps", type=int, default=10, help="PGD iterations")
+    a.add_argument("--random-start", action="store_true",
+                   help="PGD from a random point in the eps-ball (the authors' code: none)")
+    a.add_argument("--cw-steps", type=int, help="C&W iterations per search step (1000)")
+    a.add_argument("--limit", type=int, help="attack only the first N source items")
 
 
 def _cmd_lpips_weights(args: argparse.Namespace) -> int:
@@ -245,20 +338,29 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("dataset", help="'demo' or a dataset folder")
     a.add_argument("--source", required=True, help="category to perturb, e.g. Sandal")
     a.add_argument("--target", required=True, help="class to reach, e.g. 'Running shoe'")
-    a.add_argument("--attack", default="pgd", choices=["fgsm", "pgd", "cw"])
-    a.add_argument("--eps", type=float, default=8, help="L-inf radius in 8-bit levels (x/255)")
-    a.add_argument("--eps-space", default="pixel", choices=["pixel", "normalized"],
-                   help="'normalized' reproduces the authors' code (eps on normalised inputs)")
-    a.add_argument("--steps", type=int, default=10, help="PGD iterations")
-    a.add_argument("--no-random-start", action="store_true", help="PGD without random start")
-    a.add_argument("--cw-steps", type=int, help="C&W iterations per search step (1000)")
-    a.add_argument("--limit", type=int, help="attack only the first N source items")
+    _add_attack_args(a)
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--lpips", default="vgg,alex", help="LPIPS backbones, comma-separated ('' none)")
     a.add_argument("--json", action="store_true")
     _add_extractor_args(a)
     a.set_defaults(func=_cmd_attack)
+
+    r = sub.add_parser("train-rec", help="train and evaluate a recommender on clean features")
+    r.add_argument("dataset", help="'demo' or a dataset folder")
+    _add_rec_args(r)
+    _add_extractor_args(r)
+    r.set_defaults(func=_cmd_train_rec)
+
+    pz = sub.add_parser("poison", help="the paper's experiment: CHR@K before/after poisoning")
+    pz.add_argument("dataset", help="'demo' or a dataset folder")
+    pz.add_argument("--source", help="category to push (default: the least popular)")
+    pz.add_argument("--target", help="class to imitate (default: the most popular)")
+    pz.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    _add_attack_args(pz)
+    _add_rec_args(pz)
+    _add_extractor_args(pz)
+    pz.set_defaults(func=_cmd_poison)
 
     w = sub.add_parser("lpips-weights", help="status / fetch / import LPIPS backbone weights")
     w.add_argument("action", choices=["status", "fetch", "import"])

@@ -45,10 +45,16 @@ class ExtractorConfig:
         return f"{self.arch}/{self.defense}"
 
 
-def _corpus_arrays(corpus: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+DEMO_CNN_VERSION = 2  # bump when the architecture or training changes what a config trains
+AUX_LABELS = ("colours", "patterns")  # optional corpus attribute labels, trained as aux heads
+
+
+def _corpus_arrays(corpus: Path):
+    """-> images (N, H, W, 3) uint8, labels (N,), class names, {aux name: (N,) labels}."""
     corpus = Path(corpus)
     names = tuple(c["name"] for c in json.loads((corpus.parent / "categories.json").read_text()))
-    return np.load(corpus / "images.npy"), np.load(corpus / "labels.npy"), names
+    aux = {n: np.load(corpus / f"{n}.npy") for n in AUX_LABELS if (corpus / f"{n}.npy").is_file()}
+    return np.load(corpus / "images.npy"), np.load(corpus / "labels.npy"), names, aux
 
 
 @EXTRACTORS.register("demo-cnn")
@@ -57,17 +63,19 @@ def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
     if corpus is None:
         raise AdvRecError("demo-cnn trains on the demo corpus, which this dataset does not "
                           "have; use the demo dataset or --extractor resnet50")
-    fingerprint = {n: sha256_file(Path(corpus) / n) for n in ("images.npy", "labels.npy")}
+    files = sorted(p.name for p in Path(corpus).glob("*.npy"))
+    fingerprint = {"version": DEMO_CNN_VERSION, **{n: sha256_file(Path(corpus) / n) for n in files}}
 
     def build(folder: Path) -> None:
-        images, labels, names = _corpus_arrays(corpus)
-        model, report = train_classifier(images, labels, names, config.train, device, progress)
+        images, labels, names, aux = _corpus_arrays(corpus)
+        model, report = train_classifier(images, labels, names, config.train, device, progress,
+                                         aux)
         torch.save(model.state_dict(), folder / "weights.pt")
         atomic_write_text(folder / "report.json", json.dumps({**report, "classes": names}, indent=1))
 
     folder = cache.entry("extractor", config.train, build, inputs=fingerprint)
     report = json.loads((folder / "report.json").read_text())
-    model = DemoCNN(tuple(report["classes"]), config.train.width)
+    model = DemoCNN(tuple(report["classes"]), config.train.width, aux=report["aux"])
     model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
     return model, {**report, "weights": str(folder / "weights.pt")}
 

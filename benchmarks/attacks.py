@@ -42,7 +42,8 @@ def compare(name: str, model, x, y, repeats: int, autocast) -> None:
     rows = []
     for label, ours, peer in [
         ("FGSM", FGSM(8 / 255), torchattacks.FGSM(model, eps=8 / 255)),
-        ("PGD-10", PGD(8 / 255, steps=10), torchattacks.PGD(model, eps=8 / 255, alpha=8 / 255 / 6,
+        ("PGD-10", PGD(8 / 255, steps=10, random_start=True),
+         torchattacks.PGD(model, eps=8 / 255, alpha=8 / 255 / 6,
                                                            steps=10, random_start=True)),
     ]:
         peer.set_mode_targeted_by_label(quiet=True)

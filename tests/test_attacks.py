@@ -58,7 +58,7 @@ def setup():
 
 
 @pytest.mark.parametrize("attack", [FGSM(4 / 255), FGSM(8 / 255), PGD(4 / 255), PGD(8 / 255),
-                                    PGD(8 / 255, random_start=False)])
+                                    PGD(8 / 255, random_start=True)])
 def test_linf_ball_and_box(setup, attack):
     model, x, target = setup
     adv = attack(model, x, target, generator=torch.Generator().manual_seed(0))
@@ -93,9 +93,9 @@ def test_fgsm_and_pgd_match_torchattacks(setup):
 
 def test_pgd_is_deterministic_for_a_seed(setup):
     model, x, target = setup
-    a = run_attack(PGD(8 / 255), model, x, target, batch_size=10, seed=3)
-    b = run_attack(PGD(8 / 255), model, x, target, batch_size=10, seed=3)
-    c = run_attack(PGD(8 / 255), model, x, target, batch_size=10, seed=4)
+    a = run_attack(PGD(8 / 255, random_start=True), model, x, target, batch_size=10, seed=3)
+    b = run_attack(PGD(8 / 255, random_start=True), model, x, target, batch_size=10, seed=3)
+    c = run_attack(PGD(8 / 255, random_start=True), model, x, target, batch_size=10, seed=4)
     assert torch.equal(a.adv, b.adv) and not torch.equal(a.adv, c.adv)
 
 

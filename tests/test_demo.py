@@ -22,7 +22,7 @@ def test_same_seed_is_byte_identical_whatever_the_workers(tmp_path):
     generate_demo(tmp_path / "a", SMALL, workers=1)
     generate_demo(tmp_path / "b", SMALL, workers=2)
     a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
-    assert len(a) == 60 + 5 and a == b
+    assert len(a) == 60 + 7 and a == b
     generate_demo(tmp_path / "c", DemoConfig(**{**SMALL.__dict__, "seed": 1}), workers=1)
     assert digest(tmp_path / "c")["interactions.csv"] != a["interactions.csv"]
 

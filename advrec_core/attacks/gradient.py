@@ -4,7 +4,7 @@
   https://arxiv.org/abs/1412.6572 : one step of size eps, no random start.
 * PGD, Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks",
   ICLR 2018, https://arxiv.org/abs/1706.06083 : `steps` steps of size `rel_step * eps`
-  from a uniform random start in the eps-ball, projected back after every step.
+  (optionally from a uniform random start in the eps-ball), projected back after every step.
 
 Distance: L-inf. Inputs (B, C, H, W) in [0, 1], labels (B,) int64 (the *target* class when
 targeted, the true class otherwise). Output: (B, C, H, W) in [0, 1] with
@@ -70,8 +70,9 @@ def FGSM(eps: float = 4 / 255, targeted: bool = True, eps_space: str = "pixel") 
                               targeted=targeted, eps_space=eps_space)
 
 
-def PGD(eps: float = 8 / 255, steps: int = 10, rel_step: float = 1 / 6, random_start: bool = True,
+def PGD(eps: float = 8 / 255, steps: int = 10, rel_step: float = 1 / 6, random_start: bool = False,
         targeted: bool = True, eps_space: str = "pixel") -> LinfGradientAttack:
-    """Projected gradient descent, the paper's settings by default (10 steps of eps / 6)."""
+    """Projected gradient descent, the paper's settings by default: 10 steps of eps / 6 from
+    the clean image (the authors' code has no random start; Madry et al.'s PGD has one)."""
     return LinfGradientAttack(eps=eps, steps=steps, rel_step=rel_step, random_start=random_start,
                               targeted=targeted, eps_space=eps_space)

@@ -42,6 +42,7 @@ class TrainConfig:
     holdout: float = 0.15  # share of the corpus kept out for evaluation
     width: int = 32  # DemoCNN width
     eval_steps: int = 10  # PGD steps of the robustness check
+    aux_weight: float = 0.5  # weight of the auxiliary attribute losses (colour, pattern)
     seed: int = 0
 
     def __post_init__(self):
@@ -81,7 +82,7 @@ def robust_accuracy(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
                     seed: int = 0, batch: int = 256) -> float:
     """Accuracy under untargeted PGD (random start, step eps/4)."""
     model.eval()
-    attack = PGD(eps=eps, steps=steps, rel_step=0.25, targeted=False)
+    attack = PGD(eps=eps, steps=steps, rel_step=0.25, random_start=True, targeted=False)
     gen = torch.Generator().manual_seed(seed)
     hits = 0
     for i in range(0, len(x), batch):
@@ -91,17 +92,34 @@ def robust_accuracy(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: 
     return hits / max(1, len(x))
 
 
+def _loss(model: DemoCNN, x: torch.Tensor, y: torch.Tensor, aux_y: dict[str, torch.Tensor],
+          aux_weight: float) -> torch.Tensor:
+    """Cross-entropy of the class head plus the weighted auxiliary attribute heads."""
+    feats = model.forward_features(x)
+    loss = F.cross_entropy(model.head(feats), y)
+    for name, target in aux_y.items():
+        loss = loss + aux_weight * F.cross_entropy(model.aux[name](feats), target)
+    return loss
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
                      config: TrainConfig = TrainConfig(), device: str | torch.device = "cpu",
-                     progress: Progress | None = None) -> tuple[DemoCNN, dict]:
-    """images (N, H, W, 3) uint8, labels (N,) int -> (trained DemoCNN, report dict)."""
+                     progress: Progress | None = None,
+                     aux: dict[str, np.ndarray] | None = None) -> tuple[DemoCNN, dict]:
+    """images (N, H, W, 3) uint8, labels (N,) int -> (trained DemoCNN, report dict).
+
+    `aux` = {name: (N,) int labels} trains extra attribute heads on the features (the class
+    head alone would let the features forget what the class does not need, e.g. colour).
+    Adversarial examples always target the class head: that is the defended classifier."""
     gen = seed_everything(config.seed)
     device = torch.device(device)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)  # (N, 3, H, W)
     y_all = torch.from_numpy(labels.astype(np.int64))
     tr, ho = split_holdout(len(x_all), config.holdout, config.seed)
     x_tr, y_tr = x_all[tr].to(device), y_all[tr].to(device)
-    model = DemoCNN(class_names, config.width, input_size=images.shape[1]).to(device)
+    aux_tr = {k: torch.from_numpy(v.astype(np.int64))[tr].to(device) for k, v in (aux or {}).items()}
+    model = DemoCNN(class_names, config.width, input_size=images.shape[1],
+                    aux={k: int(v.max()) + 1 for k, v in (aux or {}).items()}).to(device)
     replays = config.replays if config.defense == "free_at" else 1
     epochs = math.ceil(config.epochs / replays)
     per_epoch = math.ceil(len(x_tr) / config.batch_size)
@@ -110,7 +128,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
                           weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=total,
                                                 pct_start=0.15)
-    at = PGD(eps=config.eps, steps=config.at_steps, rel_step=config.at_rel_step, targeted=False)
+    at = PGD(eps=config.eps, steps=config.at_steps, rel_step=config.at_rel_step,
+             random_start=True, targeted=False)  # Madry's AT starts at a random point
     delta = torch.zeros((config.batch_size, *x_tr.shape[1:]), device=device)  # Free AT state
     history, step, t0 = [], 0, time.perf_counter()
     for epoch in range(epochs):
@@ -119,6 +138,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
         for b in range(per_epoch):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x, y = _augment(x_tr[idx], gen), y_tr[idx]
+            aux_y = {k: v[idx] for k, v in aux_tr.items()}
             if config.defense == "at":
                 model.eval()
                 x = at(model, x, y, generator=gen)
@@ -126,13 +146,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
                 model.train()
                 if config.defense == "free_at":
                     d = delta[:len(x)].clone().requires_grad_(True)
-                    loss = F.cross_entropy(model((x + d).clamp(0, 1)), y)
+                    loss = _loss(model, (x + d).clamp(0, 1), y, aux_y, config.aux_weight)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()  # one pass: weight gradient and input gradient
                     delta[:len(x)] = (d + config.eps * d.grad.sign()).clamp(
                         -config.eps, config.eps).detach()
                 else:
-                    loss = F.cross_entropy(model(x), y)
+                    loss = _loss(model, x, y, aux_y, config.aux_weight)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                 opt.step()
@@ -146,6 +166,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
     model.freeze()
     x_ho, y_ho = x_all[ho].to(device), y_all[ho].to(device)
     report = {"config": asdict(config), "train_seconds": round(train_s, 2),
+              "aux": {k: int(v.max()) + 1 for k, v in (aux or {}).items()},
               "epochs_run": epochs, "optimizer_steps": total, "loss_per_epoch": history,
               "holdout_images": int(len(ho)),
               "clean_accuracy": accuracy(model, x_ho, y_ho),

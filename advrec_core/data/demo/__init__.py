@@ -7,6 +7,8 @@ It is written in the generic dataset layout, so the same loader reads it as any 
     images/<item>.png       64x64 RGB product thumbnails, one per catalog item
     corpus/images.npy       (n_corpus, 64, 64, 3) uint8: the labelled "ImageNet" of this
     corpus/labels.npy       world, used to train the demo classifier; (n_corpus,) int64
+    corpus/colours.npy      (n_corpus,) int64 colour and pattern of each corpus image (indices
+    corpus/patterns.npy     into COLOURS / PATTERNS): extra supervision, see defenses.training
     categories.json         class index -> {key, name}, shared by items.csv and the corpus
 
 Same config -> byte-identical files (every image has its own seeded generator, so the
@@ -28,9 +30,9 @@ from PIL import Image
 from ...cache import Cache
 from ...progress import Progress
 from .render import CATEGORIES, COLOURS, PATTERNS, colour_prior, render, sample_look
-from .world import sample_interactions, user_item_utility
+from .world import Taste, sample_interactions, user_item_utility
 
-GENERATOR_VERSION = 1  # bump when the output for a given config changes
+GENERATOR_VERSION = 2  # bump when the output for a given config changes
 _INPUTS = {"generator": GENERATOR_VERSION}  # part of the cache key besides the config
 _CATALOG, _CORPUS, _WORLD = 1, 2, 3  # independent random streams
 
@@ -52,6 +54,7 @@ class DemoConfig:
     n_corpus: int = 3000  # labelled classifier-training images, balanced over categories
     image_size: int = 64  # pixels, square
     popularity: tuple[tuple[str, float], ...] = field(default=DEFAULT_POPULARITY)
+    taste: Taste = field(default_factory=Taste)  # the users' taste model
 
     def __post_init__(self):
         keys = {c.key for c in CATEGORIES}
@@ -102,7 +105,7 @@ def generate_demo(out: Path, config: DemoConfig = DemoConfig(), workers: int | N
     popularity = dict(config.popularity)
     pop = np.array([popularity[c.key] for c in CATEGORIES], dtype=float)
     utility = user_item_utility(rng, config.n_users, cat, col, pat, pop / pop.sum(),
-                                len(COLOURS), len(PATTERNS))
+                                len(COLOURS), len(PATTERNS), config.taste)
     inter = sample_interactions(rng, utility, config.n_interactions)
 
     c_cat, c_col, c_pat = _attributes(np.random.default_rng([config.seed, _CORPUS]),
@@ -137,6 +140,8 @@ def generate_demo(out: Path, config: DemoConfig = DemoConfig(), workers: int | N
 
     np.save(out / "corpus" / "images.npy", corpus)
     np.save(out / "corpus" / "labels.npy", c_cat.astype(np.int64))
+    np.save(out / "corpus" / "colours.npy", c_col.astype(np.int64))
+    np.save(out / "corpus" / "patterns.npy", c_pat.astype(np.int64))
     (out / "categories.json").write_text(json.dumps(
         [{"index": i, "key": c.key, "name": c.name} for i, c in enumerate(CATEGORIES)],
         indent=1) + "\n")

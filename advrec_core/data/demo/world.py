@@ -11,8 +11,20 @@ quality). Each user draws n_u items without replacement with probability proport
 exp(s / temperature) (Gumbel top-k, vectorised over all users), in random time order."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
+
+@dataclass(frozen=True)
+class Taste:
+    """How much each visible attribute (and the invisible quality) drives choices."""
+
+    category_spread: float = 0.9  # std of personal category taste around shop popularity
+    colour_weight: float = 1.6  # utility bonus of a liked colour
+    pattern_spread: float = 0.9  # std of personal pattern taste
+    quality_spread: float = 0.4  # std of the non-visual item quality
+
 
 DAY = 86_400
 START = 1_388_534_400  # 2014-01-01, the era of the Amazon fashion datasets
@@ -20,14 +32,14 @@ START = 1_388_534_400  # 2014-01-01, the era of the Amazon fashion datasets
 
 def user_item_utility(rng: np.random.Generator, n_users: int, item_cat: np.ndarray,
                       item_col: np.ndarray, item_pat: np.ndarray, popularity: np.ndarray,
-                      n_colours: int, n_patterns: int) -> np.ndarray:
+                      n_colours: int, n_patterns: int, taste: "Taste") -> np.ndarray:
     """(n_users, n_items) float utilities s(u, i)."""
     n_cat = len(popularity)
-    a = rng.normal(0.0, 0.9, size=(n_users, n_cat))  # personal category taste
+    a = rng.normal(0.0, taste.category_spread, size=(n_users, n_cat))  # personal category taste
     liked = rng.random((n_users, n_colours)) < 2.5 / n_colours  # ~2-3 liked colours each
-    b = 1.6 * liked + rng.normal(0.0, 0.25, size=(n_users, n_colours))
-    g = rng.normal(0.0, 0.9, size=(n_users, n_patterns))
-    q = rng.normal(0.0, 0.4, size=len(item_cat))
+    b = taste.colour_weight * liked + rng.normal(0.0, 0.25, size=(n_users, n_colours))
+    g = rng.normal(0.0, taste.pattern_spread, size=(n_users, n_patterns))
+    q = rng.normal(0.0, taste.quality_spread, size=len(item_cat))
     return (np.log(popularity)[item_cat][None, :] + a[:, item_cat] + b[:, item_col]
             + g[:, item_pat] + q[None, :])
 

@@ -1,0 +1,72 @@
+"""BPR-MF, VBPR and AMR: one base class, each model adds only what differs.
+
+* BPR-MF, Rendle et al., UAI 2009: s(u, i) = p_u . q_i
+* VBPR, He & McAuley, AAAI 2016, as in the paper's eq. 2: s(u, i) = p_u . q_i + rho_u . (E f_i)
+* AMR, Tang et al., TKDE 2020: VBPR trained with an adversarial term on the image features
+  (APR, He et al., SIGIR 2018): L = L_BPR(f) + lambda * L_BPR(f + delta), where delta = eps *
+  the l2-normalised gradient of L_BPR w.r.t. each item's features (no gradient through
+  delta). The trainer applies it; the model only says it wants it (`adversarial = True`).
+
+Every model scores by a dot product of a user vector and an item vector, so full ranking is
+one matmul: `user_vectors() @ item_vectors().T`."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class BPRMF(nn.Module):
+    adversarial = False  # AMR sets True: the trainer adds the adversarial feature term
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 64, init_std: float = 0.01,
+                 **_: object):
+        super().__init__()
+        self.p = nn.Parameter(torch.randn(n_users, factors) * init_std)  # user factors p_u
+        self.q = nn.Parameter(torch.randn(n_items, factors) * init_std)  # item factors q_i
+
+    def user_vectors(self, users: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, d) user side of the dot product (all users if `users` is None)."""
+        return self.p if users is None else self.p[users]
+
+    def item_vectors(self, items: torch.Tensor | None = None,
+                     features: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, d) item side; `features` (N, D) overrides the stored image features (AMR)."""
+        return self.q if items is None else self.q[items]
+
+    def score(self, users: torch.Tensor, items: torch.Tensor,
+              features: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) s(u, i) for paired users and items."""
+        return (self.user_vectors(users) * self.item_vectors(items, features)).sum(1)
+
+    def reg_terms(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """Squared L2 norm of the parameters a batch touches (the lambda ||theta||^2 of eq. 1)."""
+        return (self.p[users].pow(2).sum() + self.q[pos].pow(2).sum()
+                + self.q[neg].pow(2).sum())
+
+
+class VBPR(BPRMF):
+    def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
+                 features: torch.Tensor | None = None, init_std: float = 0.01, **_: object):
+        super().__init__(n_users, n_items, factors, init_std)
+        if features is None or len(features) != n_items:
+            raise ValueError(f"VBPR needs (n_items={n_items}, D) image features")
+        self.register_buffer("features", features.float())  # f_i, scaled to [-1, 1]
+        self.rho = nn.Parameter(torch.randn(n_users, visual_factors) * init_std)  # rho_u
+        self.E = nn.Parameter(torch.randn(visual_factors, features.shape[1]) * init_std)
+
+    def user_vectors(self, users=None):
+        rho = self.rho if users is None else self.rho[users]
+        return torch.cat([super().user_vectors(users), rho], dim=1)
+
+    def item_vectors(self, items=None, features=None):
+        if features is None:
+            features = self.features if items is None else self.features[items]
+        return torch.cat([super().item_vectors(items), features @ self.E.T], dim=1)  # E f_i
+
+    def reg_terms(self, users, pos, neg):
+        return super().reg_terms(users, pos, neg) + self.rho[users].pow(2).sum() + \
+            self.E.pow(2).sum()
+
+
+class AMR(VBPR):
+    adversarial = True

@@ -1,0 +1,127 @@
+"""Recommenders: metrics against hand-computed cases, the sampler, AMR's adversarial delta,
+and one trainer for all three models."""
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from advrec_core.recommenders import (AMR, RECOMMENDERS, VBPR, RankingData, RecConfig,
+                                      adversarial_delta, bpr_loss, evaluate, fit_recommender,
+                                      scale_features)
+from advrec_core.recommenders.sampling import NegativeSampler
+
+
+def tiny_data():
+    """3 users, 5 items; categories: items 0,1 -> A, 2,3 -> B, 4 -> unknown."""
+    train = pd.DataFrame({"user": [0, 1, 1, 2], "item": [0, 1, 2, 4]})
+    test = pd.DataFrame({"user": [0, 1], "item": [3, 0]})
+    return RankingData.from_frames(train, test, 3, 5, np.array([0, 0, 1, 1, -1]), ("A", "B"))
+
+
+def scores_to_vectors(scores):
+    """user vectors = identity rows, item vectors = scores^T: dot products give `scores`."""
+    s = torch.tensor(scores, dtype=torch.float32)
+    return torch.eye(len(s)), s.T.contiguous()
+
+
+SCORES = [[9, 8, 7, 6, 5],  # user 0: train {0}; ranking 1,2,3,4 -> test item 3 at rank 3
+          [1, 5, 9, 3, 4],  # user 1: train {1,2}; ranking 4,3,0 -> test item 0 at rank 3
+          [5, 4, 3, 2, 1]]  # user 2: train {4}; no test item; ranking 0,1,2,3
+
+
+def test_accuracy_metrics_by_hand():
+    rep = evaluate(*scores_to_vectors(SCORES), tiny_data(), ks=(1, 2, 3))
+    assert rep.n_test_users == 2 and rep.n_users == 3
+    a = rep.accuracy
+    assert a["HR@1"] == a["HR@2"] == 0 and a["HR@3"] == 1.0
+    assert a["nDCG@3"] == pytest.approx(1 / math.log2(4))  # both test items at position 3
+    assert a["Recall@3"] == 1.0 and a["Precision@3"] == pytest.approx(1 / 3)
+
+
+def test_chr_ncdcg_and_ranks_by_hand():
+    rep = evaluate(*scores_to_vectors(SCORES), tiny_data(), ks=(1, 2, 3),
+                   focus_items=np.array([3, 0]), ncdcg_category=1)
+    # top-3 lists: u0 [1,2,3] -> A,B,B; u1 [4,3,0] -> ?,B,A; u2 [0,1,2] -> A,A,B
+    chr3 = rep.chr["CHR@3"]
+    assert chr3["A"] == pytest.approx(4 / 3) and chr3["B"] == pytest.approx(4 / 3)
+    assert chr3["(unknown)"] == pytest.approx(1 / 3)
+    assert rep.chr["share@3"]["A"] == pytest.approx(4 / 9)
+    assert rep.chr["CHR@1"].to_dict() == pytest.approx({"A": 2 / 3, "B": 0, "(unknown)": 1 / 3})
+    # nCDCG@2 of B (2 items, so the ideal is 2 positions): u0 [1,2] -> gain at position 2
+    # = 1/log2(3); u1 [4,3] -> 1/log2(3); u2 [0,1] -> 0; ideal 1 + 1/log2(3)
+    ideal = 1 + 1 / math.log2(3)
+    assert rep.ncdcg["nCDCG@2"] == pytest.approx((2 / math.log2(3)) / ideal / 3)
+    ranks = rep.item_ranks.set_index("item_index")
+    # item 3: rank 2 (0-based) for u0, 1 for u1, 3 for u2 -> mean 2; in top-2 for u1 only
+    assert ranks.loc[3, "mean_rank"] == pytest.approx(2.0) and ranks.loc[3, "users"] == 3
+    assert ranks.loc[3, "in_top@2"] == pytest.approx(1 / 3)
+    # item 0 is in u0's training set: ranked for u1 (2) and u2 (0) only
+    assert ranks.loc[0, "users"] == 2 and ranks.loc[0, "mean_rank"] == pytest.approx(1.0)
+
+
+def test_training_items_never_recommended():
+    rep = evaluate(*scores_to_vectors(SCORES), tiny_data(), ks=(3,), return_topk=True)
+    assert 0 not in rep.topk[0] and not ({1, 2} & set(rep.topk[1])) and 4 not in rep.topk[2]
+
+
+def test_sampler_only_returns_unseen_items():
+    g = torch.Generator().manual_seed(0)
+    users = torch.randint(0, 50, (2000,), generator=g)
+    items = torch.randint(0, 30, (2000,), generator=g)
+    s = NegativeSampler(users, items, 30)
+    q = torch.arange(50).repeat(40)
+    neg = s.sample(q, g)
+    assert not s.seen(q, neg).any()
+    seen = set(zip(users.tolist(), items.tolist()))
+    assert all((u, j) not in seen for u, j in zip(q.tolist(), neg.tolist()))
+
+
+def test_amr_delta_has_norm_eps_and_increases_the_loss():
+    torch.manual_seed(0)
+    feats = scale_features(np.random.default_rng(0).normal(size=(20, 16)))
+    model = AMR(10, 20, factors=8, visual_factors=8, features=feats, init_std=0.3)
+    u, i, j = torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 5, 7]), torch.tensor([8, 9, 10, 4])
+    d_i, d_j = adversarial_delta(model, u, i, j, eps=0.5)
+    assert torch.allclose(d_i.norm(dim=1), torch.full((4,), 0.5), atol=1e-6)
+    assert torch.allclose(d_i[1], d_i[2])  # one delta per item, even when it repeats
+    f_i, f_j = feats[i], feats[j]
+    with torch.no_grad():
+        base = bpr_loss(model, u, i, j, f_i, f_j)
+        up = bpr_loss(model, u, i, j, f_i + d_i, f_j + d_j)
+        down = bpr_loss(model, u, i, j, f_i - d_i, f_j - d_j)
+    assert up > base > down  # it attacks the model (cornac's sign would help it)
+
+
+def test_scale_features_to_unit_max():
+    f = scale_features(np.array([[2.0, -8.0], [4.0, 1.0]]))
+    assert f.abs().max() == 1.0 and torch.allclose(f[0], torch.tensor([0.25, -1.0]))
+
+
+@pytest.mark.parametrize("name", RECOMMENDERS.available())
+def test_every_recommender_trains_deterministically_and_learns(name):
+    rng = np.random.default_rng(0)
+    n_users, n_items = 60, 40
+    cat = np.arange(n_items) % 4
+    taste = rng.integers(0, 4, n_users)  # each user likes one category
+    rows = [(u, i) for u in range(n_users) for i in rng.choice(np.flatnonzero(cat == taste[u]), 6, replace=False)]
+    df = pd.DataFrame(rows, columns=["user", "item"])
+    test = df.groupby("user").tail(1)
+    train = df.drop(test.index)
+    data = RankingData.from_frames(train, test, n_users, n_items, cat, ("a", "b", "c", "d"))
+    feats = np.eye(4)[cat] + 0.1 * rng.normal(size=(n_items, 4))
+    u, i = (torch.as_tensor(train[c].to_numpy().copy()) for c in ("user", "item"))
+    cfg = RecConfig(model=name, epochs=30, lr=0.01, reg=1e-3, factors=8, visual_factors=8)
+    m1, h1 = fit_recommender(cfg, data, u, i, feats)
+    m2, _ = fit_recommender(cfg, data, u, i, feats)
+    assert torch.equal(m1.user_vectors(), m2.user_vectors())
+    rep = evaluate(m1.user_vectors().detach(), m1.item_vectors().detach(), data, ks=(5,))
+    assert rep.accuracy["HR@5"] > 0.4  # random: 5 of 35 unseen items -> ~0.14
+    if name == "amr":
+        assert h1["adversarial_from_epoch"] == 15
+
+
+def test_vbpr_needs_features():
+    with pytest.raises(ValueError, match="needs"):
+        VBPR(3, 4, features=None)
