@@ -65,3 +65,34 @@ def test_cli_attack_prints_the_table_2_metrics(ds, capsys):
     assert "6 images" in out
     linf = float(next(l for l in out.splitlines() if l.startswith("L-inf")).split()[3].split("/")[0])
     assert 0 < linf <= 4.0
+
+
+def test_propose_pair_is_the_papers_shape(ds):
+    from advrec_core.experiments.poison import propose_pair
+
+    assert propose_pair(ds) == ("Sandal", "Running shoe")
+
+
+def test_poison_pipeline_reports_before_after(ds):
+    from advrec_core.experiments.poison import PoisonJob, run_poison
+    from advrec_core.recommenders import RecConfig
+
+    attack = AttackJob(source="Sandal", target="Running shoe", params=(("eps", 8 / 255),),
+                       extractor=QUICK, limit=20, lpips=())
+    job = PoisonJob(attack, RecConfig(epochs=5), seeds=(0, 1), ks=(10, 20))
+    res = run_poison(ds, job, device="cpu")
+    assert list(res.per_seed["phase"]) == ["clean", "poisoned"] * 2
+    assert set(res.change["K"]) == {10, 20}
+    row = res.change.set_index("K").loc[20]
+    assert row["poisoned"] - row["clean"] == pytest.approx(row["change"])
+    assert np.isfinite(row["ci95"]) and 0 <= row["p_value"] <= 1
+    assert res.ranks["attacked"].sum() == 20 and len(res.ranks) == 60
+    assert {"mean_rank_clean", "mean_rank_poisoned", "rank_shift", "in_top@20_poisoned"} <= set(res.ranks)
+    # the clean runs do not depend on the attack: a weaker attack reuses them
+    weaker = PoisonJob(AttackJob(**{**attack.__dict__, "params": (("eps", 4 / 255),)}),
+                       job.rec, job.seeds, job.ks)
+    res2 = run_poison(ds, weaker, device="cpu")
+    assert res2.runs[(0, "clean")].folder == res.runs[(0, "clean")].folder
+    assert res2.runs[(0, "poisoned")].folder != res.runs[(0, "poisoned")].folder
+    topk = res.runs[(0, "clean")].topk()
+    assert topk.shape == (ds.n_users, 20)
