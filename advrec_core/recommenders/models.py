@@ -12,7 +12,13 @@ one matmul: `user_vectors() @ item_vectors().T`."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def rows(table: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
+    """table[idx] with a sparse gradient (only the touched rows), or the whole table."""
+    return table if idx is None else F.embedding(idx, table, sparse=True)
 
 
 class BPRMF(nn.Module):
@@ -26,12 +32,12 @@ class BPRMF(nn.Module):
 
     def user_vectors(self, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, d) user side of the dot product (all users if `users` is None)."""
-        return self.p if users is None else self.p[users]
+        return rows(self.p, users)
 
     def item_vectors(self, items: torch.Tensor | None = None,
                      features: torch.Tensor | None = None) -> torch.Tensor:
         """(N, d) item side; `features` (N, D) overrides the stored image features (AMR)."""
-        return self.q if items is None else self.q[items]
+        return rows(self.q, items)
 
     def score(self, users: torch.Tensor, items: torch.Tensor,
               features: torch.Tensor | None = None) -> torch.Tensor:
@@ -40,8 +46,8 @@ class BPRMF(nn.Module):
 
     def reg_terms(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
         """Squared L2 norm of the parameters a batch touches (the lambda ||theta||^2 of eq. 1)."""
-        return (self.p[users].pow(2).sum() + self.q[pos].pow(2).sum()
-                + self.q[neg].pow(2).sum())
+        return (rows(self.p, users).pow(2).sum() + rows(self.q, pos).pow(2).sum()
+                + rows(self.q, neg).pow(2).sum())
 
 
 class VBPR(BPRMF):
@@ -55,8 +61,7 @@ class VBPR(BPRMF):
         self.E = nn.Parameter(torch.randn(visual_factors, features.shape[1]) * init_std)
 
     def user_vectors(self, users=None):
-        rho = self.rho if users is None else self.rho[users]
-        return torch.cat([super().user_vectors(users), rho], dim=1)
+        return torch.cat([super().user_vectors(users), rows(self.rho, users)], dim=1)
 
     def item_vectors(self, items=None, features=None):
         if features is None:
@@ -64,7 +69,7 @@ class VBPR(BPRMF):
         return torch.cat([super().item_vectors(items), features @ self.E.T], dim=1)  # E f_i
 
     def reg_terms(self, users, pos, neg):
-        return super().reg_terms(users, pos, neg) + self.rho[users].pow(2).sum() + \
+        return super().reg_terms(users, pos, neg) + rows(self.rho, users).pow(2).sum() + \
             self.E.pow(2).sum()
 
 
