@@ -134,10 +134,12 @@ class Cache:
             write_manifest(tmp, {"step": step, "config": config, "inputs": inputs})
             try:
                 os.rename(tmp, final)
-            except OSError:  # another process finished the same entry first
-                if verify_entry(final) is not None:
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
+            except OSError:  # the folder appeared meanwhile: another process, or debris
+                if verify_entry(final) is None:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:
+                    self._discard(final)
+                    os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

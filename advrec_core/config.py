@@ -23,6 +23,8 @@ def to_jsonable(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, np.ndarray) and obj.dtype == object:
+        return [to_jsonable(v) for v in obj.tolist()]  # bytes of an object array are pointers
     if isinstance(obj, np.ndarray):
         return {"__array__": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest(),
                 "dtype": str(obj.dtype), "shape": list(obj.shape)}

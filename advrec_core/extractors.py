@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .cache import Cache, atomic_write_text, sha256_file
+from .config import stable_hash
 from .defenses.training import DEFENSES, TrainConfig, train_classifier
 from .device import resolve_device
 from .errors import AdvRecError
@@ -57,25 +58,41 @@ def _corpus_arrays(corpus: Path):
     return np.load(corpus / "images.npy"), np.load(corpus / "labels.npy"), names, aux
 
 
+def _corpus_fingerprint(corpus: Path) -> dict:
+    corpus = Path(corpus)
+    files = sorted(corpus.glob("*.npy")) + [corpus.parent / "categories.json"]
+    return {"version": DEMO_CNN_VERSION, **{p.name: sha256_file(p) for p in files}}
+
+
+def extractor_fingerprint(config: ExtractorConfig, corpus: Path | None) -> str:
+    """Names the extractor's weights without training or loading it: for demo-cnn the
+    training config and corpus, for resnet50 the weights file's sha256 (or torchvision's
+    ImageNet weights). Cache entries derived from an extractor include it."""
+    if config.arch == "demo-cnn":
+        return stable_hash(config.train, _corpus_fingerprint(corpus) if corpus else None)
+    return sha256_file(Path(config.weights)) if config.weights else "torchvision:IMAGENET1K_V1"
+
+
 @EXTRACTORS.register("demo-cnn")
 def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
                     device: torch.device, progress: Progress | None) -> tuple[Classifier, dict]:
     if corpus is None:
         raise AdvRecError("demo-cnn trains on the demo corpus, which this dataset does not "
                           "have; use the demo dataset or --extractor resnet50")
-    files = sorted(p.name for p in Path(corpus).glob("*.npy"))
-    fingerprint = {"version": DEMO_CNN_VERSION, **{n: sha256_file(Path(corpus) / n) for n in files}}
+    fingerprint = _corpus_fingerprint(corpus)
 
     def build(folder: Path) -> None:
         images, labels, names, aux = _corpus_arrays(corpus)
         model, report = train_classifier(images, labels, names, config.train, device, progress,
                                          aux)
         torch.save(model.state_dict(), folder / "weights.pt")
-        atomic_write_text(folder / "report.json", json.dumps({**report, "classes": names}, indent=1))
+        atomic_write_text(folder / "report.json", json.dumps(
+            {**report, "classes": names, "input_size": int(images.shape[1])}, indent=1))
 
     folder = cache.entry("extractor", config.train, build, inputs=fingerprint)
     report = json.loads((folder / "report.json").read_text())
-    model = DemoCNN(tuple(report["classes"]), config.train.width, aux=report["aux"])
+    model = DemoCNN(tuple(report["classes"]), config.train.width, report["input_size"],
+                    aux=report["aux"])
     model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu", weights_only=True))
     return model, {**report, "weights": str(folder / "weights.pt")}
 
@@ -102,4 +119,4 @@ def load_extractor(config: ExtractorConfig = ExtractorConfig(), corpus: Path | N
     return model.to(device).freeze(), info
 
 
-__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor"]
+__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor", "extractor_fingerprint"]

@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--resnet50", action="store_true")
+    ap.add_argument("--cw-images", type=int, default=16, help="images for the C&W timing (0: skip)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     dev = torch.device(args.device)
@@ -90,7 +91,8 @@ def main() -> int:
     y = torch.full((len(x),), model.class_names.index("Running shoe"), device=dev)
     compare("demo-cnn (Traditional), Sandal -> Running shoe", model, x, y, args.repeats,
             contextlib.nullcontext)
-    cw_time(model, x[:16], y[:16])
+    if args.cw_images:
+        cw_time(model, x[:args.cw_images], y[:args.cw_images])
     if args.resnet50:
         model = ResNet50().to(dev).freeze()
         autocast = contextlib.nullcontext

@@ -18,10 +18,8 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from advrec_core.recommenders import RankingData, RecConfig, evaluate, fit_recommender  # noqa: E402
-from advrec_core.recommenders.models import VBPR  # noqa: E402
-from advrec_core.recommenders.trainer import train_bpr  # noqa: E402
-from advrec_core.recommenders import scale_features  # noqa: E402
+from advrec_core.recommenders import (RankingData, RecConfig, evaluate,  # noqa: E402
+                                      fit_recommender, scale_features)
 
 
 def demo_problem():
@@ -65,7 +63,7 @@ def ours(train, data, feats, cfg):
     u = torch.as_tensor(train["user"].to_numpy().copy())
     i = torch.as_tensor(train["item"].to_numpy().copy())
     t0 = time.perf_counter()
-    model, hist = fit_recommender(cfg, data, u, i, feats)
+    model, _ = fit_recommender(cfg, data, u, i, feats)
     per_epoch = (time.perf_counter() - t0) / cfg.epochs
     with torch.no_grad():
         return per_epoch, model.user_vectors(), model.item_vectors()

@@ -96,3 +96,13 @@ def test_poison_pipeline_reports_before_after(ds):
     assert res2.runs[(0, "poisoned")].folder != res.runs[(0, "poisoned")].folder
     topk = res.runs[(0, "clean")].topk()
     assert topk.shape == (ds.n_users, 20)
+
+
+def test_attack_limit_and_unknown_source_fail_early(ds):
+    from advrec_core.experiments.attack import source_items
+
+    with pytest.raises(AdvRecError, match="limit must be >= 1"):
+        source_items(ds, "Sandal", 0)
+    with pytest.raises(AdvRecError, match=r"no items in category '\(unknown\)'"):
+        source_items(ds, "(unknown)", None)
+    assert len(source_items(ds, "sandal", 5)) == 5  # case-insensitive

@@ -125,3 +125,20 @@ def test_every_recommender_trains_deterministically_and_learns(name):
 def test_vbpr_needs_features():
     with pytest.raises(ValueError, match="needs"):
         VBPR(3, 4, features=None)
+
+
+def test_cut_off_larger_than_catalog_is_a_clear_error():
+    from advrec_core.errors import AdvRecError
+
+    with pytest.raises(AdvRecError, match="K=10 exceeds the 5 items"):
+        evaluate(*scores_to_vectors(SCORES), tiny_data(), ks=(10,))
+
+
+def test_item_nobody_can_rank_has_no_rank():
+    train = pd.DataFrame({"user": [0, 1], "item": [0, 0]})  # item 0 is in every user's train
+    test = pd.DataFrame({"user": [0], "item": [1]})
+    data = RankingData.from_frames(train, test, 2, 3, np.zeros(3, np.int64), ("a",))
+    rep = evaluate(torch.eye(2), torch.rand(3, 2), data, ks=(1,), focus_items=np.array([0, 1]))
+    r = rep.item_ranks.set_index("item_index")
+    assert np.isnan(r.loc[0, "mean_rank"]) and r.loc[0, "users"] == 0
+    assert not np.isnan(r.loc[1, "mean_rank"])

@@ -39,10 +39,9 @@ class LinfGradientAttack:
         if self.eps < 0 or self.steps < 1:
             raise ValueError("eps must be >= 0 and steps >= 1")
 
-    def radius(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """eps in pixel units: a scalar, or (1, C, 1, 1) in the authors' convention."""
-        eps = torch.tensor(self.eps, dtype=x.dtype, device=x.device)
-        return eps * model.std.to(x) if self.eps_space == "normalized" else eps
+    def radius(self, model: nn.Module, x: torch.Tensor) -> float | torch.Tensor:
+        """eps in pixel units: a float, or (1, C, 1, 1) in the authors' convention."""
+        return self.eps * model.std.to(x) if self.eps_space == "normalized" else self.eps
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:
@@ -60,7 +59,7 @@ class LinfGradientAttack:
             loss = F.cross_entropy(model(x_adv), labels, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = x_adv.detach() + direction * alpha * grad.sign()
-            x_adv = (x0 + torch.minimum(torch.maximum(x_adv - x0, -eps), eps)).clamp(0, 1)
+            x_adv = (x0 + (x_adv - x0).clamp(-eps, eps)).clamp(0, 1)
         return x_adv.detach()
 
 

@@ -20,11 +20,11 @@ import torch
 from PIL import Image
 
 from ..attacks import ATTACKS, run_attack
-from ..cache import Cache, atomic_write_text, sha256_file
+from ..cache import Cache, atomic_write_text
 from ..data.dataset import Dataset
 from ..device import resolve_device
 from ..errors import AdvRecError
-from ..extractors import ExtractorConfig, load_extractor
+from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..metrics import LPIPSMetric, summarize, visual_metrics
 from ..progress import Progress
 from .images import item_images, to_uint8
@@ -80,6 +80,11 @@ def class_index(class_names: tuple[str, ...], name: str) -> int:
 
 
 def source_items(ds: Dataset, source: str, limit: int | None) -> np.ndarray:
+    if limit is not None and limit < 1:
+        raise AdvRecError(f"limit must be >= 1, not {limit}")
+    if source.lower() not in {c.lower() for c in ds.categories}:
+        raise AdvRecError(f"no items in category {source!r}; categories: "
+                          f"{', '.join(sorted(ds.categories)) or '(none: the dataset has no categories)'}")
     names = ds.category_names()
     items = np.flatnonzero(np.char.lower(names.astype(str)) == source.lower())
     if len(items) == 0:
@@ -98,7 +103,7 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
     items = source_items(ds, job.source, job.limit)
     inputs = {"images": ds.images_fingerprint(), "items": items.tolist(),
               "lpips": {m.name: m.available for m in lpips},
-              "weights": sha256_file(Path(job.extractor.weights)) if job.extractor.weights else None}
+              "extractor": extractor_fingerprint(job.extractor, ds.corpus)}
 
     def build(folder: Path) -> None:
         model, _ = load_extractor(job.extractor, ds.corpus, cache, device, progress)

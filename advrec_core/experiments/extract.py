@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..cache import Cache, atomic_write_text, sha256_file
+from ..cache import Cache, atomic_write_text
 from ..data.dataset import Dataset
 from ..device import resolve_device
-from ..extractors import ExtractorConfig, load_extractor
+from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..progress import Progress
 from .images import item_images
 
@@ -70,10 +70,9 @@ def extract_features(ds: Dataset, job: ExtractJob = ExtractJob(), cache: Cache |
             {"classes": list(model.class_names), "extractor": job.extractor.label,
              "weights": info.get("weights")}, indent=1))
 
-    weights = job.extractor.weights
     folder = cache.entry("features", job, build, inputs={
         "images": ds.images_fingerprint(),
-        "weights": sha256_file(Path(weights)) if weights else None})
+        "extractor": extractor_fingerprint(job.extractor, ds.corpus)})
     info = json.loads((folder / "info.json").read_text())
     return Features(np.load(folder / "features.npy"), np.load(folder / "pred.npy"),
                     np.load(folder / "conf.npy"), tuple(info["classes"]), folder)

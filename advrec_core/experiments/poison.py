@@ -115,12 +115,12 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     cache = cache or Cache.default()
     device = resolve_device(device)
     a = job.attack
+    focus = source_items(ds, a.source, None)  # every source item, attacked or not (validates)
+    src = [c.lower() for c in ds.categories].index(a.source.lower())
     clean = extract_features(ds, ExtractJob(a.extractor), cache, device, progress).features
     attacked = run_attack_job(ds, a, cache, device, progress)
     poisoned = clean.copy()
     poisoned[attacked.items] = attacked.features_adv
-    focus = source_items(ds, a.source, None)  # every source item, attacked or not
-    src = ds.categories.index(next(c for c in ds.categories if c.lower() == a.source.lower()))
     uses_images = job.rec.model != "bprmf"
     rows, runs = [], {}
     for seed in job.seeds:

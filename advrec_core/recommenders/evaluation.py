@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 
 from ..data.dataset import Dataset
+from ..errors import AdvRecError
 
 KS = (10, 20, 50, 100)
 
@@ -138,8 +139,12 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
              ks: tuple[int, ...] = KS, focus_items: np.ndarray | None = None,
              ncdcg_category: int | None = None, batch_users: int = 2048,
              return_topk: bool = False) -> RankingReport:
-    """user_vecs (n_users, d), item_vecs (n_items, d): scores are their dot products."""
+    """user_vecs (n_users, d), item_vecs (n_items, d): scores are their dot products.
+    Computed on the CPU (batched; the matmul dominates and fits any machine)."""
     kmax = max(ks)
+    if kmax > data.n_items:
+        raise AdvRecError(f"cut-off K={kmax} exceeds the {data.n_items} items; use smaller K")
+    user_vecs, item_vecs = user_vecs.detach().float().cpu(), item_vecs.detach().float().cpu()
     metrics = [m(k) for m in ACCURACY for k in ks]
     acc_sum = torch.zeros(len(metrics), dtype=torch.float64)
     n_cat = len(data.categories)
@@ -199,9 +204,11 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
     ncdcg = ({f"nCDCG@{k}": float(ncdcg_sum[a] / data.n_users) for a, k in enumerate(ks)}
              if ncdcg_category is not None else {})
     ranks = pd.DataFrame({"item_index": focus.numpy(),
-                          "mean_rank": (rank_sum / rank_n.clamp(min=1)).numpy(),
+                          "mean_rank": torch.where(rank_n > 0, rank_sum / rank_n.clamp(min=1),
+                                                   float("nan")).numpy(),
                           "users": rank_n.numpy().astype(int)})
     for a, k in enumerate(ks):
-        ranks[f"in_top@{k}"] = (top_n[a] / rank_n.clamp(min=1)).numpy()
+        ranks[f"in_top@{k}"] = torch.where(rank_n > 0, top_n[a] / rank_n.clamp(min=1),
+                                           float("nan")).numpy()
     return RankingReport(accuracy, chr_df, ncdcg, ranks, data.n_users, n_test,
                          torch.cat(lists).numpy() if return_topk else None)

@@ -44,10 +44,13 @@ class BPRMF(nn.Module):
         """(B,) s(u, i) for paired users and items."""
         return (self.user_vectors(users) * self.item_vectors(items, features)).sum(1)
 
-    def reg_terms(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        """Squared L2 norm of the parameters a batch touches (the lambda ||theta||^2 of eq. 1)."""
-        return (rows(self.p, users).pow(2).sum() + rows(self.q, pos).pow(2).sum()
-                + rows(self.q, neg).pow(2).sum())
+    def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                f_pos: torch.Tensor | None = None, f_neg: torch.Tensor | None = None):
+        """A BPR batch -> ((B,) s_ui - s_uj, squared L2 norm of the parameters it touches,
+        the ||theta||^2 of eq. 1). One lookup per table: this is the training hot path."""
+        p = rows(self.p, users)  # (B, k)
+        qi, qj = rows(self.q, torch.cat([pos, neg])).split(len(pos))  # (B, k) each
+        return (p * (qi - qj)).sum(1), p.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()
 
 
 class VBPR(BPRMF):
@@ -68,9 +71,17 @@ class VBPR(BPRMF):
             features = self.features if items is None else self.features[items]
         return torch.cat([super().item_vectors(items), features @ self.E.T], dim=1)  # E f_i
 
-    def reg_terms(self, users, pos, neg):
-        return super().reg_terms(users, pos, neg) + rows(self.rho, users).pow(2).sum() + \
-            self.E.pow(2).sum()
+    def forward(self, users, pos, neg, f_pos=None, f_neg=None):
+        """As BPRMF.forward; the visual part of s_ui - s_uj is rho_u . E (f_i - f_j), one
+        projection of B feature differences instead of 2B features."""
+        if f_pos is None:
+            f_pos, f_neg = self.features[pos], self.features[neg]
+        p, rho = rows(self.p, users), rows(self.rho, users)  # (B, k), (B, k')
+        qi, qj = rows(self.q, torch.cat([pos, neg])).split(len(pos))
+        x = (p * (qi - qj)).sum(1) + (rho * ((f_pos - f_neg) @ self.E.T)).sum(1)
+        reg = (p.pow(2).sum() + rho.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()
+               + self.E.pow(2).sum())
+        return x, reg
 
 
 class AMR(VBPR):

@@ -67,9 +67,7 @@ class _Optimizer:
 
 def bpr_loss(model: BPRMF, u, i, j, f_i=None, f_j=None) -> torch.Tensor:
     """Mean -ln sigma(s_ui - s_uj) over the batch."""
-    pu = model.user_vectors(u)
-    x = (pu * (model.item_vectors(i, f_i) - model.item_vectors(j, f_j))).sum(1)
-    return -F.logsigmoid(x).mean()
+    return -F.logsigmoid(model(u, i, j, f_i, f_j)[0]).mean()
 
 
 def adversarial_delta(model: BPRMF, u, i, j, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,7 +102,8 @@ def train_bpr(model: BPRMF, users: torch.Tensor, items: torch.Tensor, config: Re
         for b in range(per_epoch):
             sl = slice(b * bs, (b + 1) * bs)
             u, i, j = (t[sl].to(device) for t in (u_all, i_all, j_all))
-            loss = bpr_loss(model, u, i, j) + config.reg * model.reg_terms(u, i, j) / len(u)
+            x, reg = model(u, i, j)
+            loss = -F.logsigmoid(x).mean() + config.reg * reg / len(u)
             if epoch >= adv_from:
                 d_i, d_j = adversarial_delta(model, u, i, j, config.adv_eps)
                 f_i, f_j = model.features[i] + d_i, model.features[j] + d_j
