@@ -27,6 +27,9 @@ from .attack import AttackJob, run_attack_job, source_items
 from .extract import ExtractJob, extract_features
 
 
+TRAINER_VERSION = 2  # bump when training or evaluation code changes what a config produces
+
+
 def propose_pair(ds: Dataset) -> tuple[str, str]:
     """The paper's choice: a low-popularity source and the most popular target category
     (by share of interactions; categories with fewer than 5 items are not candidates)."""
@@ -56,7 +59,7 @@ def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
                        device: torch.device, progress: Progress | None = None,
                        ks: tuple[int, ...] = KS) -> RecRun:
     data = RankingData.from_dataset(ds)
-    inputs = {"interactions": stable_hash(ds.train.to_numpy(), ds.test.to_numpy()),
+    inputs = {"trainer": TRAINER_VERSION, "interactions": stable_hash(ds.train.to_numpy(), ds.test.to_numpy()),
               "features": None if features is None else stable_hash(np.ascontiguousarray(features)),
               "focus": focus.tolist(), "ncdcg": ncdcg_category, "ks": list(ks),
               "categories": stable_hash(ds.item_category, list(ds.categories))}
