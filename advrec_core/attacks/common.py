@@ -31,14 +31,6 @@ class AttackOutput:
     success: torch.Tensor  # (N,) bool: pred_adv == target (targeted)
 
 
-@torch.no_grad()
-def _classify(model: nn.Module, x: torch.Tensor):
-    feats = model.forward_features(x)
-    probs = model.head(feats).softmax(dim=1)
-    conf, pred = probs.max(dim=1)
-    return feats, pred, conf
-
-
 def run_attack(attack: Attack, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0,
                targeted: bool = True, progress: Progress | None = None) -> AttackOutput:
@@ -51,8 +43,8 @@ def run_attack(attack: Attack, model: nn.Module, images: torch.Tensor, labels: t
         x = images[start:start + batch_size].to(device)
         y = labels[start:start + batch_size].to(device)
         adv = quantize(attack(model, x, y, generator=gen))
-        fc, pc, cc = _classify(model, x)
-        fa, pa, ca = _classify(model, adv)
+        fc, pc, cc = model.classify(x)
+        fa, pa, ca = model.classify(adv)
         ok = (pa == y) if targeted else (pa != y)
         for k, v in dict(adv=adv, pred_clean=pc, conf_clean=cc, pred_adv=pa, conf_adv=ca,
                          features_clean=fc, features_adv=fa, success=ok).items():

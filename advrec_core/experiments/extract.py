@@ -55,9 +55,7 @@ def extract_features(ds: Dataset, job: ExtractJob = ExtractJob(), cache: Cache |
         items = np.arange(ds.n_items)
         for start in range(0, ds.n_items, job.batch_size):
             x = item_images(ds, items[start:start + job.batch_size], model.input_size).to(device)
-            with torch.no_grad():
-                f = model.forward_features(x)
-                conf, pred = model.head(f).softmax(1).max(1)
+            f, pred, conf = model.classify(x)
             feats.append(f.float().cpu())
             preds.append(pred.cpu())
             confs.append(conf.float().cpu())

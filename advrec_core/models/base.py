@@ -41,6 +41,14 @@ class Classifier(nn.Module):
         """(B, 3, H, W) in [0, 1] -> (B, n_classes) logits."""
         return self.head(self.forward_features(x))
 
+    @torch.no_grad()
+    def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, 3, H, W) in [0, 1] -> features (B, D), predicted class (B,), its softmax
+        probability (B,), from one pass."""
+        feats = self.forward_features(x)
+        conf, pred = self.head(feats).softmax(dim=1).max(dim=1)
+        return feats, pred, conf
+
     @property
     def std(self) -> torch.Tensor:
         """(1, 3, 1, 1) normalisation std: converts an eps in normalised space to pixels."""
