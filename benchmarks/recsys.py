@@ -117,6 +117,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", default=["demo", "amazon"], choices=["demo", "amazon"])
     ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--no-biases", dest="biases", action="store_false",
+                    help="train our VBPR as the paper's eq. 2 (no item/visual biases); by "
+                         "default it has them, like Cornac's, for a like-for-like comparison")
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     for size in args.sizes:
@@ -125,7 +128,7 @@ def main() -> int:
         data = RankingData.from_frames(train, test, n_users, n_items,
                                        np.zeros(n_items, np.int64), ("all",))
         cfg = RecConfig(model="vbpr", epochs=args.epochs, factors=64, visual_factors=64,
-                        batch_size=512, lr=1e-3, reg=1e-2)
+                        batch_size=512, lr=1e-3, reg=1e-2, biases=args.biases)
         t_ours, U, I = ours(train, data, feats, cfg)
         t0 = time.perf_counter()
         rep = evaluate(U, I, data, ks=(10,))
@@ -133,7 +136,8 @@ def main() -> int:
         t_c, Uc, Ic, cmodel, cset = cornac_vbpr(train, test, n_users, n_items, feats, cfg)
         rep_c = evaluate(Uc, Ic, data, ks=(10,))
         print(f"\n{name}: {len(train):,} train pairs, {len(test):,} test users, "
-              f"{cfg.epochs} epochs, k={cfg.factors}+{cfg.visual_factors}, batch {cfg.batch_size}")
+              f"{cfg.epochs} epochs, k={cfg.factors}+{cfg.visual_factors}, batch {cfg.batch_size}, "
+              f"our biases {'on' if cfg.biases else 'off'}")
         print(f"{'':10} {'s/epoch':>9} {'nDCG@10':>9}")
         print(f"{'ours':10} {t_ours:9.3f} {rep.accuracy['nDCG@10']:9.4f}")
         print(f"{'cornac':10} {t_c:9.3f} {rep_c.accuracy['nDCG@10']:9.4f}")

@@ -142,3 +142,37 @@ def test_item_nobody_can_rank_has_no_rank():
     r = rep.item_ranks.set_index("item_index")
     assert np.isnan(r.loc[0, "mean_rank"]) and r.loc[0, "users"] == 0
     assert not np.isnan(r.loc[1, "mean_rank"])
+
+
+def test_lazy_adam_matches_torch_sparse_adam():
+    import torch.nn.functional as F
+
+    from advrec_core.recommenders.trainer import LazyAdam
+    torch.manual_seed(0)
+    a = torch.nn.Parameter(torch.randn(50, 8))
+    b = torch.nn.Parameter(a.detach().clone())
+    opts = ((a, LazyAdam([a], lr=0.01)), (b, torch.optim.SparseAdam([b], lr=0.01)))
+    untouched = a.detach()[40:].clone()
+    for _ in range(20):
+        idx, w = torch.randint(40, (30,)), torch.randn(30, 8)  # repeats: coalesced; 40+ never
+        for p, opt in opts:
+            opt.zero_grad()
+            (F.embedding(idx, p, sparse=True) * w).sum().backward()
+            opt.step()
+    assert torch.allclose(a, b, atol=1e-6)
+    assert torch.equal(a.detach()[40:], untouched)  # rows no batch touched never move
+
+
+def test_vbpr_biases_score_and_rank_consistently():
+    """With biases, forward's s_ui - s_uj equals the difference of the full-ranking scores."""
+    torch.manual_seed(0)
+    m = VBPR(4, 6, factors=3, visual_factors=2, features=torch.randn(6, 5), biases=True)
+    with torch.no_grad():
+        m.beta.normal_()
+        m.beta_visual.normal_()
+    u, i, j = torch.tensor([0, 1, 3]), torch.tensor([0, 2, 5]), torch.tensor([1, 4, 4])
+    x, _ = m(u, i, j)
+    full = m.user_vectors() @ m.item_vectors().T  # (4, 6)
+    assert torch.allclose(x, full[u, i] - full[u, j], atol=1e-5)
+    plain = VBPR(4, 6, factors=3, visual_factors=2, features=torch.randn(6, 5))
+    assert not hasattr(plain, "beta") and plain.item_vectors().shape == (6, 5)

@@ -33,7 +33,7 @@ def fit_recommender(config: RecConfig, data: RankingData, train_users: torch.Ten
     feats = scale_features(features) if features is not None else None
     model = RECOMMENDERS.get(config.model)(data.n_users, data.n_items, factors=config.factors,
                                            visual_factors=config.visual_factors,
-                                           features=feats).to(device)
+                                           features=feats, biases=config.biases).to(device)
     history = train_bpr(model, train_users, train_items, config, progress, device)
     return model, history
 

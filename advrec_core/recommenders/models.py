@@ -2,6 +2,9 @@
 
 * BPR-MF, Rendle et al., UAI 2009: s(u, i) = p_u . q_i
 * VBPR, He & McAuley, AAAI 2016, as in the paper's eq. 2: s(u, i) = p_u . q_i + rho_u . (E f_i)
+  With `biases=True`, also an item bias beta_i and a visual bias beta' . f_i as in He &
+  McAuley's full VBPR (not in eq. 2; used for like-for-like benchmarks against libraries
+  that include them). A user's bias cancels in s_ui - s_uj, so none is kept.
 * AMR, Tang et al., TKDE 2020: VBPR trained with an adversarial term on the image features
   (APR, He et al., SIGIR 2018): L = L_BPR(f) + lambda * L_BPR(f + delta), where delta = eps *
   the l2-normalised gradient of L_BPR w.r.t. each item's features (no gradient through
@@ -55,32 +58,47 @@ class BPRMF(nn.Module):
 
 class VBPR(BPRMF):
     def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
-                 features: torch.Tensor | None = None, init_std: float = 0.01, **_: object):
+                 features: torch.Tensor | None = None, init_std: float = 0.01,
+                 biases: bool = False, **_: object):
         super().__init__(n_users, n_items, factors, init_std)
         if features is None or len(features) != n_items:
             raise ValueError(f"VBPR needs (n_items={n_items}, D) image features")
         self.register_buffer("features", features.float())  # f_i, scaled to [-1, 1]
         self.rho = nn.Parameter(torch.randn(n_users, visual_factors) * init_std)  # rho_u
         self.E = nn.Parameter(torch.randn(visual_factors, features.shape[1]) * init_std)
+        self.biases = biases
+        if biases:  # beta_i and beta' (He & McAuley's eq. 2 has them; the paper's does not)
+            self.beta = nn.Parameter(torch.zeros(n_items, 1))
+            self.beta_visual = nn.Parameter(torch.zeros(features.shape[1]))
 
     def user_vectors(self, users=None):
-        return torch.cat([super().user_vectors(users), rows(self.rho, users)], dim=1)
+        u = torch.cat([super().user_vectors(users), rows(self.rho, users)], dim=1)
+        return torch.cat([u, u.new_ones(len(u), 1)], dim=1) if self.biases else u
 
     def item_vectors(self, items=None, features=None):
         if features is None:
-            features = self.features if items is None else self.features[items]
-        return torch.cat([super().item_vectors(items), features @ self.E.T], dim=1)  # E f_i
+            features = self.features if items is None else self.features.index_select(0, items)
+        v = torch.cat([super().item_vectors(items), features @ self.E.T], dim=1)  # E f_i
+        if self.biases:  # a constant-1 user column times the item's bias
+            v = torch.cat([v, rows(self.beta, items) + (features @ self.beta_visual)[:, None]], 1)
+        return v
 
     def forward(self, users, pos, neg, f_pos=None, f_neg=None):
         """As BPRMF.forward; the visual part of s_ui - s_uj is rho_u . E (f_i - f_j), one
         projection of B feature differences instead of 2B features."""
-        if f_pos is None:
-            f_pos, f_neg = self.features[pos], self.features[neg]
+        both = torch.cat([pos, neg])
+        if f_pos is None:  # index_select: several times faster than features[idx] on CPU
+            f_pos, f_neg = self.features.index_select(0, both).split(len(pos))
         p, rho = rows(self.p, users), rows(self.rho, users)  # (B, k), (B, k')
-        qi, qj = rows(self.q, torch.cat([pos, neg])).split(len(pos))
-        x = (p * (qi - qj)).sum(1) + (rho * ((f_pos - f_neg) @ self.E.T)).sum(1)
+        qi, qj = rows(self.q, both).split(len(pos))
+        diff = f_pos - f_neg  # (B, D)
+        x = (p * (qi - qj)).sum(1) + (rho * (diff @ self.E.T)).sum(1)
         reg = (p.pow(2).sum() + rho.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()
                + self.E.pow(2).sum())
+        if self.biases:
+            bi, bj = rows(self.beta, both).split(len(pos))
+            x = x + (bi - bj).squeeze(1) + diff @ self.beta_visual
+            reg = reg + bi.pow(2).sum() + bj.pow(2).sum() + self.beta_visual.pow(2).sum()
         return x, reg
 
 

@@ -29,6 +29,7 @@ class RecConfig:
     optimizer: str = "adam"  # "adam" (sparse/lazy on embedding rows) | "adagrad" (reference)
     lr: float = 1e-3
     reg: float = 1e-2  # lambda of eq. 1, on the parameters a batch touches (per triplet)
+    biases: bool = False  # VBPR/AMR: add beta_i + beta' f_i (not in eq. 2; benchmark parity)
     adv_eps: float = 1.0  # AMR: ||delta|| per item (reference default)
     adv_reg: float = 0.1  # AMR: lambda of the adversarial term (reference default)
     adv_start: float = 0.5  # AMR: share of epochs trained as plain VBPR first
@@ -42,17 +43,52 @@ class RecConfig:
 OPTIMIZERS = ("adam", "adagrad")
 
 
+TABLES = ("p", "q", "rho", "beta")  # embedding tables: a batch touches few of their rows
+
+
+class LazyAdam(torch.optim.Optimizer):
+    """Adam for sparse row gradients, updating only the rows a batch touched (the moments of
+    the other rows stay as they are): the math of torch.optim.SparseAdam, written as a few
+    fused row ops (index_select / lerp / index_copy) per table, which is ~4x less overhead per
+    step on CPU than SparseAdam's sparse-tensor arithmetic."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.coalesce()  # duplicate rows summed
+                idx, gv = g.indices()[0], g.values()  # (R,), (R, ...)
+                st = self.state[p]
+                if not st:
+                    st["step"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
+                st["step"] += 1
+                m = st["m"].index_select(0, idx).lerp_(gv, 1 - b1)
+                v = st["v"].index_select(0, idx).mul_(b2).addcmul_(gv, gv, value=1 - b2)
+                st["m"].index_copy_(0, idx, m)
+                st["v"].index_copy_(0, idx, v)
+                step_size = group["lr"] * math.sqrt(1 - b2 ** st["step"]) / (1 - b1 ** st["step"])
+                rows = p.index_select(0, idx).add_(m.div_(v.sqrt_().add_(group["eps"])),
+                                                   alpha=-step_size)
+                p.index_copy_(0, idx, rows)  # idx is unique after coalesce()
+
+
 class _Optimizer:
-    """Adam (lazy, sparse for the embedding tables whose batches touch few rows, dense for
-    E) or Adagrad (handles sparse gradients itself), stepped as one."""
+    """Adam (lazy, row-wise for the embedding tables, dense for E and beta') or Adagrad
+    (handles sparse gradients itself), stepped as one."""
 
     def __init__(self, model: BPRMF, name: str, lr: float):
-        tables = [p for n, p in model.named_parameters() if n in ("p", "q", "rho")]
-        dense = [p for n, p in model.named_parameters() if n not in ("p", "q", "rho")]
+        tables = [p for n, p in model.named_parameters() if n in TABLES]
+        dense = [p for n, p in model.named_parameters() if n not in TABLES]
         if name == "adam":
-            self.parts = [torch.optim.SparseAdam(tables, lr=lr)]
+            self.parts = [LazyAdam(tables, lr=lr)]
             if dense:
-                self.parts.append(torch.optim.Adam(dense, lr=lr))
+                self.parts.append(torch.optim.Adam(dense, lr=lr, fused=True))
         else:
             self.parts = [torch.optim.Adagrad(list(model.parameters()), lr=lr)]
 
