@@ -1,13 +1,18 @@
-"""Shared Streamlit helpers for the pages: cached dataset loading with visible progress."""
+"""Shared Streamlit helpers for the pages: cached dataset loading with visible progress, and
+long work through the core's job runner (submit, watch live, show the error)."""
 from __future__ import annotations
 
 import streamlit as st
 
+from advrec_core.cache import Cache, NotCached
 from advrec_core.data import DataConfig, load_dataset
 from advrec_core.data.demo import demo_folder, demo_is_cached
+from advrec_core.device import resolve_device
 from advrec_core.errors import AdvRecError
+from advrec_core.jobs import DONE, FAILED, QUEUED, runner
 
 DATASET_KEY = "dataset_spec"  # survives page switches: (spec, k_core, duplicates)
+ATTACK_JOB_KEY = "attack_job"  # the Attack Lab's AttackJob, read by Recommendation Impact
 
 
 @st.cache_resource(show_spinner="Loading dataset...")
@@ -29,3 +34,57 @@ def get_dataset(spec: str, k_core: int = 0, duplicates: str = "error"):
     except AdvRecError as e:
         st.error(f"Cannot load this dataset. {e}")
         st.stop()
+
+
+# --- jobs: submit long work to the core's runner, watch it, show errors -----------------
+
+def current_dataset():
+    """(spec tuple, Dataset) the user picked on the Data page (the demo catalog by default)."""
+    spec = st.session_state.get(DATASET_KEY, ("demo", 0, "error"))
+    return spec, get_dataset(*spec)
+
+
+def cached(fn, *args, **kwargs):
+    """`fn(*args, cache=<read-only>, **kwargs)`, or None while any step is not computed."""
+    try:
+        return fn(*args, cache=Cache.default().read_only(), **kwargs)
+    except NotCached:
+        return None
+
+
+@st.fragment(run_every=1.0)
+def _watch(key: str) -> None:
+    job = runner().get(key)
+    if job is None or not job.active:
+        st.rerun()  # the whole page: it now finds the result in the cache (or the error)
+    where = "waiting for the worker" if job.state == QUEUED else job.step or "starting"
+    st.progress(job.fraction, text=f"{job.title} · {where} · {job.done}/{job.total} · "
+                                   f"{job.seconds:.0f} s")
+    st.caption("You can leave this page; the job keeps running and its result is cached.")
+
+
+def runner_idle(key: str) -> bool:
+    """No job for `key` is queued, running or failed in this server."""
+    job = runner().get(key)
+    return job is None or job.state == DONE
+
+
+def job_panel(key: str, title: str, fn, label: str | None = "Run", autostart: bool = False,
+              button_key: str | None = None) -> None:
+    """The state of job `key` (not computed yet): a Run button (none if `label` is None),
+    live progress while it runs (any tab, any page visit), or its error with a Retry button.
+    `fn(progress)` is the work; `autostart` submits it now."""
+    job = runner().get(key)
+    if job is not None and job.active:
+        _watch(key)
+        return
+    if job is not None and job.state == FAILED:
+        st.error(f"{job.title} failed: {job.error}")
+        with st.expander("Details"):
+            st.code(job.details or "", language=None)
+        label = "Retry"
+    elif job is not None and job.state == DONE:  # done, but the cache no longer has it
+        runner().forget(key)
+    if autostart or (label and st.button(label, key=button_key or f"run_{key}", type="primary")):
+        runner().submit(key, fn, title, str(resolve_device("auto")))
+        st.rerun()

@@ -90,15 +90,25 @@ def verify_entry(folder: Path, check_hashes: bool = True) -> str | None:
     return None
 
 
+class NotCached(LookupError):
+    """Raised by a read-only cache instead of building a missing entry."""
+
+
 @dataclass(frozen=True)
 class Cache:
-    """`Cache(root).entry(step, config, inputs, build)` -> path of a verified entry."""
+    """`Cache(root).entry(step, config, inputs, build)` -> path of a verified entry.
+    A `read_only()` view of the same folder raises NotCached instead of building, so a
+    pipeline run through it says "computed already?" without computing anything."""
 
     root: Path
+    build: bool = True
 
     @classmethod
     def default(cls) -> "Cache":
         return cls(default_cache_root())
+
+    def read_only(self) -> "Cache":
+        return Cache(self.root, build=False)
 
     def key(self, config: Any, inputs: Any = None) -> str:
         return stable_hash(config, inputs)
@@ -125,6 +135,8 @@ class Cache:
         found = self.lookup(step, config, inputs)
         if found is not None:
             return found
+        if not self.build:
+            raise NotCached(f"{step} entry not computed yet")
         final = self.path(step, self.key(config, inputs))
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"

@@ -246,14 +246,10 @@ def _cmd_poison(args: argparse.Namespace) -> int:
 
 
 def _attack_params(args: argparse.Namespace) -> tuple:
-    params: dict = {}
-    if args.attack in ("fgsm", "pgd"):
-        params = {"eps": args.eps / 255, "eps_space": args.eps_space}
-        if args.attack == "pgd":
-            params |= {"steps": args.steps, "random_start": args.random_start}
-    elif args.cw_steps is not None:
-        params = {"steps": args.cw_steps}
-    return tuple(sorted(params.items()))
+    from .experiments.attack import attack_params
+
+    return attack_params(args.attack, args.eps, args.eps_space, args.steps, args.random_start,
+                         args.cw_steps)
 
 
 def _add_attack_args(a: argparse.ArgumentParser) -> None:

@@ -59,14 +59,37 @@ class AttackResult:
         return self.folder / "adv" / f"{item_id}.png"
 
     def lpips_map(self, net: str) -> np.ndarray | None:
+        """(N, H, W) LPIPS spatial maps, or None when that LPIPS was unavailable."""
         p = self.folder / f"lpips_{net}.npy"
         return np.load(p) if p.is_file() else None
 
+    def image_pair(self, ds: Dataset, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """(clean, perturbed) uint8 (H, W, 3) of the row-th attacked item: the clean image as
+        the attack saw it (resized to the model's input) and the stored 8-bit PNG."""
+        adv = np.asarray(Image.open(self.adv_path(self.metrics["item"].iloc[row])).convert("RGB"))
+        clean = to_uint8(item_images(ds, self.items[row:row + 1], adv.shape[0]))[0]
+        return clean, adv
+
     @classmethod
     def load(cls, folder: Path) -> "AttackResult":
-        return cls(folder, np.load(folder / "items.npy"), pd.read_csv(folder / "metrics.csv"),
+        return cls(folder, np.load(folder / "items.npy"),
+                   pd.read_csv(folder / "metrics.csv", dtype={"item": str}),
                    json.loads((folder / "summary.json").read_text()),
                    np.load(folder / "features_clean.npy"), np.load(folder / "features_adv.npy"))
+
+
+def attack_params(attack: str, eps: float = 8, eps_space: str = "pixel", steps: int = 10,
+                  random_start: bool = False, cw_steps: int | None = None) -> tuple:
+    """Canonical AttackJob.params (so the CLI, the app and the grid share cache entries):
+    FGSM/PGD take `eps` in 8-bit levels (x / 255); C&W its own defaults unless `cw_steps`."""
+    params: dict = {}
+    if attack in ("fgsm", "pgd"):
+        params = {"eps": eps / 255, "eps_space": eps_space}
+        if attack == "pgd":
+            params |= {"steps": steps, "random_start": random_start}
+    elif cw_steps is not None:
+        params = {"steps": cw_steps}
+    return tuple(sorted(params.items()))
 
 
 def class_index(class_names: tuple[str, ...], name: str) -> int:

@@ -1,0 +1,103 @@
+"""The paper's grid: attack x defense (x recommender), one poisoning run per cell.
+
+A cell is a PoisonJob; `grid_table` reads whatever cells are computed already (through a
+read-only cache, so it never starts work) and marks the rest missing. `paper_tables` loads
+the paper's published Tables 1 and 2 (assets/paper_tables.csv) for side-by-side reference."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..cache import Cache, NotCached
+from ..data.dataset import Dataset
+from ..extractors import ExtractorConfig
+from ..recommenders import RecConfig
+from .attack import AttackJob, attack_params, run_attack_job
+from .poison import PoisonJob, run_poison
+
+PAPER_TABLES = Path(__file__).resolve().parents[2] / "assets" / "paper_tables.csv"
+ATTACKS = ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8", "cw")  # the paper's rows, in its order
+DEFENSES = ("traditional", "at", "free_at")  # T, AT, FAT
+MODELS = ("vbpr", "amr")
+ATTACK_NAMES = {"none": "No attack", "fgsm-4": "FGSM (ε=4)", "fgsm-8": "FGSM (ε=8)",
+                "pgd-4": "PGD (ε=4)", "pgd-8": "PGD (ε=8)", "cw": "C&W"}
+DEFENSE_NAMES = {"traditional": "Traditional", "at": "Adversarial Training",
+                 "free_at": "Free Adversarial Training"}
+
+
+def parse_attack(label: str) -> tuple[str, float | None]:
+    """"pgd-8" -> ("pgd", 8.0); "cw" -> ("cw", None)."""
+    name, _, eps = label.partition("-")
+    if name not in ("fgsm", "pgd", "cw") or (name != "cw") != bool(eps):
+        raise ValueError(f"attack label must look like fgsm-4, pgd-8 or cw, not {label!r}")
+    return name, float(eps) if eps else None
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    source: str
+    target: str
+    attacks: tuple[str, ...] = ATTACKS
+    defenses: tuple[str, ...] = DEFENSES
+    models: tuple[str, ...] = MODELS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    k: int = 20  # the K of the CHR@K shown (the paper's: 20)
+    limit: int | None = None  # attack only the first N source images (None: all)
+    cw_steps: int | None = None  # C&W iterations per search step (None: the attack's default)
+    rec: RecConfig = field(default_factory=RecConfig)
+
+    def attack_job(self, attack: str, defense: str) -> AttackJob:
+        name, eps = parse_attack(attack)
+        params = attack_params(name, eps if eps is not None else 8, cw_steps=self.cw_steps)
+        return AttackJob(self.source, self.target, name, params,
+                         ExtractorConfig(defense=defense), limit=self.limit)
+
+    def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
+        return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
+                         self.seeds)
+
+    def cells(self) -> list[tuple[str, str, str]]:
+        return [(a, d, m) for m in self.models for a in self.attacks for d in self.defenses]
+
+
+def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.DataFrame:
+    """One row per (model, attack, defense): `computed`, the source's CHR@K clean /
+    poisoned / change / relative change / p-value, and the attack's SR, FL, LPIPS-vgg
+    (NaN where a cell is missing; attack metrics show as soon as the attack is computed)."""
+    ro = (cache or Cache.default()).read_only()
+    attack_rows: dict[tuple[str, str], dict] = {}
+    for a in spec.attacks:
+        for d in spec.defenses:
+            try:
+                avg = run_attack_job(ds, spec.attack_job(a, d), ro).summary["averages"]
+            except NotCached:
+                avg = {}
+            attack_rows[(a, d)] = {"SR": avg.get("SR", np.nan), "FL": avg.get("FL", np.nan),
+                                   "LPIPS": avg.get("LPIPS-vgg", np.nan)}
+    rows = []
+    k = spec.k
+    for a, d, m in spec.cells():
+        row = {"model": m, "attack": a, "defense": d, "computed": False,
+               f"CHR@{k} clean": np.nan, f"CHR@{k} poisoned": np.nan, "change": np.nan,
+               "relative": np.nan, "p_value": np.nan}
+        try:
+            res = run_poison(ds, spec.cell(a, d, m), ro)
+            ch = res.change.set_index("K").loc[k]
+            row |= {"computed": True, f"CHR@{k} clean": ch["clean"],
+                    f"CHR@{k} poisoned": ch["poisoned"], "change": ch["change"],
+                    "relative": ch["relative"], "p_value": ch["p_value"]}
+        except NotCached:
+            pass
+        rows.append(row | attack_rows[(a, d)])
+    return pd.DataFrame(rows)
+
+
+def paper_tables(path: Path = PAPER_TABLES) -> pd.DataFrame:
+    """The paper's Tables 1 and 2, long format: table, dataset, model, attack, defense,
+    metric (CHR@20 | SR | FL | LPIPS), value (SR as a share, LPIPS unscaled)."""
+    df = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    df["model"] = df["model"].fillna("")
+    return df

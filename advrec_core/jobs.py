@@ -1,0 +1,141 @@
+"""One job runner for long work (extractor training, attacks, recommender runs).
+
+A job is a function ``fn(progress) -> result`` with a key naming what it computes (the same
+key for the same dataset and config). The runner keeps one worker thread per device, so two
+jobs never compete for one GPU (or the CPU's cores); submitting a key that is already queued,
+running or done returns that job instead of starting it again (two browser tabs, one job).
+Results land in the cache through the pipeline functions themselves; the runner keeps the
+returned object too, so a page shows it without reloading. A failed job keeps a one-line
+error (and the traceback, for a "details" view) and can be submitted again.
+
+The runner is a process-wide singleton (`runner()`): a Streamlit server is one process whose
+sessions are threads, so every tab sees the same jobs. It never imports a UI."""
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .config import stable_hash
+from .errors import AdvRecError
+
+QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+
+
+def job_key(kind: str, *parts: Any) -> str:
+    """A stable key for `kind` of work on `parts` (dataset spec, configs...)."""
+    return f"{kind}-{stable_hash(kind, parts)[:16]}"
+
+
+@dataclass
+class Job:
+    key: str
+    title: str
+    device: str
+    state: str = QUEUED
+    done: int = 0  # progress of the current step
+    total: int = 0
+    step: str = ""  # what the job is doing now, e.g. "training demo-cnn/at"
+    result: Any = None
+    error: str | None = None  # one line for the user
+    details: str | None = None  # traceback, for a collapsed "details" view
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    _future: Future | None = field(default=None, repr=False)
+
+    def progress(self, done: int, total: int, desc: str) -> None:
+        """The job's `Progress` callback (called from the worker thread)."""
+        self.done, self.total, self.step = done, total, desc
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    @property
+    def seconds(self) -> float:
+        """Time spent running so far (or in all, once finished)."""
+        if self.started is None:
+            return 0.0
+        return (self.finished or time.time()) - self.started
+
+    @property
+    def active(self) -> bool:
+        return self.state in (QUEUED, RUNNING)
+
+    def wait(self, timeout: float | None = None) -> "Job":
+        """Block until the job ends (tests, CLI); returns self."""
+        if self._future is not None:
+            try:
+                self._future.result(timeout)
+            except Exception:  # the error is recorded on the job
+                pass
+        return self
+
+
+class JobRunner:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[str, Job] = {}
+        self._workers: dict[str, ThreadPoolExecutor] = {}
+
+    def submit(self, key: str, fn: Callable[[Callable[[int, int, str], None]], Any],
+               title: str, device: str = "cpu") -> Job:
+        """Queue `fn(progress)` on `device`'s worker, unless `key` is queued, running or done
+        already (then that job is returned). A failed job with this key is replaced."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.state != FAILED:
+                return job
+            job = Job(key, title, str(device))
+            self._jobs[key] = job
+            worker = self._workers.get(job.device)
+            if worker is None:
+                worker = self._workers[job.device] = ThreadPoolExecutor(
+                    1, thread_name_prefix=f"advrec-{job.device}")
+            job._future = worker.submit(self._run, job, fn)
+            return job
+
+    @staticmethod
+    def _run(job: Job, fn: Callable) -> None:
+        job.state, job.started = RUNNING, time.time()
+        try:
+            job.result = fn(job.progress)
+            job.state = DONE
+        except Exception as e:  # noqa: BLE001 - every failure is shown to the user
+            job.error = str(e) if isinstance(e, (AdvRecError, ValueError)) else \
+                f"{type(e).__name__}: {e}"
+            job.details = traceback.format_exc()
+            job.state = FAILED
+        finally:
+            job.finished = time.time()
+
+    def get(self, key: str) -> Job | None:
+        return self._jobs.get(key)
+
+    def jobs(self) -> list[Job]:
+        """Every job this process knows, newest first."""
+        return sorted(self._jobs.values(), key=lambda j: -j.submitted)
+
+    def forget(self, key: str) -> None:
+        """Drop a finished job (e.g. after its cache entry was removed)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and not job.active:
+                del self._jobs[key]
+
+
+_RUNNER: JobRunner | None = None
+_RUNNER_LOCK = threading.Lock()
+
+
+def runner() -> JobRunner:
+    """The process-wide job runner."""
+    global _RUNNER
+    with _RUNNER_LOCK:
+        if _RUNNER is None:
+            _RUNNER = JobRunner()
+        return _RUNNER

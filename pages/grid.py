@@ -1,0 +1,140 @@
+"""Grid: the paper's Tables 1 and 2 as heatmaps over attack x defense, ours beside the
+paper's published values. Cells run on demand through the job runner; missing cells show
+as missing (grey), never as zero."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from advrec_core.experiments.grid import (ATTACK_NAMES, ATTACKS, DEFENSE_NAMES, DEFENSES,
+                                          MODELS, GridSpec, grid_table, paper_tables)
+from advrec_core.experiments.poison import propose_pair, run_poison
+from advrec_core.jobs import job_key, runner
+from ui import cached, current_dataset, job_panel
+
+MODEL_NAMES = {"vbpr": "VBPR", "amr": "AMR"}
+DEF_SHORT = {"traditional": "T", "at": "AT", "free_at": "FAT"}
+
+st.title("Grid")
+spec, ds = current_dataset()
+try:
+    source0, target0 = propose_pair(ds)
+except ValueError as e:
+    st.error(f"This dataset has no grid: {e}")
+    st.stop()
+names = [c for c in ds.category_table()["category"] if c != "(unknown)"]
+with st.expander("Grid settings", expanded=False):
+    c = st.columns(4)
+    source = c[0].selectbox("Source", names, index=names.index(source0), key="grid_source")
+    target = c[1].selectbox("Target", names, index=names.index(target0), key="grid_target")
+    n_seeds = c[2].number_input("Seeds per cell", 1, 10, 3, key="grid_seeds")
+    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, 100, step=10,
+                                 key="grid_cw", help="1000 is the attack's default (about 5 s "
+                                 "per image on 2 CPU cores); the grid uses 100 unless changed")
+spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))), cw_steps=int(cw_steps))
+
+
+@st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
+def _table(_ds, spec_key: tuple, _spec: GridSpec, generation: int) -> pd.DataFrame:
+    return grid_table(_ds, _spec)
+
+
+generation = sum(j.state == "done" for j in runner().jobs())  # re-read when a job finishes
+table = _table(ds, (spec, spec_grid), spec_grid, generation)
+k = spec_grid.k
+done = int(table["computed"].sum())
+st.caption(f"{source} → {target} on {'the demo catalog' if spec[0] == 'demo' else spec[0]} · "
+           f"{done} of {len(table)} cells computed · each cell: clean and poisoned training "
+           f"for {n_seeds} seed(s).")
+paper = paper_tables()
+paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
+                    horizontal=True, key="grid_paper_ds")
+
+
+def heat(values: pd.DataFrame, title: str, fmt: str, key: str, diverging: bool = False):
+    """values: attack x defense; NaN cells are drawn grey and labelled "missing"."""
+    v = values.reindex(index=list(ATTACKS), columns=list(DEFENSES)).astype(float)
+    z = v.to_numpy()
+    text = [["missing" if not np.isfinite(x) else format(x, fmt) for x in r] for r in z]
+    span = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[DEF_SHORT[d] for d in v.columns], y=[ATTACK_NAMES[a] for a in v.index],
+        text=text, texttemplate="%{text}", showscale=False, hoverongaps=False,
+        colorscale="RdBu_r" if diverging else "Viridis",
+        zmin=-span if diverging else None, zmax=span if diverging else None))
+    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10),
+                      plot_bgcolor="#ddd", yaxis_autorange="reversed")
+    st.plotly_chart(fig, key=key)
+
+
+def pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    return df.pivot(index="attack", columns="defense", values=col)
+
+
+tab1, tab2 = st.tabs(["Table 1: CHR@20 shift", "Table 2: SR, FL, LPIPS"])
+with tab1:
+    for m in MODELS:
+        st.subheader(MODEL_NAMES[m])
+        ours = table[table["model"] == m]
+        c = st.columns(3)
+        with c[0]:
+            heat(pivot(ours, "relative") * 100, f"ours: CHR@{k} change (%)", ".0f",
+                 f"grid_rel_{m}", diverging=True)
+        with c[1]:
+            heat(pivot(ours, f"CHR@{k} poisoned"), f"ours: CHR@{k} poisoned", ".3f",
+                 f"grid_abs_{m}")
+        with c[2]:
+            p = paper[(paper["table"] == "table1") & (paper["model"] == m)
+                      & (paper["dataset"] == paper_ds)]
+            heat(pivot(p[p["attack"] != "none"], "value"), f"paper ({paper_ds}): CHR@20",
+                 ".3f", f"grid_paper_{m}")
+            none = p[p["attack"] == "none"].set_index("defense")["value"]
+            st.caption("paper, no attack: " + ", ".join(
+                f"{DEF_SHORT[d]} {none[d]:.4f}" for d in DEFENSES))
+with tab2:
+    attack_only = table.drop_duplicates(["attack", "defense"])
+    for metric, fmt in (("SR", ".0%"), ("FL", ".2g"), ("LPIPS", ".3f")):
+        c = st.columns(2)
+        with c[0]:
+            heat(pivot(attack_only, metric), f"ours: {metric}", fmt, f"grid_{metric}")
+        with c[1]:
+            p = paper[(paper["table"] == "table2") & (paper["metric"] == metric)
+                      & (paper["dataset"] == paper_ds)]
+            heat(pivot(p, "value"), f"paper ({paper_ds}): {metric}", fmt, f"grid_paper_{metric}")
+    if attack_only["LPIPS"].isna().all() and attack_only["SR"].notna().any():
+        st.caption("LPIPS is missing where the VGG backbone weights are not installed: "
+                   "`python -m advrec_core lpips-weights fetch` (needs internet) or "
+                   "`lpips-weights import FILE`.")
+
+st.subheader("Run cells")
+missing = table[~table["computed"]]
+if len(missing):
+    c = st.columns(3)
+    m = c[0].selectbox("Recommender", MODELS, format_func=MODEL_NAMES.get, key="grid_run_model")
+    a = c[1].selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="grid_run_attack")
+    d = c[2].selectbox("Defense", DEFENSES, format_func=DEFENSE_NAMES.get, key="grid_run_def")
+    job = spec_grid.cell(a, d, m)
+    key = job_key("poison", spec, job)
+    if cached(run_poison, ds, job) is not None:
+        st.success("This cell is computed.")
+    else:
+        job_panel(key, f"{MODEL_NAMES[m]} · {ATTACK_NAMES[a]} · {DEF_SHORT[d]}",
+                  lambda progress: run_poison(ds, job, progress=progress),
+                  label="Run this cell", button_key="grid_run")
+    st.caption("Cells queue on one worker per device; the first cell of a defense also trains "
+               "its extractor. `python -m advrec_core poison ...` computes the same cells "
+               "headless into the same cache.")
+else:
+    st.success("Every cell is computed.")
+
+st.subheader("Tables")
+show = table.assign(attack=table["attack"].map(ATTACK_NAMES),
+                    defense=table["defense"].map(DEF_SHORT), model=table["model"].map(MODEL_NAMES))
+st.dataframe(show, hide_index=True, key="grid_table", column_config={
+    "relative": st.column_config.NumberColumn("relative change", format="percent"),
+    "SR": st.column_config.NumberColumn(format="percent")})
+c = st.columns(2)
+c[0].download_button("Our grid (CSV)", table.to_csv(index=False), "advrec_grid.csv", "text/csv",
+                     key="grid_csv")
+c[1].download_button("Paper's Tables 1 and 2 (CSV)", paper.to_csv(index=False),
+                     "paper_tables.csv", "text/csv", key="grid_paper_csv")

@@ -1,0 +1,112 @@
+"""Recommendation Impact: retrain VBPR / AMR on the Attack Lab's poisoned features and see
+what moved: CHR@K per category, the attacked items' ranks, accuracy, one user's top-K."""
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from advrec_core.experiments.poison import PoisonJob, run_poison
+from advrec_core.jobs import job_key
+from advrec_core.recommenders import KS, RecConfig
+from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle
+
+MODELS = {"vbpr": "VBPR", "amr": "AMR", "bprmf": "BPR-MF (no images: a control)"}
+
+st.title("Recommendation Impact")
+spec, ds = current_dataset()
+attack = st.session_state.get(ATTACK_JOB_KEY)
+if attack is None:
+    st.info("No attack chosen yet. Run one in the Attack Lab first; this page retrains the "
+            "recommender on its poisoned features.")
+    st.page_link("pages/attack_lab.py", label="Open the Attack Lab", icon=":material/bug_report:")
+    st.stop()
+st.caption(f"Attack: **{attack.attack.upper()}** {dict(attack.params)} · {attack.source} → "
+           f"{attack.target} · {attack.extractor.label} · "
+           f"{attack.limit or 'all'} images (from the Attack Lab)")
+
+with st.form("impact_form"):
+    c = st.columns(3)
+    model = c[0].selectbox("Recommender", list(MODELS), format_func=MODELS.get)
+    n_seeds = c[1].number_input("Seeds (clean and poisoned runs per seed)", 1, 10, 3)
+    epochs = c[2].number_input("Epochs", 5, 500, RecConfig().epochs)
+    submitted = st.form_submit_button("Train clean vs poisoned", type="primary")
+job = PoisonJob(attack, RecConfig(model=model, epochs=int(epochs)), tuple(range(int(n_seeds))))
+key = job_key("poison", spec, job)
+result = cached(run_poison, ds, job)
+if result is None:
+    job_panel(key, f"{MODELS[model]} clean vs poisoned, {n_seeds} seed(s)",
+              lambda progress: run_poison(ds, job, progress=progress),
+              label=None, autostart=submitted)
+    if runner_idle(key):
+        st.info("Not computed yet: press **Train clean vs poisoned** (demo catalog: about "
+                "10 s per training, two per seed, after the attack itself).")
+    st.stop()
+
+src = attack.source
+k = st.segmented_control("K", KS, default=20, key="impact_k") or 20
+ch = result.change.set_index("K").loc[k]
+c = st.columns(4)
+c[0].metric(f"CHR@{k} of {src}, clean", f"{ch['clean']:.4f}")
+c[1].metric(f"CHR@{k} poisoned", f"{ch['poisoned']:.4f}", f"{ch['relative']:+.1%}")
+c[2].metric("95% CI of the change", "n/a (1 seed)" if not np.isfinite(ch["ci95"])
+            else f"±{ch['ci95']:.4f}")
+c[3].metric("paired t-test p", "n/a" if not np.isfinite(ch["p_value"]) else f"{ch['p_value']:.3g}")
+st.caption(f"CHR@K = average number of the category's items in a user's top-K list (the "
+           f"paper's Table 1 figure); mean over seeds {list(job.seeds)}.")
+
+left, right = st.columns(2)
+with left:
+    st.subheader(f"CHR@{k} per category")
+    bars = pd.DataFrame({"clean": result.chr_clean[f"CHR@{k}"],
+                         "poisoned": result.chr_poisoned[f"CHR@{k}"]}).reset_index()
+    fig = go.Figure()
+    for phase, colour in (("clean", "#8aa"), ("poisoned", "#d62")):
+        fig.add_bar(x=bars["category"], y=bars[phase], name=phase, marker_color=colour,
+                    marker_line_width=[3 if c == src else 0 for c in bars["category"]],
+                    marker_line_color="black")
+    fig.add_annotation(x=src, y=bars.set_index("category").loc[src].max(), text="source",
+                       showarrow=True, arrowhead=2)
+    fig.update_layout(barmode="group", yaxis_title=f"CHR@{k}", legend_orientation="h")
+    st.plotly_chart(fig, key="impact_chr")
+with right:
+    st.subheader("Attacked items' ranks")
+    r = result.ranks
+    fig = px.scatter(r, x="mean_rank_clean", y="mean_rank_poisoned", color="attacked",
+                     hover_name="item", log_x=True, log_y=True,
+                     labels={"mean_rank_clean": "mean rank, clean (1 = top)",
+                             "mean_rank_poisoned": "mean rank, poisoned"})
+    lo, hi = 1, ds.n_items
+    fig.add_shape(type="line", x0=lo, y0=lo, x1=hi, y1=hi, line_dash="dot")
+    st.plotly_chart(fig, key="impact_ranks")
+    att = r[r["attacked"]]
+    st.caption(f"Below the diagonal = moved up. Attacked {src} items: mean rank "
+               f"{att['mean_rank_clean'].mean():.1f} → {att['mean_rank_poisoned'].mean():.1f}"
+               f" of {ds.n_items}.")
+
+st.subheader("Accuracy before / after")
+cols = [c2 for c2 in result.per_seed.columns if c2.split("@")[0] in ("HR", "nDCG", "Recall", "Precision")
+        and c2.endswith(f"@{k}")]
+acc = result.per_seed.groupby("phase")[cols].mean()
+st.dataframe(acc, key="impact_acc")
+avg = result.attack_summary["averages"]
+st.caption(f"Attack: SR {avg['SR']:.1%}, FL {avg['FL']:.4g} over {avg['n']} images.")
+
+st.subheader("One user's top-K, before and after (seed %d)" % job.seeds[0])
+top_clean = result.runs[(job.seeds[0], "clean")].topk()[:, :k]
+top_pois = result.runs[(job.seeds[0], "poisoned")].topk()[:, :k]
+is_src = ds.category_names() == src
+gain = is_src[top_pois].sum(1) - is_src[top_clean].sum(1)  # (n_users,)
+order = np.argsort(-gain, kind="stable")
+user = st.selectbox("User (sorted by how many source items they gained)", order[:200],
+                    key="impact_user", format_func=lambda u: (
+                        f"{ds.user_ids[u]} · {gain[u]:+d} {src} items"))
+attacked = set(result.ranks.loc[result.ranks["attacked"], "item_index"])
+for phase, top, other in (("clean", top_clean, top_pois), ("poisoned", top_pois, top_clean)):
+    st.markdown(f"**{phase}**")
+    items = top[user]
+    images = list(ds.load_images(items))
+    new = set(items) - set(other[user])
+    caps = [f"#{n + 1} {ds.item_ids[i]}" + (" · NEW" if phase == "poisoned" and i in new else "")
+            + (" · attacked" if i in attacked else "") for n, i in enumerate(items)]
+    st.image(images, caption=caps, output_format="PNG", width=72)
