@@ -88,3 +88,19 @@ def job_panel(key: str, title: str, fn, label: str | None = "Run", autostart: bo
     if autostart or (label and st.button(label, key=button_key or f"run_{key}", type="primary")):
         runner().submit(key, fn, title, str(resolve_device("auto")))
         st.rerun()
+
+
+def show_pngs(images: list, captions: list[str] | None = None) -> None:
+    """Images (uint8 (H, W, 3)) as lossless PNG at exactly their pixel width: a
+    caption wider than its image would otherwise stretch it (smoothed, non-integer zoom)."""
+    if not images:
+        return
+    captions = captions or [""] * len(images)
+    widths = {im.shape[1] for im in images}
+    if len(widths) == 1:
+        st.image(images, caption=captions, output_format="PNG", width=widths.pop())
+        return
+    cols = st.columns(min(len(images), 6))  # mixed sizes: one call per image
+    for n, (im, cap) in enumerate(zip(images, captions)):
+        with cols[n % len(cols)]:
+            st.image(im, caption=cap, output_format="PNG", width=im.shape[1])

@@ -245,6 +245,50 @@ def _cmd_poison(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .data.loaders import load_dataset
+    from .experiments.grid import GridSpec, grid_table, parse_attack
+    from .experiments.poison import propose_pair, run_poison
+
+    progress = TqdmProgress(disable=args.quiet)
+    cache = _cache(args)
+    ds = load_dataset(args.dataset, cache=cache, progress=progress)
+    source, target = propose_pair(ds)
+    given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
+             "seeds": args.seeds}
+    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": "traditional"}))
+    spec = GridSpec(args.source or source, args.target or target, limit=args.limit,
+                    cw_steps=args.cw_steps or None, extractor=extractor,
+                    **{k: tuple(v) for k, v in given.items() if v is not None})
+    for a in spec.attacks:
+        parse_attack(a)  # a clear error before any work
+    if args.rec_epochs:
+        spec = replace(spec, rec=replace(spec.rec, epochs=args.rec_epochs))
+    table = grid_table(ds, spec, cache)
+    missing = table[~table["computed"]]
+    if args.run:
+        for n, (_, r) in enumerate(missing.iterrows(), 1):
+            print(f"cell {n}/{len(missing)}: {r['model']} {r['attack']} {r['defense']}",
+                  flush=True)
+            run_poison(ds, spec.cell(r["attack"], r["defense"], r["model"]), cache,
+                       args.device, progress)
+        table = grid_table(ds, spec, cache)
+    print(f"grid         {spec.source} -> {spec.target}, seeds {list(spec.seeds)}, "
+          f"{int(table['computed'].sum())}/{len(table)} cells computed"
+          + ("" if args.run else " (--run computes the missing ones)"))
+    cols = ["model", "attack", "defense", f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned",
+            "relative", "p_value", "SR", "FL", "LPIPS"]
+    print(table[cols].round(4).to_string(index=False, na_rep="-"))
+    if args.csv:
+        from .cache import atomic_write_text
+
+        atomic_write_text(Path(args.csv), table.to_csv(index=False))
+        print(f"\nwritten      {args.csv}")
+    return 0
+
+
 def _attack_params(args: argparse.Namespace) -> tuple:
     from .experiments.attack import attack_params
 
@@ -357,6 +401,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rec_args(pz)
     _add_extractor_args(pz)
     pz.set_defaults(func=_cmd_poison)
+
+    g = sub.add_parser("grid", help="the paper's attack x defense x recommender grid "
+                                    "(computed cells; --run computes the rest)")
+    g.add_argument("dataset", help="'demo' or a dataset folder")
+    g.add_argument("--source", help="category to push (default: the least popular)")
+    g.add_argument("--target", help="class to imitate (default: the most popular)")
+    g.add_argument("--attacks", nargs="+",
+                   help="default: fgsm-4 fgsm-8 pgd-4 pgd-8 cw (the paper's rows)")
+    g.add_argument("--defenses", nargs="+", choices=["traditional", "at", "free_at"],
+                   help="default: all three")
+    g.add_argument("--models", nargs="+", choices=["bprmf", "vbpr", "amr"],
+                   help="default: vbpr amr")
+    g.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2")
+    g.add_argument("--limit", type=int, help="attack only the first N source items")
+    g.add_argument("--cw-steps", type=int, default=100,
+                   help="C&W iterations per search step (default 100; 0 = the attack's 1000)")
+    g.add_argument("--rec-epochs", type=int, help="recommender epochs")
+    g.add_argument("--run", action="store_true", help="compute the missing cells")
+    g.add_argument("--csv", help="also write the table to this CSV file")
+    g.add_argument("--extractor", default="demo-cnn", help="demo-cnn | resnet50")
+    g.add_argument("--weights", help="resnet50: local checkpoint")
+    g.add_argument("--epochs", type=int, help="demo-cnn: training epochs")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+    g.set_defaults(func=_cmd_grid)
 
     w = sub.add_parser("lpips-weights", help="status / fetch / import LPIPS backbone weights")
     w.add_argument("action", choices=["status", "fetch", "import"])

@@ -22,6 +22,16 @@ def upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return img if factor <= 1 else img.repeat(factor, 0).repeat(factor, 1)
 
 
+def thumbnail(img: np.ndarray, size: int = 96) -> np.ndarray:
+    """A catalogue thumbnail (not for judging perturbations): images larger than `size`
+    are shrunk (Lanczos) to fit, smaller ones kept at native size."""
+    if max(img.shape[:2]) <= size:
+        return img
+    im = Image.fromarray(img)
+    im.thumbnail((size, size), Image.LANCZOS)
+    return np.asarray(im)
+
+
 def amplified(clean: np.ndarray, adv: np.ndarray, gain: float = 10.0) -> np.ndarray:
     """The perturbation adv - clean, times `gain`, around mid-grey (128 = no change)."""
     d = adv.astype(np.float32) - clean.astype(np.float32)

@@ -11,7 +11,7 @@ from advrec_core.experiments.poison import propose_pair
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
 from advrec_core.viz import amplified, compare_html, heat_overlay, perturbation_map, upscale
-from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle
+from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle, show_pngs
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
@@ -25,34 +25,38 @@ except ValueError as e:
     st.error(f"This dataset cannot be attacked here: {e}")
     st.stop()
 prev: AttackJob | None = st.session_state.get(ATTACK_JOB_KEY)
+if prev is not None and not {prev.source, prev.target} <= set(names):
+    prev = None  # made on another dataset
+start = prev or AttackJob(source0, target0, "pgd", attack_params("pgd"))  # the form's defaults
 
 with st.form("attack_form"):
     c = st.columns(4)
-    source = c[0].selectbox("Source category (low popularity)", names,
-                            index=names.index(prev.source if prev else source0))
-    target = c[1].selectbox("Target class (popular)", names,
-                            index=names.index(prev.target if prev else target0))
-    defense = c[2].selectbox("Feature extractor", list(DEFENSE_NAMES),
+    source = c[0].selectbox("Source category (low popularity)", names, key="lab_source",
+                            index=names.index(start.source))
+    target = c[1].selectbox("Target class (popular)", names, key="lab_target",
+                            index=names.index(start.target))
+    defense = c[2].selectbox("Feature extractor", list(DEFENSE_NAMES), key="lab_defense",
                              format_func=DEFENSE_NAMES.get,
-                             index=list(DEFENSE_NAMES).index(prev.extractor.defense if prev else "traditional"))
-    arch = c[3].selectbox("Network", EXTRACTORS.available(),
-                          index=EXTRACTORS.available().index(prev.extractor.arch if prev else "demo-cnn"),
+                             index=list(DEFENSE_NAMES).index(start.extractor.defense))
+    arch = c[3].selectbox("Network", EXTRACTORS.available(), key="lab_arch",
+                          index=EXTRACTORS.available().index(start.extractor.arch),
                           help="demo-cnn: trained here on the demo corpus. resnet50: ImageNet "
                                "(torchvision weights) or a local checkpoint; needs the weights.")
     c = st.columns(4)
-    attack = c[0].radio("Attack", ["pgd", "fgsm", "cw"], horizontal=True,
-                        format_func=str.upper, index=["pgd", "fgsm", "cw"].index(prev.attack if prev else "pgd"))
-    p0 = dict(prev.params) if prev else {}
-    eps = c[1].select_slider("ε (8-bit levels, L-inf; FGSM/PGD)", [1, 2, 4, 8, 16],
+    attack = c[0].radio("Attack", ["pgd", "fgsm", "cw"], horizontal=True, key="lab_attack",
+                        format_func=str.upper, index=["pgd", "fgsm", "cw"].index(start.attack))
+    p0 = dict(start.params)
+    eps = c[1].select_slider("ε (8-bit levels, L-inf; FGSM/PGD)", [1, 2, 4, 8, 16], key="lab_eps",
                              value=int(round(p0.get("eps", 8 / 255) * 255)))
-    steps = c[2].number_input("PGD steps", 1, 200, int(p0.get("steps", 10)),
+    steps = c[2].number_input("PGD steps", 1, 200, int(p0.get("steps", 10)), key="lab_steps",
                               help="The paper's: 10 steps of ε/6, no random start")
     cw_steps = c[3].number_input("C&W iterations per search step", 10, 2000, 1000, step=50,
+                                 key="lab_cw_steps",
                                  help="5 binary-search steps; about 5 s per image on 2 CPU "
                                       "cores at 1000")
     limit = st.number_input("Images to attack (first N of the source category; 0 = all)",
-                            0, ds.n_items, prev.limit or 0 if prev else 0)
-    submitted = st.form_submit_button("Run attack", type="primary")
+                            0, ds.n_items, start.limit or 0, key="lab_limit")
+    submitted = st.form_submit_button("Run attack", type="primary", key="lab_run")
 
 params = attack_params(attack, eps, steps=int(steps),
                        cw_steps=int(cw_steps) if cw_steps != 1000 else None)
@@ -111,14 +115,16 @@ c[2].markdown(f"**Prediction** clean: {row['pred_clean']} ({row['conf_clean']:.0
               f"perturbed: **{row['pred_adv']}** ({row['conf_adv']:.0%})")
 lpips_maps = result.lpips_map("vgg")
 if lpips_maps is None:
-    heat, heat_caption = perturbation_map(clean, adv), \
-        "|perturbation| per pixel (LPIPS map unavailable)"
+    heat, heat_caption = perturbation_map(clean, adv), "|δ| map"
+    st.caption("Heatmap: largest |perturbation| per pixel; the LPIPS spatial map is "
+               "unavailable (see above).")
 else:
-    heat, heat_caption = lpips_maps[int(pick)].astype(np.float32), "LPIPS (VGG) spatial map"
-st.image([upscale(clean, factor), upscale(adv, factor),
-          upscale(amplified(clean, adv, gain), factor), upscale(heat_overlay(clean, heat), factor)],
-         caption=["clean", "perturbed (uploaded PNG)", f"perturbation x{gain}", heat_caption],
-         output_format="PNG")
+    heat, heat_caption = lpips_maps[int(pick)].astype(np.float32), "LPIPS map"
+show_pngs([upscale(clean, factor), upscale(adv, factor),
+           upscale(amplified(clean, adv, gain), factor), upscale(heat_overlay(clean, heat), factor)],
+          ["clean", "perturbed", f"perturbation x{gain}", heat_caption])
+st.caption(f"Lossless PNG, {clean.shape[1]}x{clean.shape[0]} px shown at x{factor} by "
+           f"nearest neighbour; the perturbed image is the 8-bit PNG the seller uploads.")
 st.html(compare_html(clean, adv, factor, uid=f"cmp{pick}"))
 
 st.subheader("All images")

@@ -6,7 +6,7 @@ import streamlit as st
 
 from advrec_core.data.images import display_factor, upscale_nearest
 from advrec_core.errors import DataError
-from ui import DATASET_KEY, get_dataset
+from ui import DATASET_KEY, get_dataset, show_pngs
 
 st.title("Data")
 spec, k_core, dup = st.session_state.get(DATASET_KEY, ("demo", 0, "error"))
@@ -76,5 +76,4 @@ for i in shown:
         continue
     images.append(upscale_nearest(img, display_factor(*img.shape[:2])))
     captions.append(f"{ds.item_ids[i]} · {pop[i]} interactions")
-if images:
-    st.image(images, caption=captions, output_format="PNG")
+show_pngs(images, captions)

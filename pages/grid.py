@@ -9,6 +9,7 @@ import streamlit as st
 from advrec_core.experiments.grid import (ATTACK_NAMES, ATTACKS, DEFENSE_NAMES, DEFENSES,
                                           MODELS, GridSpec, grid_table, paper_tables)
 from advrec_core.experiments.poison import propose_pair, run_poison
+from advrec_core.device import resolve_device
 from advrec_core.jobs import job_key, runner
 from ui import cached, current_dataset, job_panel
 
@@ -28,7 +29,8 @@ with st.expander("Grid settings", expanded=False):
     source = c[0].selectbox("Source", names, index=names.index(source0), key="grid_source")
     target = c[1].selectbox("Target", names, index=names.index(target0), key="grid_target")
     n_seeds = c[2].number_input("Seeds per cell", 1, 10, 3, key="grid_seeds")
-    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, 100, step=10,
+    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000,
+                                 GridSpec.cw_steps, step=10,
                                  key="grid_cw", help="1000 is the attack's default (about 5 s "
                                  "per image on 2 CPU cores); the grid uses 100 unless changed")
 spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))), cw_steps=int(cw_steps))
@@ -121,9 +123,21 @@ if len(missing):
         job_panel(key, f"{MODEL_NAMES[m]} · {ATTACK_NAMES[a]} · {DEF_SHORT[d]}",
                   lambda progress: run_poison(ds, job, progress=progress),
                   label="Run this cell", button_key="grid_run")
+    if st.button(f"Queue all {len(missing)} missing cells", key="grid_run_all"):
+        for _, r in missing.iterrows():
+            cell = spec_grid.cell(r["attack"], r["defense"], r["model"])
+            runner().submit(job_key("poison", spec, cell),
+                            lambda progress, cell=cell: run_poison(ds, cell, progress=progress),
+                            f"{MODEL_NAMES[r['model']]} · {ATTACK_NAMES[r['attack']]} · "
+                            f"{DEF_SHORT[r['defense']]}", str(resolve_device("auto")))
+        st.rerun()
+    queued = [j for j in runner().jobs() if j.active and j.key.startswith("poison-")]
+    if queued:
+        st.caption(f"{len(queued)} job(s) queued or running: "
+                   + "; ".join(f"{j.title} ({j.state})" for j in queued[:6]))
     st.caption("Cells queue on one worker per device; the first cell of a defense also trains "
-               "its extractor. `python -m advrec_core poison ...` computes the same cells "
-               "headless into the same cache.")
+               "its extractor. Headless: `python -m advrec_core grid demo --run` computes the "
+               "same cells into the same cache.")
 else:
     st.success("Every cell is computed.")
 

@@ -7,9 +7,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from advrec_core.experiments.poison import PoisonJob, run_poison
+from advrec_core.viz import thumbnail
 from advrec_core.jobs import job_key
 from advrec_core.recommenders import KS, RecConfig
-from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle
+from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle, show_pngs
 
 MODELS = {"vbpr": "VBPR", "amr": "AMR", "bprmf": "BPR-MF (no images: a control)"}
 
@@ -27,10 +28,11 @@ st.caption(f"Attack: **{attack.attack.upper()}** {dict(attack.params)} · {attac
 
 with st.form("impact_form"):
     c = st.columns(3)
-    model = c[0].selectbox("Recommender", list(MODELS), format_func=MODELS.get)
-    n_seeds = c[1].number_input("Seeds (clean and poisoned runs per seed)", 1, 10, 3)
-    epochs = c[2].number_input("Epochs", 5, 500, RecConfig().epochs)
-    submitted = st.form_submit_button("Train clean vs poisoned", type="primary")
+    model = c[0].selectbox("Recommender", list(MODELS), format_func=MODELS.get, key="impact_model")
+    n_seeds = c[1].number_input("Seeds (clean and poisoned runs per seed)", 1, 10, 3,
+                              key="impact_seeds")
+    epochs = c[2].number_input("Epochs", 5, 500, RecConfig().epochs, key="impact_epochs")
+    submitted = st.form_submit_button("Train clean vs poisoned", type="primary", key="impact_run")
 job = PoisonJob(attack, RecConfig(model=model, epochs=int(epochs)), tuple(range(int(n_seeds))))
 key = job_key("poison", spec, job)
 result = cached(run_poison, ds, job)
@@ -105,8 +107,8 @@ attacked = set(result.ranks.loc[result.ranks["attacked"], "item_index"])
 for phase, top, other in (("clean", top_clean, top_pois), ("poisoned", top_pois, top_clean)):
     st.markdown(f"**{phase}**")
     items = top[user]
-    images = list(ds.load_images(items))
+    images = [thumbnail(im, 96) for im in ds.load_images(items)]
     new = set(items) - set(other[user])
     caps = [f"#{n + 1} {ds.item_ids[i]}" + (" · NEW" if phase == "poisoned" and i in new else "")
             + (" · attacked" if i in attacked else "") for n, i in enumerate(items)]
-    st.image(images, caption=caps, output_format="PNG", width=72)
+    show_pngs(images, caps)

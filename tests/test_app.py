@@ -56,3 +56,129 @@ def test_data_page_loads_a_folder_and_reports_bad_ones(app, tmp_path):
     app.text_input(key="data_folder").input(str(tmp_path / "nope")).run()
     assert not app.exception
     assert "dataset folder not found" in app.error[0].value
+
+
+# --- Attack Lab, Recommendation Impact, Grid --------------------------------------------
+
+SMALL = 4  # images per attack in these tests
+
+
+@pytest.fixture
+def page(demo_dir, monkeypatch):
+    monkeypatch.chdir(ROOT)
+
+    def make(name: str, **state):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        for k, v in state.items():
+            at.session_state[k] = v
+        return at.switch_page(f"pages/{name}.py")
+    return make
+
+
+def finish_jobs():
+    """Wait for every job the pages submitted (the runner is process-wide)."""
+    from advrec_core.jobs import runner
+
+    for job in runner().jobs():
+        job.wait(600)
+    return runner().jobs()
+
+
+def small_attack():
+    from advrec_core.experiments.attack import AttackJob, attack_params
+
+    return AttackJob("Sandal", "Running shoe", "pgd", attack_params("pgd", 8), limit=SMALL)
+
+
+def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):
+    at = page("attack_lab").run()
+    assert not at.exception and at.title[0].value == "Attack Lab"
+    assert at.selectbox(key="lab_source").value == "Sandal"  # the proposed pair
+    assert at.selectbox(key="lab_target").value == "Running shoe"
+    assert "Not computed yet" in at.info[0].value
+    at.number_input(key="lab_limit").set_value(SMALL)
+    at.button(key="lab_run").click().run()
+    jobs = [j for j in finish_jobs() if j.key.startswith("attack-")]
+    assert jobs and jobs[0].state == "done", jobs[0].error
+    tab_b = page("attack_lab", attack_job=small_attack()).run()  # a second tab, same settings
+    assert [j.key for j in finish_jobs() if j.key.startswith("attack-")] == [jobs[0].key]
+    for view in (at.run(), tab_b):
+        assert not view.exception
+        metrics = {m.label: m.value for m in view.metric}
+        assert metrics["Success rate"].endswith("%") and metrics["L-inf"] == "8.0/255"
+        assert metrics["LPIPS (VGG)"] == "unavailable" or float(metrics["LPIPS (VGG)"]) >= 0
+        shown = list(view.get("image")[0].proto.imgs)
+        assert [im.caption for im in shown][:3] == ["clean", "perturbed", "perturbation x10"]
+        assert all(im.url.endswith(".png") for im in shown)  # lossless, not JPEG
+        table = view.dataframe[0].value
+        assert len(table) == SMALL and {"SR", "FL", "SSIM", "PSNR", "Linf", "L2"} <= set(table)
+        html = view.get("html")[0].proto.body
+        assert html.count("data:image/png;base64,") == 3 and "<script" not in html
+    at.selectbox(key="lab_item").select(2).run()
+    assert not at.exception and at.markdown  # the prediction line follows the item
+
+
+def test_attack_lab_failed_job_shows_its_error(page):
+    at = page("attack_lab").run()
+    at.selectbox(key="lab_arch").select("resnet50")
+    at.number_input(key="lab_limit").set_value(SMALL)
+    at.button(key="lab_run").click().run()
+    failed = [j for j in finish_jobs() if j.state == "failed"]
+    at.run()
+    assert not at.exception and failed
+    err = at.error[0].value
+    assert "failed" in err and "\n" not in failed[0].error and "Traceback" not in err
+    assert any(b.label == "Retry" for b in at.button)
+
+
+def test_impact_page_needs_an_attack_first(page):
+    at = page("impact").run()
+    assert not at.exception and "Run one in the Attack Lab first" in at.info[0].value
+
+
+def test_impact_page_trains_clean_vs_poisoned(page):
+    from advrec_core.experiments.poison import PoisonJob, run_poison
+    from advrec_core.recommenders import RecConfig
+
+    at = page("impact", attack_job=small_attack()).run()
+    assert not at.exception
+    at.number_input(key="impact_seeds").set_value(1)
+    at.number_input(key="impact_epochs").set_value(10)
+    at.button(key="impact_run").click().run()
+    assert all(j.state == "done" for j in finish_jobs() if j.key.startswith("poison-"))
+    at.run()
+    assert not at.exception
+    res = run_poison(load_demo(), PoisonJob(small_attack(), RecConfig(epochs=10), (0,)))
+    ch = res.change.set_index("K").loc[20]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["CHR@20 of Sandal, clean"] == f"{ch['clean']:.4f}"
+    assert metrics["CHR@20 poisoned"] == f"{ch['poisoned']:.4f}"
+    assert len(at.get("plotly_chart")) == 2  # CHR bars, rank shift
+    assert list(at.dataframe[0].value.index) == ["clean", "poisoned"]
+    lists = at.get("image")
+    assert len(lists) == 2 and all(len(el.proto.imgs) == 20 for el in lists)
+    at.segmented_control(key="impact_k").set_value(10).run()
+    assert not at.exception and "CHR@10 poisoned" in [m.label for m in at.metric]
+
+
+def load_demo():
+    from advrec_core.data import load_dataset
+
+    return load_dataset("demo")
+
+
+def test_grid_page_shows_missing_cells_and_runs_one(page):
+    at = page("grid").run()
+    assert not at.exception and at.title[0].value == "Grid"
+    assert "0 of 30 cells computed" in at.caption[0].value
+    assert len(at.get("plotly_chart")) == 12  # 3 per recommender (Table 1) + 3 x 2 (Table 2)
+    table = at.dataframe[0].value
+    assert len(table) == 30 and not table["computed"].any()
+    assert len(at.get("download_button")) == 2
+    at.number_input(key="grid_seeds").set_value(1).run()
+    at.button(key="grid_run").click().run()  # VBPR, FGSM (eps=4), Traditional
+    assert all(j.state == "done" for j in finish_jobs() if j.key.startswith("poison-"))
+    at.run()
+    assert not at.exception and "1 of 30 cells computed" in at.caption[0].value
+    row = at.dataframe[0].value.iloc[0]
+    assert row["computed"] and 0 <= row["SR"] <= 1 and row["CHR@20 clean"] > 0

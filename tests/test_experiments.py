@@ -106,3 +106,41 @@ def test_attack_limit_and_unknown_source_fail_early(ds):
     with pytest.raises(AdvRecError, match=r"no items in category '\(unknown\)'"):
         source_items(ds, "(unknown)", None)
     assert len(source_items(ds, "sandal", 5)) == 5  # case-insensitive
+
+
+def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys):
+    from advrec_core.cache import Cache
+    from advrec_core.experiments.grid import GridSpec, grid_table, paper_tables, parse_attack
+    from advrec_core.experiments.poison import run_poison
+    from advrec_core.recommenders import RecConfig
+
+    spec = GridSpec("Sandal", "Running shoe", attacks=("pgd-8", "fgsm-4"),
+                    defenses=("traditional",), models=("vbpr",), seeds=(0,), limit=4,
+                    rec=RecConfig(epochs=3), extractor=QUICK)
+    cache = Cache.default()
+    cell = spec.cell("pgd-8", "at", "amr")
+    assert dict(cell.attack.params)["eps"] == 8 / 255 and cell.rec.model == "amr"
+    assert cell.attack.extractor.defense == cell.attack.extractor.train.defense == "at"
+    assert cell.attack.extractor.train.epochs == 2
+    before = grid_table(ds, spec, cache)
+    assert not before["computed"].any() and before["SR"].isna().all()  # nothing run yet
+    res = run_poison(ds, spec.cell("pgd-8", "traditional", "vbpr"), cache)
+    after = grid_table(ds, spec, cache).set_index("attack")
+    assert after.loc["pgd-8", "computed"] and not after.loc["fgsm-4", "computed"]
+    ch = res.change.set_index("K").loc[20]
+    assert after.loc["pgd-8", "CHR@20 poisoned"] == pytest.approx(ch["poisoned"])
+    assert after.loc["pgd-8", "SR"] == pytest.approx(res.attack_summary["averages"]["SR"])
+    assert np.isnan(after.loc["fgsm-4", "change"])
+    assert parse_attack("fgsm-4") == ("fgsm", 4.0) and parse_attack("cw") == ("cw", None)
+    with pytest.raises(AdvRecError, match="fgsm-4, pgd-8 or cw"):
+        parse_attack("pgd")
+    # the CLI reads the same cells
+    assert main(["grid", "demo", "--attacks", "pgd-8", "fgsm-4", "--defenses", "traditional",
+                 "--models", "vbpr", "--seeds", "0", "--limit", "4", "--rec-epochs", "3",
+                 "--epochs", "2"]) == 0
+    assert "1/2 cells computed" in capsys.readouterr().out
+    paper = paper_tables()
+    assert len(paper) == 162  # Table 1: 2 models x 6 rows x 6 columns; Table 2: 10 x 9
+    men = paper[(paper["dataset"] == "Amazon Men") & (paper["attack"] == "pgd-8")]
+    assert men[(men["model"] == "vbpr") & (men["defense"] == "traditional")]["value"].item() == 1.5736
+    assert men[(men["metric"] == "SR") & (men["defense"] == "at")]["value"].item() == 0.2408
