@@ -1,13 +1,18 @@
-"""AdvRec Lab dashboard: `streamlit run app.py`. Page config, shared sidebar, navigation."""
+"""AdvRec Lab dashboard: `streamlit run app.py`. Page config, shared sidebar, navigation.
+
+The pages live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder beside the
+entry script as a legacy multipage app until st.navigation has run once in the process, so
+on a fresh server a first visit to e.g. /attack_lab would run that page without this file
+(no wide layout, wrong sidebar)."""
 import streamlit as st
 
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
 
 pages = [
-    st.Page("pages/data.py", title="Data", icon=":material/database:", default=True),
-    st.Page("pages/attack_lab.py", title="Attack Lab", icon=":material/bug_report:"),
-    st.Page("pages/impact.py", title="Recommendation Impact", icon=":material/trending_up:"),
-    st.Page("pages/grid.py", title="Grid", icon=":material/grid_on:"),
+    st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
+    st.Page("app_pages/attack_lab.py", title="Attack Lab", icon=":material/bug_report:"),
+    st.Page("app_pages/impact.py", title="Recommendation Impact", icon=":material/trending_up:"),
+    st.Page("app_pages/grid.py", title="Grid", icon=":material/grid_on:"),
 ]
 nav = st.navigation(pages)
 with st.sidebar:

@@ -71,7 +71,7 @@ def page(demo_dir, monkeypatch):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
         for k, v in state.items():
             at.session_state[k] = v
-        return at.switch_page(f"pages/{name}.py")
+        return at.switch_page(f"app_pages/{name}.py")
     return make
 
 

@@ -20,7 +20,7 @@ attack = st.session_state.get(ATTACK_JOB_KEY)
 if attack is None:
     st.info("No attack chosen yet. Run one in the Attack Lab first; this page retrains the "
             "recommender on its poisoned features.")
-    st.page_link("pages/attack_lab.py", label="Open the Attack Lab", icon=":material/bug_report:")
+    st.page_link("app_pages/attack_lab.py", label="Open the Attack Lab", icon=":material/bug_report:")
     st.stop()
 st.caption(f"Attack: **{attack.attack.upper()}** {dict(attack.params)} · {attack.source} → "
            f"{attack.target} · {attack.extractor.label} · "

@@ -1,0 +1,42 @@
+"""End to end in headless Chromium: open the Attack Lab, run a small attack on the demo
+catalog, wait for the result, check the perturbed image is a PNG, save a screenshot."""
+import os
+from pathlib import Path
+
+import pytest
+
+from browser import browser_page, streamlit_server, why_no_browser
+
+REASON = why_no_browser()
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
+def test_attack_lab_in_a_browser(demo_dir, isolated_cache, tmp_path):
+    shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(isolated_cache) as url, browser_page() as page:
+        page.goto(f"{url}/attack_lab")
+        page.get_by_role("heading", name="Attack Lab").wait_for(timeout=120_000)
+        # app.py ran (its navigation and sidebar), not the page file on its own
+        page.get_by_role("link", name="Recommendation Impact").wait_for(timeout=30_000)
+        limit = page.get_by_label("Images to attack (first N of the source category; 0 = all)")
+        limit.fill("3")
+        page.get_by_role("button", name="Run attack").click()
+        page.get_by_text("Image by image").wait_for(timeout=300_000)  # job done, result shown
+        page.get_by_text("Success rate").wait_for()
+        images = page.locator('[data-testid="stImage"] img')
+        images.nth(3).wait_for()
+        perturbed = images.nth(1)
+        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                               arg=perturbed.element_handle())
+        src = perturbed.get_attribute("src")
+        assert src.split("?")[0].endswith(".png"), src
+        body = page.request.get(src if src.startswith("http") else url + src).body()
+        assert body[:8] == b"\x89PNG\r\n\x1a\n"  # lossless PNG, not JPEG
+        natural, shown = perturbed.evaluate("(img) => [img.naturalWidth, img.clientWidth]")
+        assert natural == shown  # drawn at its own pixel size, no smoothing resample
+        assert page.get_by_text("3 images").count() >= 1  # the small attack, not all sandals
+        perturbed.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "attack_lab.png"))
+    assert (shots / "attack_lab.png").stat().st_size > 10_000
+    print(f"screenshot: {shots / 'attack_lab.png'}")
