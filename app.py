@@ -8,15 +8,30 @@ import streamlit as st
 
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
 
-pages = [
-    st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
-    st.Page("app_pages/attack_lab.py", title="Attack Lab", icon=":material/bug_report:"),
-    st.Page("app_pages/impact.py", title="Recommendation Impact", icon=":material/trending_up:"),
-    st.Page("app_pages/grid.py", title="Grid", icon=":material/grid_on:"),
-]
-nav = st.navigation(pages)
-with st.sidebar:
-    st.caption("AdvRec Lab: adversarially poisoned product images vs visual recommenders. "
-               "Anelli et al., *Assessing Perceptual and Recommendation Mutation of "
-               "Adversarially-Poisoned Visual Recommenders*.")
+study = st.Page("app_pages/study.py", title="Take the study", icon=":material/visibility:",
+                url_path="study")
+pages = {
+    "Explore": [
+        st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
+        st.Page("app_pages/attack_lab.py", title="Attack Lab", icon=":material/bug_report:"),
+        st.Page("app_pages/impact.py", title="Recommendation Impact",
+                icon=":material/trending_up:"),
+        st.Page("app_pages/grid.py", title="Grid", icon=":material/grid_on:"),
+    ],
+    "Perceptibility study": [
+        study,
+        st.Page("app_pages/study_admin.py", title="Study design", icon=":material/settings:"),
+        st.Page("app_pages/study_analysis.py", title="Study analysis",
+                icon=":material/query_stats:"),
+    ],
+}
+participant = "pid" in st.query_params or "study" in st.query_params
+if participant:  # a participant's link shows the study and nothing else
+    nav = st.navigation([study], position="hidden")
+else:
+    nav = st.navigation(pages)
+    with st.sidebar:
+        st.caption("AdvRec Lab: adversarially poisoned product images vs visual recommenders. "
+                   "Anelli et al., *Assessing Perceptual and Recommendation Mutation of "
+                   "Adversarially-Poisoned Visual Recommenders*.")
 nav.run()

@@ -104,3 +104,44 @@ def show_pngs(images: list, captions: list[str] | None = None) -> None:
     for n, (im, cap) in enumerate(zip(images, captions)):
         with cols[n % len(cols)]:
             st.image(im, caption=cap, output_format="PNG", width=im.shape[1])
+
+
+# --- the perceptibility study -------------------------------------------------------------
+
+ADMIN_ENV = "ADVREC_ADMIN_PASSWORD"
+
+
+@st.cache_resource(show_spinner=False)
+def _study_db(url: str):
+    from advrec_core.study import session_factory
+
+    return session_factory(url)
+
+
+def study_db():
+    """The study database's session factory ($ADVREC_STUDY_DB or studydata/study.sqlite)."""
+    from advrec_core.study import database_url
+
+    return _study_db(database_url())
+
+
+def require_admin() -> None:
+    """Stop the page unless this session gave the admin password ($ADVREC_ADMIN_PASSWORD).
+    Without the variable the admin pages are off: results are never open to annotators."""
+    import hmac
+    import os
+
+    secret = os.environ.get(ADMIN_ENV)
+    if not secret:
+        st.error(f"Study administration is disabled: start the app with the environment "
+                 f"variable {ADMIN_ENV} set to a password.")
+        st.stop()
+    if st.session_state.get("admin_ok"):
+        return
+    given = st.text_input("Admin password", type="password", key="admin_password")
+    if given and hmac.compare_digest(given.encode(), secret.encode()):
+        st.session_state["admin_ok"] = True
+        st.rerun()
+    if given:
+        st.error("Wrong password.")
+    st.stop()

@@ -100,3 +100,29 @@ line's bottom corner to wipe.</span>
 <div class="wipe"><img src="{b}" alt="{lb}" width="{W}" height="{H}"></div>
 <img class="flick" src="{b}" alt="{lb} (flicker)" width="{W}" height="{H}">
 </div></div>"""
+
+
+def pair_html(left_png: bytes, right_png: bytes, zoom: int = 1,
+              hide_after_ms: int | None = None, labels: tuple[str, str] = ("A", "B"),
+              uid: str = "pair") -> str:
+    """Two PNG images side by side at the same size (zoom x the first one's native size,
+    nearest neighbour), for a judgment trial. With `hide_after_ms` both disappear after that
+    exposure (a CSS animation: no script, so the timing does not depend on a round trip)."""
+    w, h = Image.open(io.BytesIO(left_png)).size
+    W, H = w * zoom, h * zoom
+    u = "".join(ch for ch in uid if ch.isalnum()) or "pair"
+    hide = (f"animation: {u}h 0s linear {int(hide_after_ms)}ms forwards;"
+            if hide_after_ms else "")
+    imgs = "".join(
+        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
+        f'width="{W}" height="{H}" alt="{html.escape(lab)}"><figcaption>{html.escape(lab)}'
+        f"</figcaption></figure>" for png, lab in ((left_png, labels[0]), (right_png, labels[1])))
+    return f"""
+<style>
+.{u} {{display: flex; gap: 48px; justify-content: center; font: 15px sans-serif}}
+.{u} figure {{margin: 0; text-align: center}}
+.{u} img {{width: {W}px; height: {H}px; max-width: none; image-rendering: pixelated;
+          image-rendering: crisp-edges; display: block; {hide}}}
+@keyframes {u}h {{to {{visibility: hidden}}}}
+</style>
+<div class="{u}">{imgs}</div>"""

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from ..attacks import ATTACKS, run_attack
-from ..cache import Cache, atomic_write_text
+from ..cache import Cache, atomic_write_text, verify_entry
 from ..data.dataset import Dataset
 from ..device import resolve_device
 from ..errors import AdvRecError
@@ -163,3 +163,31 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
         atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
 
     return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))
+
+
+def cell_label(config: dict) -> str:
+    """"pgd-8/traditional" for a stored AttackJob config (the grid's attack label + defense)."""
+    params = dict(config.get("params") or [])
+    eps = params.get("eps")
+    attack = config["attack"] if eps is None or config["attack"] == "cw" else \
+        f"{config['attack']}-{round(eps * 255, 2):g}"
+    return f"{attack}/{config['extractor']['defense']}"
+
+
+def computed_attacks(ds: Dataset, cache: Cache | None = None) -> list[tuple[dict, AttackResult]]:
+    """Every attack result in the cache made on this dataset's images: (its AttackJob config
+    as stored, the result), newest first. Entries that fail verification are skipped."""
+    cache = cache or Cache.default()
+    fingerprint = ds.images_fingerprint()
+    found = []
+    for folder in (Path(cache.root) / "attack").glob("*"):
+        manifest = folder / "manifest.json"
+        if folder.name.startswith(".") or not manifest.is_file():
+            continue
+        meta = json.loads(manifest.read_text()).get("meta", {})
+        if (meta.get("inputs") or {}).get("images") != fingerprint:
+            continue
+        if verify_entry(folder) is not None:  # half-written or damaged: not offered
+            continue
+        found.append((manifest.stat().st_mtime, meta["config"], AttackResult.load(folder)))
+    return [(c, r) for _, c, r in sorted(found, key=lambda t: -t[0])]

@@ -1,0 +1,170 @@
+"""Storage of the perceptibility study: SQLAlchemy models over SQLite (default, WAL mode) or
+any SQLAlchemy URL (PostgreSQL for a multi-annotator deployment).
+
+    ADVREC_STUDY_DB=postgresql+psycopg://user:pw@host/db  streamlit run app.py
+
+Tables: `schema_version` (migrations), `studies`, `trials` (stimuli stored as PNG bytes, so a
+study survives a cleared cache and a database server serves every annotator), `annotators`
+(one per participant id), `assignments` (each annotator's randomised trial order) and
+`answers`, unique per (annotator, trial): a resubmission is a no-op, never a second row."""
+from __future__ import annotations
+
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String,
+                        UniqueConstraint, create_engine, event, func, select)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = Path(__file__).resolve().parents[2] / "studydata" / "study.sqlite"
+ENV_URL = "ADVREC_STUDY_DB"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    config: Mapped[dict] = mapped_column(JSON)  # StudyConfig as a dict
+    is_open: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # 2afc | samediff | catch
+    cell: Mapped[str] = mapped_column(String(120))  # e.g. "pgd-8/traditional"; "catch"
+    item: Mapped[str] = mapped_column(String(200))  # catalogue item id
+    identical: Mapped[bool] = mapped_column(Boolean, default=False)  # samediff: no change
+    image_a: Mapped[bytes] = mapped_column(LargeBinary)  # PNG: the clean image
+    image_b: Mapped[bytes] = mapped_column(LargeBinary)  # PNG: modified (or clean if identical)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)  # LPIPS, SSIM, PSNR, L2, FL...
+
+
+class Annotator(Base):
+    __tablename__ = "annotators"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
+    pid: Mapped[str] = mapped_column(String(64))
+    consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    __table_args__ = (UniqueConstraint("study_id", "pid", name="uq_annotator_pid"),)
+
+
+class Assignment(Base):
+    __tablename__ = "assignments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 0-based order for this annotator
+    modified_left: Mapped[bool] = mapped_column(Boolean)  # where image_b is shown
+    __table_args__ = (UniqueConstraint("annotator_id", "trial_id", name="uq_assignment"),
+                      UniqueConstraint("annotator_id", "position", name="uq_position"))
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
+    response: Mapped[str] = mapped_column(String(16))  # left | right | same | different
+    correct: Mapped[bool] = mapped_column(Boolean)
+    confidence: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1..5
+    rt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # reaction time
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    __table_args__ = (UniqueConstraint("annotator_id", "trial_id", name="uq_answer"),)
+
+
+def database_url(url: str | None = None) -> str:
+    """`url`, else $ADVREC_STUDY_DB, else the SQLite file studydata/study.sqlite."""
+    return url or os.environ.get(ENV_URL) or f"sqlite:///{DEFAULT_DB}"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints; safe with WAL
+    cur.execute("PRAGMA busy_timeout=30000")  # wait for the write lock instead of failing
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _sqlite_begin_immediate(conn) -> None:
+    # take the write lock when the transaction starts: no read-then-upgrade deadlocks
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_ENGINES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """One engine per URL per process, schema created (and version checked) on first use."""
+    url = database_url(url)
+    with _LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = _ENGINES[url] = _create(url)
+        return engine
+
+
+def _create(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling is replaced by explicit BEGIN IMMEDIATE
+        event.listen(engine, "connect", lambda c, r: setattr(c, "isolation_level", None))
+        event.listen(engine, "begin", _sqlite_begin_immediate)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    migrate(engine)
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Create missing tables and record the schema version; refuse a newer database."""
+    Base.metadata.create_all(engine)
+    with Session(engine) as s, s.begin():
+        current = s.scalar(select(func.max(SchemaVersion.version)))
+        if current is None:
+            s.add(SchemaVersion(version=SCHEMA_VERSION))
+            current = SCHEMA_VERSION
+        elif current > SCHEMA_VERSION:
+            raise RuntimeError(f"the study database has schema version {current}; this code "
+                               f"knows up to {SCHEMA_VERSION}: update AdvRec Lab")
+        # future migrations: `if current < 2: ...; s.add(SchemaVersion(version=2))`
+    return current
+
+
+def session_factory(url: str | None = None) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+def dispose(url: str | None = None) -> None:
+    """Close and forget the engine for `url` (tests)."""
+    with _LOCK:
+        engine = _ENGINES.pop(database_url(url), None)
+    if engine is not None:
+        engine.dispose()

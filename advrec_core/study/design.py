@@ -1,0 +1,340 @@
+"""Designing and running a perceptibility study: stimuli from attack results, trials
+(2AFC "which image was modified?", same/different, catch), balanced randomised assignment,
+and the annotator's answers (idempotent, undoable).
+
+Every function takes a session factory (`db = session_factory(url)`) and runs as one
+transaction of its own: `with db.begin() as s:` commits on success, rolls back on error."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..errors import AdvRecError
+from ..viz import png_bytes
+from .db import Annotator, Answer, Assignment, Study, Trial, now
+
+TRIAL_KINDS = ("2afc", "samediff")
+PRESENTATIONS = ("unlimited", "timed")
+METRICS = ("LPIPS-vgg", "LPIPS-alex", "SSIM", "PSNR", "L2", "Linf", "FL")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    trial_kinds: tuple[str, ...] = ("2afc",)  # 2afc and/or samediff
+    images_per_cell: int = 10  # stimuli drawn from each attack result
+    judgments_per_trial: int = 3  # target overlap (annotators per trial), for agreement
+    trials_per_annotator: int = 30  # including catch trials
+    catch_trials: int = 3  # per annotator: an obviously perturbed image (attention check)
+    identical_share: float = 0.5  # same/different: share of pairs with no change at all
+    confidence: bool = False  # ask for a 1-5 confidence after each answer
+    presentation: str = "unlimited"  # or "timed": both images hidden after exposure_ms
+    exposure_ms: int = 1000
+    zoom: int = 4  # integer nearest-neighbour upscale of both images
+    seed: int = 0
+
+    def __post_init__(self):
+        bad = set(self.trial_kinds) - set(TRIAL_KINDS) or not self.trial_kinds
+        if bad:
+            raise AdvRecError(f"trial_kinds must be some of {TRIAL_KINDS}, not {self.trial_kinds}")
+        if self.presentation not in PRESENTATIONS:
+            raise AdvRecError(f"presentation must be one of {PRESENTATIONS}")
+        if not 0 <= self.catch_trials < self.trials_per_annotator:
+            raise AdvRecError("catch_trials must be >= 0 and fewer than trials_per_annotator")
+        if self.images_per_cell < 1 or self.judgments_per_trial < 1 or self.zoom < 1:
+            raise AdvRecError("images_per_cell, judgments_per_trial and zoom must be >= 1")
+        if not 0 <= self.identical_share <= 1:
+            raise AdvRecError("identical_share must be in [0, 1]")
+
+
+@dataclass
+class Stimulus:
+    """One clean / perturbed pair, uint8 (H, W, 3) each, from an attack result."""
+    cell: str  # e.g. "pgd-8/traditional"
+    item: str
+    clean: np.ndarray
+    adv: np.ndarray
+    metrics: dict = field(default_factory=dict)
+
+
+def stimuli_from_attack(ds, result, cell: str, n: int, seed: int = 0) -> list[Stimulus]:
+    """`n` random images (all if fewer) of an AttackResult, with their per-image metrics."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(len(result.metrics))[:n])
+    out = []
+    for r in rows:
+        clean, adv = result.image_pair(ds, int(r))
+        row = result.metrics.iloc[int(r)]
+        metrics = {m: float(row[m]) for m in METRICS if m in row and pd.notna(row[m])}
+        metrics["success"] = bool(row["success"])
+        out.append(Stimulus(cell, str(row["item"]), clean, adv, metrics))
+    return out
+
+
+def catch_image(clean: np.ndarray, seed: int) -> np.ndarray:
+    """An obviously modified image: strong coarse colour noise (+-80 levels, 4x4 blocks)."""
+    rng = np.random.default_rng(seed)
+    h, w = clean.shape[:2]
+    blocks = rng.integers(-80, 81, ((h + 3) // 4, (w + 3) // 4, 3))
+    noise = blocks.repeat(4, 0).repeat(4, 1)[:h, :w]
+    return np.clip(clean.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def create_study(db: sessionmaker, name: str, config: StudyConfig,
+                 stimuli: list[Stimulus]) -> Study:
+    """Store the study and its trials: per stimulus one trial of each kind (same/different
+    pairs are identical for `identical_share` of them, chosen at random per cell), plus a
+    pool of catch trials made from clean images."""
+    if not stimuli:
+        raise AdvRecError("a study needs at least one stimulus (an attack result with images)")
+    rng = np.random.default_rng(config.seed)
+    with db.begin() as s:
+        if s.scalar(select(Study).where(Study.name == name)) is not None:
+            raise AdvRecError(f"a study named {name!r} exists already")
+        study = Study(name=name, config=asdict(config))
+        s.add(study)
+        s.flush()
+        trials = []
+        by_cell: dict[str, list[Stimulus]] = {}
+        for st in stimuli:
+            by_cell.setdefault(st.cell, []).append(st)
+        for cell, group in by_cell.items():
+            n_same = int(round(config.identical_share * len(group)))
+            identical = np.zeros(len(group), bool)
+            identical[rng.permutation(len(group))[:n_same]] = True
+            for st, same in zip(group, identical):
+                a = png_bytes(st.clean)
+                if "2afc" in config.trial_kinds:
+                    trials.append(Trial(study_id=study.id, kind="2afc", cell=cell, item=st.item,
+                                        image_a=a, image_b=png_bytes(st.adv), metrics=st.metrics))
+                if "samediff" in config.trial_kinds:
+                    trials.append(Trial(study_id=study.id, kind="samediff", cell=cell,
+                                        item=st.item, identical=bool(same), image_a=a,
+                                        image_b=a if same else png_bytes(st.adv),
+                                        metrics=st.metrics))
+        pool = max(config.catch_trials * 2, 1) if config.catch_trials else 0
+        for k, st in enumerate(stimuli[i] for i in rng.permutation(len(stimuli))[:pool]):
+            trials.append(Trial(study_id=study.id, kind="catch", cell="catch", item=st.item,
+                                image_a=png_bytes(st.clean),
+                                image_b=png_bytes(catch_image(st.clean, config.seed + k)),
+                                metrics={}))
+        s.add_all(trials)
+    return study
+
+
+def open_studies(db: sessionmaker) -> list[Study]:
+    with db.begin() as s:
+        return list(s.scalars(select(Study).where(Study.is_open).order_by(Study.id.desc())))
+
+
+def all_studies(db: sessionmaker) -> pd.DataFrame:
+    """One row per study: id, name, open, trials, annotators, answers, created."""
+    with db.begin() as s:
+        return _all_studies(s)
+
+
+def _all_studies(s: Session) -> pd.DataFrame:
+    rows = []
+    for st in s.scalars(select(Study).order_by(Study.id)):
+        n_trials = s.scalar(select(func.count()).select_from(Trial).where(Trial.study_id == st.id))
+        ann = select(Annotator.id).where(Annotator.study_id == st.id)
+        n_ann = s.scalar(select(func.count()).select_from(ann.subquery()))
+        n_ans = s.scalar(select(func.count()).select_from(Answer)
+                         .where(Answer.annotator_id.in_(ann)))
+        rows.append({"id": st.id, "name": st.name, "open": st.is_open, "trials": n_trials,
+                     "annotators": n_ann, "answers": n_ans, "created": st.created_at})
+    return pd.DataFrame(rows, columns=["id", "name", "open", "trials", "annotators", "answers",
+                                       "created"])
+
+
+def set_open(db: sessionmaker, study_id: int, is_open: bool) -> None:
+    with db.begin() as s:
+        s.get(Study, study_id).is_open = is_open
+
+
+def _rng_for(study: Study, pid: str) -> np.random.Generator:
+    digest = hashlib.sha256(f"{study.config.get('seed', 0)}:{study.id}:{pid}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def _assign(s: Session, study: Study, annotator: Annotator, pid: str) -> None:
+    """Balanced, randomised trials for a new annotator: the least-assigned trials first,
+    spread evenly over cells and kinds, never one trial twice, catch trials at random
+    positions (never first), the modified image left for half of the 2AFC trials."""
+    cfg = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v
+                         for k, v in study.config.items()})
+    rng = _rng_for(study, pid)
+    counts = dict(s.execute(select(Assignment.trial_id, func.count())
+                            .join(Trial, Trial.id == Assignment.trial_id)
+                            .where(Trial.study_id == study.id)
+                            .group_by(Assignment.trial_id)).all())
+    trials = pd.DataFrame(s.execute(select(Trial.id, Trial.kind, Trial.cell)
+                                    .where(Trial.study_id == study.id)).all(),
+                          columns=["id", "kind", "cell"])
+    regular = trials[trials["kind"] != "catch"].copy()
+    regular["count"] = regular["id"].map(counts).fillna(0).astype(int)
+    regular["noise"] = rng.random(len(regular))
+    regular = regular.sort_values(["count", "noise"])
+    regular["turn"] = regular.groupby(["count", "cell", "kind"]).cumcount()  # round robin
+    n_catch = min(cfg.catch_trials, int((trials["kind"] == "catch").sum()))
+    n_regular = min(cfg.trials_per_annotator - n_catch, len(regular))
+    chosen = regular.sort_values(["count", "turn", "noise"])["id"].to_numpy()[:n_regular]
+    chosen = list(rng.permutation(chosen))
+    catch = trials.loc[trials["kind"] == "catch", "id"].to_numpy()
+    for t in rng.permutation(catch)[:n_catch]:
+        chosen.insert(int(rng.integers(1, len(chosen) + 1)), t)
+    left = rng.permutation(np.arange(len(chosen)) % 2 == 0)
+    s.add_all(Assignment(annotator_id=annotator.id, trial_id=int(t), position=k,
+                         modified_left=bool(lft)) for k, (t, lft) in enumerate(zip(chosen, left)))
+
+
+def get_annotator(db: sessionmaker, study: Study, pid: str,
+                  create: bool = True) -> Annotator | None:
+    """The annotator with participant id `pid` in `study`, created (with assignments) the
+    first time. Two tabs racing to create the same pid end with one annotator."""
+    pid = pid.strip()
+    if not pid or len(pid) > 64 or not all(c.isalnum() or c in "-_." for c in pid):
+        raise AdvRecError("participant id must be 1-64 letters, digits, '-', '_' or '.'")
+    find = select(Annotator).where(Annotator.study_id == study.id, Annotator.pid == pid)
+    try:
+        with db.begin() as s:
+            found = s.scalar(find)
+            if found is not None or not create:
+                return found
+            ann = Annotator(study_id=study.id, pid=pid)
+            s.add(ann)
+            s.flush()
+            _assign(s, study, ann, pid)
+            return ann
+    except IntegrityError:  # created meanwhile by another session
+        with db.begin() as s:
+            return s.scalar(find)
+
+
+def consent(db: sessionmaker, annotator: Annotator) -> None:
+    with db.begin() as s:
+        a = s.get(Annotator, annotator.id)
+        if a.consented_at is None:
+            a.consented_at = now()
+        annotator.consented_at = a.consented_at
+
+
+@dataclass
+class Presented:
+    """The trial to show now."""
+    assignment_id: int
+    trial_id: int
+    kind: str
+    position: int  # 0-based
+    total: int
+    answered: int
+    left_png: bytes
+    right_png: bytes
+
+
+def progress(db: sessionmaker, annotator: Annotator) -> tuple[int, int]:
+    """(answered, total) trials of this annotator."""
+    with db.begin() as s:
+        return _progress(s, annotator)
+
+
+def _progress(s: Session, annotator: Annotator) -> tuple[int, int]:
+    total = s.scalar(select(func.count()).select_from(Assignment)
+                     .where(Assignment.annotator_id == annotator.id))
+    answered = s.scalar(select(func.count()).select_from(Answer)
+                        .where(Answer.annotator_id == annotator.id))
+    return answered, total
+
+
+def next_trial(db: sessionmaker, annotator: Annotator) -> Presented | None:
+    """The first assigned trial without an answer (None when all are answered)."""
+    with db.begin() as s:
+        return _next_trial(s, annotator)
+
+
+def _next_trial(s: Session, annotator: Annotator) -> Presented | None:
+    answered_ids = select(Answer.trial_id).where(Answer.annotator_id == annotator.id)
+    row = s.execute(select(Assignment, Trial).join(Trial, Trial.id == Assignment.trial_id)
+                    .where(Assignment.annotator_id == annotator.id,
+                           Assignment.trial_id.not_in(answered_ids))
+                    .order_by(Assignment.position).limit(1)).first()
+    if row is None:
+        return None
+    a, t = row
+    answered, total = _progress(s, annotator)
+    left, right = (t.image_b, t.image_a) if a.modified_left else (t.image_a, t.image_b)
+    return Presented(a.id, t.id, t.kind, a.position, total, answered, left, right)
+
+
+def _is_correct(kind: str, response: str, modified_left: bool, identical: bool) -> bool:
+    if kind == "samediff":
+        if response not in ("same", "different"):
+            raise AdvRecError(f"a same/different trial takes 'same' or 'different', not {response!r}")
+        return (response == "same") == identical
+    if response not in ("left", "right"):
+        raise AdvRecError(f"a {kind} trial takes 'left' or 'right', not {response!r}")
+    return (response == "left") == modified_left
+
+
+def submit_answer(db: sessionmaker, annotator_id: int, trial_id: int, response: str,
+                  confidence: int | None = None, rt_ms: float | None = None) -> bool:
+    """Store one answer; True if stored, False if this (annotator, trial) had one already
+    (a double click, a resubmitted form, a second tab): the database keeps exactly one."""
+    if confidence is not None and not 1 <= int(confidence) <= 5:
+        raise AdvRecError(f"confidence must be 1-5, not {confidence}")
+    try:
+        with db.begin() as s:
+            row = s.execute(select(Assignment.modified_left, Trial.kind, Trial.identical)
+                            .join(Trial, Trial.id == Assignment.trial_id)
+                            .where(Assignment.annotator_id == annotator_id,
+                                   Assignment.trial_id == trial_id)).first()
+            if row is None:
+                raise AdvRecError(f"trial {trial_id} is not assigned to annotator {annotator_id}")
+            correct = _is_correct(row.kind, response, row.modified_left, row.identical)
+            values = dict(annotator_id=annotator_id, trial_id=trial_id, response=response,
+                          correct=correct, confidence=confidence, rt_ms=rt_ms, created_at=now())
+            dialect = s.get_bind().dialect.name
+            if dialect in ("sqlite", "postgresql"):  # INSERT ... ON CONFLICT DO NOTHING
+                mod = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+                stmt = mod.insert(Answer).values(**values).on_conflict_do_nothing(
+                    index_elements=["annotator_id", "trial_id"])
+                return s.execute(stmt).rowcount == 1
+            s.add(Answer(**values))  # other databases: the unique constraint decides
+            return True
+    except IntegrityError:
+        return False
+
+
+def undo_last(db: sessionmaker, annotator_id: int) -> int | None:
+    """Delete the annotator's most recent answer; returns its trial id (None if none)."""
+    with db.begin() as s:
+        last = s.scalar(select(Answer).where(Answer.annotator_id == annotator_id)
+                        .order_by(Answer.created_at.desc(), Answer.id.desc()).limit(1))
+        if last is None:
+            return None
+        s.execute(delete(Answer).where(Answer.id == last.id))
+        return last.trial_id
+
+
+def answers_frame(db: sessionmaker, study_id: int) -> pd.DataFrame:
+    """Every answer of a study with its trial and annotator (one row per answer)."""
+    q = (select(Annotator.pid, Answer.trial_id, Trial.kind, Trial.cell, Trial.item,
+                Trial.identical, Assignment.modified_left, Answer.response, Answer.correct,
+                Answer.confidence, Answer.rt_ms, Answer.created_at, Trial.metrics)
+         .join(Annotator, Annotator.id == Answer.annotator_id)
+         .join(Trial, Trial.id == Answer.trial_id)
+         .join(Assignment, (Assignment.annotator_id == Answer.annotator_id)
+               & (Assignment.trial_id == Answer.trial_id))
+         .where(Trial.study_id == study_id).order_by(Answer.id))
+    with db.begin() as s:
+        rows = s.execute(q).all()
+    df = pd.DataFrame(rows, columns=[
+        "pid", "trial_id", "kind", "cell", "item", "identical", "modified_left", "response",
+        "correct", "confidence", "rt_ms", "created_at", "metrics"])
+    metrics = pd.json_normalize(df.pop("metrics").tolist()) if len(df) else pd.DataFrame()
+    return pd.concat([df, metrics.reindex(columns=[m for m in METRICS if m in metrics])], axis=1)

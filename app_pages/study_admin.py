@@ -1,0 +1,102 @@
+"""Perceptibility study, the administrator's side: build a study from computed attack results,
+open or close it, and hand out the participants' link. Password: $ADVREC_ADMIN_PASSWORD."""
+from datetime import datetime
+
+import streamlit as st
+
+from advrec_core.errors import AdvRecError
+from advrec_core.experiments.attack import cell_label, computed_attacks
+from advrec_core.study import StudyConfig, all_studies, create_study, set_open, stimuli_from_attack
+from advrec_core.study.db import database_url
+from ui import current_dataset, require_admin, study_db
+
+st.title("Study design")
+require_admin()
+db = study_db()
+url = database_url()
+st.caption(f"Database: `{url.split('@')[-1] if '@' in url else url}` (set ADVREC_STUDY_DB to "
+           f"use PostgreSQL).")
+
+st.subheader("Studies")
+studies = all_studies(db)
+if studies.empty:
+    st.info("No study yet: build one below.")
+else:
+    st.dataframe(studies, hide_index=True, key="admin_studies")
+    c = st.columns(3)
+    sid = c[0].selectbox("Study", studies["id"], key="admin_sid", format_func=lambda i: (
+        studies.set_index("id").loc[i, "name"]))
+    is_open = bool(studies.set_index("id").loc[sid, "open"])
+    if c[1].button("Close it" if is_open else "Open it", key="admin_toggle"):
+        set_open(db, int(sid), not is_open)
+        st.rerun()
+    c[2].markdown(f"Participants' link: `/study?study={sid}`  \n"
+                  f"(each gets a random id added to the link; a link with `&pid=ID` from "
+                  f"a recruitment platform works too)")
+
+st.subheader("New study")
+spec, ds = current_dataset()
+found = computed_attacks(ds)
+if not found:
+    st.info("No attack results on this dataset yet: run attacks in the Attack Lab (or the "
+            "Grid) first; every computed attack can become a study cell.")
+    st.stop()
+
+
+def describe(n: int) -> str:
+    c, r = found[n]
+    avg = r.summary["averages"]
+    return (f"{cell_label(c)} · {c['source']} → {c['target']} · {len(r.items)} images · "
+            f"SR {avg['SR']:.0%} · {c['extractor']['arch']} · "
+            f"{datetime.fromtimestamp((r.folder / 'manifest.json').stat().st_mtime):%Y-%m-%d %H:%M}")
+
+
+with st.form("admin_new"):
+    name = st.text_input("Name", value=f"study-{datetime.now():%Y%m%d-%H%M}", key="admin_name")
+    picked = st.multiselect("Attack results (one cell each)", range(len(found)),
+                            format_func=describe, default=[0], key="admin_cells")
+    c = st.columns(4)
+    kinds = c[0].multiselect("Trial types", ["2afc", "samediff"], default=["2afc"],
+                             key="admin_kinds", format_func={
+                                 "2afc": "which was modified? (2AFC)",
+                                 "samediff": "same / different"}.get)
+    per_cell = c[1].number_input("Images per cell", 1, 500, 10, key="admin_per_cell")
+    overlap = c[2].number_input("Judgments per trial (overlap)", 1, 50, 3, key="admin_overlap")
+    per_ann = c[3].number_input("Trials per annotator", 2, 1000, 30, key="admin_per_ann")
+    c = st.columns(4)
+    catch = c[0].number_input("Catch trials per annotator", 0, 100, 3, key="admin_catch")
+    identical = c[1].slider("Same/different: identical share", 0.0, 1.0, 0.5, 0.05,
+                            key="admin_identical")
+    presentation = c[2].radio("Presentation", ["unlimited", "timed"], key="admin_presentation",
+                              horizontal=True)
+    exposure = c[3].number_input("Exposure when timed (ms)", 100, 10000, 1000, step=100,
+                                 key="admin_exposure")
+    c = st.columns(3)
+    zoom = c[0].number_input("Zoom (integer, nearest neighbour)", 1, 16, 4, key="admin_zoom")
+    confidence = c[1].checkbox("Ask for confidence (1-5)", key="admin_confidence")
+    seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key="admin_seed")
+    create = st.form_submit_button("Create study", type="primary", key="admin_create")
+
+if create:
+    try:
+        cfg = StudyConfig(tuple(kinds), int(per_cell), int(overlap), int(per_ann), int(catch),
+                          float(identical), bool(confidence), presentation, int(exposure),
+                          int(zoom), int(seed))
+        if not picked:
+            raise AdvRecError("pick at least one attack result")
+        labels = [cell_label(found[n][0]) for n in picked]
+        if len(set(labels)) != len(labels):
+            raise AdvRecError(f"two picked results share a cell label ({', '.join(labels)}): "
+                              f"pick one per attack/defense setting")
+        with st.status("Building the study...") as status:
+            stimuli = []
+            for n in picked:
+                config, result = found[n]
+                stimuli += stimuli_from_attack(ds, result, cell_label(config), int(per_cell),
+                                               int(seed))
+            study = create_study(db, name.strip(), cfg, stimuli)
+            status.update(label=f"Study {study.name!r} created", state="complete")
+        st.success(f"Created {study.name!r} with {len(stimuli)} stimuli. Participants' link: "
+                   f"`/study?study={study.id}`")
+    except AdvRecError as e:
+        st.error(str(e))

@@ -1,0 +1,98 @@
+"""Perceptibility study analysis (admin only): detection with Wilson intervals, d', catch
+failures, agreement, human vs metric, and exports."""
+import json
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from advrec_core.study import all_studies, answers_frame
+from advrec_core.study import analysis as A
+from ui import require_admin, study_db
+
+st.title("Study analysis")
+require_admin()
+db = study_db()
+studies = all_studies(db)
+if studies.empty:
+    st.info("No study yet: build one on the Study design page.")
+    st.stop()
+sid = st.selectbox("Study", studies["id"], key="ana_sid",
+                   format_func=lambda i: studies.set_index("id").loc[i, "name"])
+answers = answers_frame(db, int(sid))
+if answers.empty:
+    st.info("No answers yet.")
+    st.stop()
+
+c = st.columns(3)
+threshold = c[0].slider("Catch trials an annotator must get right", 0.0, 1.0, 1.0, 0.05,
+                        key="ana_threshold")
+drop = c[1].checkbox("Exclude annotators who fail", value=True, key="ana_exclude")
+metric_names = [m for m in ("LPIPS-vgg", "LPIPS-alex", "SSIM", "PSNR", "L2", "FL")
+                if m in answers and answers[m].notna().any()]
+fit_metric = c[2].selectbox("Psychometric fit against", metric_names or ["LPIPS-vgg"],
+                            key="ana_metric")
+failures = A.catch_failures(answers, threshold)
+used = A.exclude(answers, failures) if drop else answers
+k = st.columns(4)
+k[0].metric("Annotators", answers["pid"].nunique())
+k[1].metric("Answers used", f"{len(used):,} of {len(answers):,}")
+alpha = A.agreement(used)
+k[2].metric("Krippendorff's α (2AFC)", "n/a" if np.isnan(alpha["2afc"]) else f"{alpha['2afc']:.3f}")
+k[3].metric("Krippendorff's α (same/diff)",
+            "n/a" if np.isnan(alpha["samediff"]) else f"{alpha['samediff']:.3f}")
+
+st.subheader("Detection (2AFC: which image was modified?)")
+det = A.detection_by_cell(used)
+if det.empty:
+    st.caption("No 2AFC answers.")
+else:
+    fig = go.Figure(go.Bar(x=det["cell"], y=det["rate"], error_y=dict(
+        type="data", symmetric=False, array=det["ci_high"] - det["rate"],
+        arrayminus=det["rate"] - det["ci_low"])))
+    fig.add_hline(y=0.5, line_dash="dot", annotation_text="chance")
+    fig.update_layout(yaxis_range=[0, 1], yaxis_title="detection rate (Wilson 95%)", height=340)
+    st.plotly_chart(fig, key="ana_det")
+    st.dataframe(det, hide_index=True, key="ana_det_table", column_config={
+        "rate": st.column_config.NumberColumn(format="percent"),
+        "p_value": st.column_config.NumberColumn("p (binomial, > chance)", format="%.3g")})
+
+sd = A.dprime_by_cell(used)
+if not sd.empty:
+    st.subheader("Same / different")
+    st.dataframe(sd, hide_index=True, key="ana_sd")
+st.subheader("Catch trials per annotator")
+st.dataframe(failures, hide_index=True, key="ana_catch")
+
+st.subheader("Human vs metric")
+images = A.per_image(used)
+corr = A.metric_correlations(images)
+st.dataframe(corr, hide_index=True, key="ana_corr")
+twoafc = used[used["kind"] == "2afc"]
+if fit_metric in twoafc and twoafc[fit_metric].notna().sum() >= 5:
+    fit = A.psychometric_fit(twoafc[fit_metric], twoafc["correct"])
+    fig = go.Figure(go.Scatter(x=images[fit_metric], y=images["detection"], mode="markers",
+                               name="images", text=images["item"]))
+    if np.isfinite(fit["x75"]):
+        xs = np.linspace(images[fit_metric].min(), images[fit_metric].max(), 200)
+        fig.add_scatter(x=xs, y=0.5 + 0.5 / (1 + np.exp(-(xs - fit["x75"]) / fit["scale"])),
+                        name="logistic fit")
+        st.caption(f"{fit_metric} at 75% detection: **{fit['x75']:.4g}** (scale "
+                   f"{fit['scale']:.3g}, {fit['n']} answers)")
+    fig.update_layout(xaxis_title=fit_metric, yaxis_title="detection rate", height=360)
+    st.plotly_chart(fig, key="ana_fit")
+else:
+    st.caption(f"No psychometric fit: {fit_metric} is unavailable for these stimuli (LPIPS "
+               f"needs its backbone weights when the attack is run) or too few answers.")
+
+st.subheader("Export")
+summary = A.summary(answers, exclude_failing=drop, fit_metric=fit_metric, min_correct=threshold)
+c = st.columns(4)
+c[0].download_button("Answers (CSV)", answers.to_csv(index=False), "answers.csv", "text/csv",
+                     key="ana_csv")
+c[1].download_button("Answers (JSON)", answers.to_json(orient="records", date_format="iso"),
+                     "answers.json", "application/json", key="ana_json")
+c[2].download_button("Summary (JSON)", json.dumps(summary, indent=1, default=str),
+                     "summary.json", "application/json", key="ana_sum_json")
+c[3].download_button("Detection by cell (CSV)", det.to_csv(index=False), "detection.csv",
+                     "text/csv", key="ana_det_csv")
