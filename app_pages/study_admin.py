@@ -17,6 +17,8 @@ url = database_url()
 st.caption(f"Database: `{url.split('@')[-1] if '@' in url else url}` (set ADVREC_STUDY_DB to "
            f"use PostgreSQL).")
 
+if "admin_created" in st.session_state:
+    st.success(st.session_state.pop("admin_created"))
 st.subheader("Studies")
 studies = all_studies(db)
 if studies.empty:
@@ -96,7 +98,9 @@ if create:
                                                int(seed))
             study = create_study(db, name.strip(), cfg, stimuli)
             status.update(label=f"Study {study.name!r} created", state="complete")
-        st.success(f"Created {study.name!r} with {len(stimuli)} stimuli. Participants' link: "
-                   f"`/study?study={study.id}`")
+        st.session_state["admin_created"] = (f"Created {study.name!r} with {len(stimuli)} "
+                                             f"stimuli. Participants' link: "
+                                             f"`/study?study={study.id}`")
+        st.rerun()
     except AdvRecError as e:
         st.error(str(e))

@@ -183,9 +183,9 @@ def _assign(s: Session, study: Study, annotator: Annotator, pid: str) -> None:
     regular["turn"] = regular.groupby(["count", "cell", "kind"]).cumcount()  # round robin
     n_catch = min(cfg.catch_trials, int((trials["kind"] == "catch").sum()))
     n_regular = min(cfg.trials_per_annotator - n_catch, len(regular))
-    chosen = regular.sort_values(["count", "turn", "noise"])["id"].to_numpy()[:n_regular]
+    chosen = regular.sort_values(["count", "turn", "noise"])["id"].to_numpy(copy=True)[:n_regular]
     chosen = list(rng.permutation(chosen))
-    catch = trials.loc[trials["kind"] == "catch", "id"].to_numpy()
+    catch = trials.loc[trials["kind"] == "catch", "id"].to_numpy(copy=True)
     for t in rng.permutation(catch)[:n_catch]:
         chosen.insert(int(rng.integers(1, len(chosen) + 1)), t)
     left = rng.permutation(np.arange(len(chosen)) % 2 == 0)
@@ -302,8 +302,8 @@ def submit_answer(db: sessionmaker, annotator_id: int, trial_id: int, response: 
             if dialect in ("sqlite", "postgresql"):  # INSERT ... ON CONFLICT DO NOTHING
                 mod = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
                 stmt = mod.insert(Answer).values(**values).on_conflict_do_nothing(
-                    index_elements=["annotator_id", "trial_id"])
-                return s.execute(stmt).rowcount == 1
+                    index_elements=["annotator_id", "trial_id"]).returning(Answer.id)
+                return s.execute(stmt).first() is not None  # (rowcount is -1 on psycopg)
             s.add(Answer(**values))  # other databases: the unique constraint decides
             return True
     except IntegrityError:
