@@ -26,8 +26,9 @@ pages = {
     ],
 }
 participant = "pid" in st.query_params or "study" in st.query_params
-if participant:  # a participant's link shows the study and nothing else
-    nav = st.navigation([study], position="hidden")
+if participant:  # a participant's link shows the study and nothing else (no menu either)
+    st.navigation([p for group in pages.values() for p in group], position="hidden")
+    nav = study
 else:
     nav = st.navigation(pages)
     with st.sidebar:

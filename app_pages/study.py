@@ -120,11 +120,11 @@ else:
                       labels=("Left", "Right"), uid=f"t{trial.trial_id}"))
     cols = st.columns(len(choices))
     for col, (label, response, key) in zip(cols, choices):
-        col.button(f"{label} ({'←' if key == 'Left' else '→' if key == 'Right' else key})",
+        col.button(label,  # Streamlit shows the shortcut key on the button
                    key=f"answer_{response}", on_click=_answer, args=(response, trial.trial_id),
                    shortcut=key,
                    type="primary", use_container_width=True)
-st.button("Undo last answer (U)", on_click=_undo, key="study_undo", shortcut="U",
+st.button("Undo last answer", on_click=_undo, key="study_undo", shortcut="U",
           disabled=answered == 0 and not pending)
 st.caption(f"Participant {pid} · trial {trial.position + 1} of {total}. "
            f"Bookmark this page to continue later.")

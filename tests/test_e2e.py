@@ -40,3 +40,41 @@ def test_attack_lab_in_a_browser(demo_dir, isolated_cache, tmp_path):
         page.screenshot(path=str(shots / "attack_lab.png"))
     assert (shots / "attack_lab.png").stat().st_size > 10_000
     print(f"screenshot: {shots / 'attack_lab.png'}")
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
+def test_study_answered_by_keyboard(tmp_path, isolated_cache, monkeypatch):
+    from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
+    from advrec_core.study.db import dispose
+    from test_study import stimuli
+
+    url = f"sqlite:///{tmp_path / 'study.sqlite'}"
+    db = session_factory(url)
+    study = create_study(db, "keys", StudyConfig(trials_per_annotator=4, catch_trials=1,
+                                                 zoom=4), stimuli())
+    monkeypatch.setenv("ADVREC_STUDY_DB", url)
+    shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    with streamlit_server(isolated_cache) as base, browser_page() as page:
+        page.goto(f"{base}/study?study={study.id}")
+        page.get_by_text("I have read the above").click()
+        page.get_by_role("button", name="Start").click()
+        progress = page.get_by_text("answered")
+        progress.filter(has_text="0 of 4").wait_for(timeout=60_000)
+        assert "pid=" in page.url  # the participant id is in the link: a closed tab resumes
+        trial = page.locator("img[alt=Left]")
+        natural, shown = trial.evaluate("(img) => [img.naturalWidth, img.width]")
+        assert shown == natural * 4  # integer nearest-neighbour zoom, same for both images
+        assert page.locator("img[alt=Right]").evaluate("(img) => img.width") == shown
+        page.screenshot(path=str(shots / "study_trial.png"))
+        for n, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowLeft"], 1):
+            page.locator("body").press(key)
+            progress.filter(has_text=f"{n} of 4").wait_for(timeout=30_000)
+        page.locator("body").press("u")  # undo the last answer
+        progress.filter(has_text="2 of 4").wait_for(timeout=30_000)
+        page.locator("body").press("ArrowRight")
+        progress.filter(has_text="3 of 4").wait_for(timeout=30_000)
+    answers = answers_frame(db, study.id)
+    dispose(url)
+    assert len(answers) == 3 and answers["trial_id"].is_unique
+    assert list(answers["response"])[:2] == ["left", "right"] and answers["rt_ms"].gt(0).all()
