@@ -289,6 +289,38 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_study(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .cache import atomic_write_text
+    from .study import all_studies, answers_frame, database_url, session_factory
+    from .study import analysis
+
+    db = session_factory(args.db)
+    studies = all_studies(db)
+    print(f"database     {database_url(args.db).split('@')[-1]}")
+    if args.action == "list":
+        print(studies.to_string(index=False) if len(studies) else "no studies")
+        return 0
+    if args.study is None or args.study not in set(studies["id"]):
+        raise AdvRecError(f"export needs a study id; known: {sorted(studies['id']) or 'none'}")
+    answers = answers_frame(db, args.study)
+    summary = analysis.summary(answers, exclude_failing=not args.keep_failing) if len(answers) \
+        else {"answers": 0}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "answers.csv", answers.to_csv(index=False))
+    atomic_write_text(out / "answers.json", answers.to_json(orient="records", date_format="iso"))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=1, default=str))
+    det = pd.DataFrame(summary.get("detection", []))
+    atomic_write_text(out / "detection.csv", det.to_csv(index=False))
+    print(f"answers      {len(answers)} from {answers['pid'].nunique() if len(answers) else 0} "
+          f"annotators -> {out}/answers.csv, answers.json, summary.json, detection.csv")
+    if len(det):
+        print(det.round(4).to_string(index=False))
+    return 0
+
+
 def _attack_params(args: argparse.Namespace) -> tuple:
     from .experiments.attack import attack_params
 
@@ -425,6 +457,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help="demo-cnn: training epochs")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
     g.set_defaults(func=_cmd_grid)
+
+    sy = sub.add_parser("study", help="perceptibility studies: list, or export answers and "
+                                      "the analysis (CSV / JSON)")
+    sy.add_argument("action", choices=["list", "export"])
+    sy.add_argument("study", nargs="?", type=int, help="export: the study id")
+    sy.add_argument("--out", default="study_export", help="export folder")
+    sy.add_argument("--db", help="SQLAlchemy URL (default: $ADVREC_STUDY_DB or "
+                                 "studydata/study.sqlite)")
+    sy.add_argument("--keep-failing", action="store_true",
+                    help="keep annotators who failed catch trials in the summary")
+    sy.set_defaults(func=_cmd_study)
 
     w = sub.add_parser("lpips-weights", help="status / fetch / import LPIPS backbone weights")
     w.add_argument("action", choices=["status", "fetch", "import"])

@@ -223,3 +223,22 @@ def test_psychometric_fit_recovers_a_known_curve_and_correlations():
     assert c.loc["LPIPS-vgg", "spearman"] == pytest.approx(1.0)
     assert c.loc["SSIM", "kendall"] == pytest.approx(-1.0)
     assert np.isnan(c.loc["FL", "spearman"]) and "unavailable" in c.loc["FL", "note"]
+
+
+def test_cli_lists_and_exports_a_study(tmp_path, capsys):
+    from advrec_core.cli import main
+
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    db = session_factory(url)
+    study = create_study(db, "cli", StudyConfig(trials_per_annotator=4, catch_trials=1), stimuli())
+    ann = get_annotator(db, study, "c1")
+    while (t := next_trial(db, ann)) is not None:
+        submit_answer(db, ann.id, t.trial_id, "left")
+    assert main(["study", "list", "--db", url]) == 0
+    assert "cli" in capsys.readouterr().out
+    assert main(["study", "export", str(study.id), "--db", url, "--out", str(tmp_path / "x")]) == 0
+    exported = pd.read_csv(tmp_path / "x" / "answers.csv")
+    assert len(exported) == 4 and set(exported["pid"]) == {"c1"}
+    assert main(["study", "export", "99", "--db", url]) == 2
+    assert "known: [1]" in capsys.readouterr().err
+    dispose(url)
