@@ -27,8 +27,9 @@ pages = {
 }
 participant = "pid" in st.query_params or "study" in st.query_params
 if participant:  # a participant's link shows the study and nothing else (no menu either)
-    st.navigation([p for group in pages.values() for p in group], position="hidden")
-    nav = study
+    nav = st.navigation([p for group in pages.values() for p in group], position="hidden")
+    if nav.url_path != study.url_path:
+        st.switch_page(study, query_params=st.query_params.to_dict())
 else:
     nav = st.navigation(pages)
     with st.sidebar:
