@@ -79,6 +79,8 @@ if fit_metric in twoafc and twoafc[fit_metric].notna().sum() >= 5:
                         name="logistic fit")
         st.caption(f"{fit_metric} at 75% detection: **{fit['x75']:.4g}** (scale "
                    f"{fit['scale']:.3g}, {fit['n']} answers)")
+    else:
+        st.caption(f"No {fit_metric} value at 75% detection: {fit['note']}.")
     fig.update_layout(xaxis_title=fit_metric, yaxis_title="detection rate", height=360)
     st.plotly_chart(fig, key="ana_fit")
 else:

@@ -217,6 +217,11 @@ def test_psychometric_fit_recovers_a_known_curve_and_correlations():
     p = 0.5 + 0.5 / (1 + np.exp(-(x - 0.3) / 0.05))
     fit = A.psychometric_fit(x, rng.random(len(x)) < p)
     assert fit["x75"] == pytest.approx(0.3, abs=0.02) and fit["scale"] == pytest.approx(0.05, rel=0.3)
+    ssim = 1 - x  # a metric that falls as images differ more: negative slope, x75 = 0.7
+    fit = A.psychometric_fit(ssim, rng.random(len(x)) < p)
+    assert fit["x75"] == pytest.approx(0.7, abs=0.02) and fit["scale"] < 0
+    chance = A.psychometric_fit(x, rng.random(len(x)) < 0.5)  # nobody sees anything
+    assert np.isnan(chance["x75"]) and "not reached" in chance["note"]
     images = pd.DataFrame({"detection": [0.5, 0.6, 0.8, 0.9], "LPIPS-vgg": [0.1, 0.2, 0.3, 0.4],
                            "SSIM": [0.99, 0.98, 0.9, 0.8]})
     c = A.metric_correlations(images, ("LPIPS-vgg", "SSIM", "FL")).set_index("metric")

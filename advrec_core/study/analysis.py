@@ -151,28 +151,38 @@ def metric_correlations(images: pd.DataFrame,
     return pd.DataFrame(rows)
 
 
-def psychometric_fit(x: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+def psychometric_fit(x: np.ndarray, correct: np.ndarray) -> dict:
     """Maximum-likelihood 2AFC logistic, P = 0.5 + 0.5 * sigmoid((x - x75) / s), on trial
-    outcomes (correct in {0, 1}). Returns x75 (the metric value detected 75% of the time),
-    the slope scale s, and the log-likelihood; NaN when it cannot be fitted."""
+    outcomes (correct in {0, 1}); s < 0 for metrics that fall as images differ more (SSIM,
+    PSNR). Returns x75 (the metric value detected 75% of the time), s, the log-likelihood and
+    n. x75 is NaN, with a note, when it cannot be fitted or lies outside the observed range
+    (an extrapolation is not a measurement)."""
     x, y = np.asarray(x, float), np.asarray(correct, float)
     keep = np.isfinite(x)
     x, y = x[keep], y[keep]
+    out = {"x75": float("nan"), "scale": float("nan"), "loglik": float("nan"), "n": int(len(x)),
+           "note": ""}
     if len(x) < 5 or np.ptp(x) == 0:
-        return {"x75": float("nan"), "scale": float("nan"), "loglik": float("nan"), "n": len(x)}
-    span = np.ptp(x)
+        return out | {"note": "too few answers or no spread in the metric"}
+    lo, hi, span = float(x.min()), float(x.max()), float(np.ptp(x))
 
     def nll(theta):
-        mu, log_s = theta
-        p = 0.5 + 0.5 / (1 + np.exp(-(x - mu) / np.exp(log_s)))
-        p = np.clip(p, 1e-9, 1 - 1e-9)
+        mu, s = theta
+        s = s if abs(s) > 1e-6 * span else 1e-6 * span
+        p = np.clip(0.5 + 0.5 / (1 + np.exp(np.clip(-(x - mu) / s, -60, 60))), 1e-9, 1 - 1e-9)
         return -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum()
 
-    best = min((optimize.minimize(nll, [mu0, math.log(span / 4)], method="Nelder-Mead",
-                                  options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 4000})
-                for mu0 in np.quantile(x, [0.25, 0.5, 0.75])), key=lambda r: r.fun)
-    return {"x75": float(best.x[0]), "scale": float(np.exp(best.x[1])),
-            "loglik": float(-best.fun), "n": int(len(x))}
+    starts = [(mu0, sign * span / 4) for mu0 in np.quantile(x, [0.25, 0.5, 0.75])
+              for sign in (1, -1)]
+    best = min((optimize.minimize(nll, start, method="Nelder-Mead",
+                                  options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 4000})
+                for start in starts), key=lambda r: r.fun)
+    mu, scale = float(best.x[0]), float(best.x[1])
+    out |= {"scale": scale, "loglik": float(-best.fun)}
+    if not lo <= mu <= hi:
+        return out | {"note": f"75% detection is not reached within the observed range "
+                              f"[{lo:.4g}, {hi:.4g}]"}
+    return out | {"x75": mu}
 
 
 def summary(answers: pd.DataFrame, exclude_failing: bool = True,
