@@ -145,3 +145,16 @@ def require_admin() -> None:
     if given:
         st.error("Wrong password.")
     st.stop()
+
+
+def result_or_job(fn, ds, job, key: str, title: str, submitted: bool, idle_hint: str):
+    """The cached result of `fn(ds, job)`; otherwise the job's state (submitted now if
+    `submitted`, else `idle_hint` while nothing runs) and the page stops here."""
+    result = cached(fn, ds, job)
+    if result is not None:
+        return result
+    job_panel(key, title, lambda progress: fn(ds, job, progress=progress), label=None,
+              autostart=submitted)
+    if runner_idle(key):
+        st.info(idle_hint)
+    st.stop()

@@ -11,7 +11,7 @@ from advrec_core.experiments.poison import propose_pair
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
 from advrec_core.viz import amplified, compare_html, heat_overlay, perturbation_map, upscale
-from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle, show_pngs
+from ui import ATTACK_JOB_KEY, current_dataset, result_or_job, show_pngs
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
@@ -71,16 +71,11 @@ if source == target:
     st.warning("Source and target are the same category: the attack has nothing to do.")
 
 key = job_key("attack", spec, job)
-result = cached(run_attack_job, ds, job)
-if result is None:
-    job_panel(key, f"{job.attack.upper()} on {job.source} -> {job.target} "
-                   f"({job.extractor.label})",
-              lambda progress: run_attack_job(ds, job, progress=progress),
-              label=None, autostart=submitted)
-    if runner_idle(key):
-        st.info("Not computed yet: press **Run attack**. The first run on a defense also "
-                "trains its extractor (demo: about 30 s Traditional, 3 min AT).")
-    st.stop()
+result = result_or_job(
+    run_attack_job, ds, job, key,
+    f"{job.attack.upper()} on {job.source} -> {job.target} ({job.extractor.label})", submitted,
+    "Not computed yet: press **Run attack**. The first run on a defense also trains its "
+    "extractor (demo: about 30 s Traditional, 3 min AT).")
 
 # --- the result ----------------------------------------------------------------------------
 summary, m = result.summary, result.metrics

@@ -10,7 +10,7 @@ from advrec_core.experiments.poison import PoisonJob, run_poison
 from advrec_core.viz import thumbnail
 from advrec_core.jobs import job_key
 from advrec_core.recommenders import KS, RecConfig
-from ui import ATTACK_JOB_KEY, cached, current_dataset, job_panel, runner_idle, show_pngs
+from ui import ATTACK_JOB_KEY, current_dataset, result_or_job, show_pngs
 
 MODELS = {"vbpr": "VBPR", "amr": "AMR", "bprmf": "BPR-MF (no images: a control)"}
 
@@ -35,15 +35,10 @@ with st.form("impact_form"):
     submitted = st.form_submit_button("Train clean vs poisoned", type="primary", key="impact_run")
 job = PoisonJob(attack, RecConfig(model=model, epochs=int(epochs)), tuple(range(int(n_seeds))))
 key = job_key("poison", spec, job)
-result = cached(run_poison, ds, job)
-if result is None:
-    job_panel(key, f"{MODELS[model]} clean vs poisoned, {n_seeds} seed(s)",
-              lambda progress: run_poison(ds, job, progress=progress),
-              label=None, autostart=submitted)
-    if runner_idle(key):
-        st.info("Not computed yet: press **Train clean vs poisoned** (demo catalog: about "
-                "10 s per training, two per seed, after the attack itself).")
-    st.stop()
+result = result_or_job(
+    run_poison, ds, job, key, f"{MODELS[model]} clean vs poisoned, {n_seeds} seed(s)",
+    submitted, "Not computed yet: press **Train clean vs poisoned** (demo catalog: about 10 s "
+    "per training, two per seed, after the attack itself).")
 
 src = attack.source
 k = st.segmented_control("K", KS, default=20, key="impact_k") or 20
