@@ -6,6 +6,8 @@ on a fresh server a first visit to e.g. /attack_lab would run that page without 
 (no wide layout, wrong sidebar)."""
 import streamlit as st
 
+from ui import jobs_sidebar
+
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
 
 study = st.Page("app_pages/study.py", title="Take the study", icon=":material/visibility:",
@@ -33,6 +35,7 @@ if participant:  # a participant's link shows the study and nothing else (no men
 else:
     nav = st.navigation(pages)
     with st.sidebar:
+        jobs_sidebar()
         st.caption("AdvRec Lab: adversarially poisoned product images vs visual recommenders. "
                    "Anelli et al., *Assessing Perceptual and Recommendation Mutation of "
                    "Adversarially-Poisoned Visual Recommenders*.")

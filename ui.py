@@ -158,3 +158,17 @@ def result_or_job(fn, ds, job, key: str, title: str, submitted: bool, idle_hint:
     if runner_idle(key):
         st.info(idle_hint)
     st.stop()
+
+
+@st.fragment(run_every=2.0)
+def jobs_sidebar() -> None:
+    """Queued and running jobs of this server, on every page (redrawn every 2 s)."""
+    active = [j for j in runner().jobs() if j.active]
+    failed = [j for j in runner().jobs() if j.state == FAILED][:3]
+    if not active and not failed:
+        return
+    st.caption("**Jobs**")
+    for j in active:
+        st.progress(j.fraction, text=f"{j.title}: {j.step or j.state}")
+    for j in failed:
+        st.caption(f":red[failed] {j.title}")
