@@ -212,16 +212,23 @@ def _cmd_train_rec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_poison(args: argparse.Namespace) -> int:
+def _dataset_and_pair(args: argparse.Namespace):
+    """(progress, cache, dataset, source, target): --source/--target, else the proposed pair."""
     from .data.loaders import load_dataset
-    from .experiments.attack import AttackJob
-    from .experiments.poison import PoisonJob, propose_pair, run_poison
+    from .experiments.poison import propose_pair
 
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
     ds = load_dataset(args.dataset, cache=cache, progress=progress)
     source, target = propose_pair(ds)
-    source, target = args.source or source, args.target or target
+    return progress, cache, ds, args.source or source, args.target or target
+
+
+def _cmd_poison(args: argparse.Namespace) -> int:
+    from .experiments.attack import AttackJob
+    from .experiments.poison import PoisonJob, run_poison
+
+    progress, cache, ds, source, target = _dataset_and_pair(args)
     job = PoisonJob(AttackJob(source=source, target=target, attack=args.attack,
                               params=_attack_params(args), extractor=_extractor_config(args),
                               limit=args.limit, lpips=()),
@@ -248,18 +255,14 @@ def _cmd_poison(args: argparse.Namespace) -> int:
 def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .data.loaders import load_dataset
     from .experiments.grid import GridSpec, grid_table, parse_attack
-    from .experiments.poison import propose_pair, run_poison
+    from .experiments.poison import run_poison
 
-    progress = TqdmProgress(disable=args.quiet)
-    cache = _cache(args)
-    ds = load_dataset(args.dataset, cache=cache, progress=progress)
-    source, target = propose_pair(ds)
+    progress, cache, ds, source, target = _dataset_and_pair(args)
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
              "seeds": args.seeds}
     extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": "traditional"}))
-    spec = GridSpec(args.source or source, args.target or target, limit=args.limit,
+    spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     for a in spec.attacks:

@@ -67,13 +67,20 @@ def test_study_answered_by_keyboard(tmp_path, isolated_cache, monkeypatch):
         assert shown == natural * 4  # integer nearest-neighbour zoom, same for both images
         assert page.locator("img[alt=Right]").evaluate("(img) => img.width") == shown
         page.screenshot(path=str(shots / "study_trial.png"))
-        for n, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowLeft"], 1):
+
+        def press(key: str, answered: int) -> None:
+            """Press `key` once the app is idle (a key pressed while Streamlit redraws the
+            buttons can be lost), then wait for the progress to read `answered`."""
+            page.get_by_text("Running...").wait_for(state="hidden", timeout=30_000)
+            page.get_by_role("button", name="Undo last answer").wait_for(timeout=30_000)
+            page.wait_for_timeout(300)
             page.locator("body").press(key)
-            progress.filter(has_text=f"{n} of 4").wait_for(timeout=30_000)
-        page.locator("body").press("u")  # undo the last answer
-        progress.filter(has_text="2 of 4").wait_for(timeout=30_000)
-        page.locator("body").press("ArrowRight")
-        progress.filter(has_text="3 of 4").wait_for(timeout=30_000)
+            progress.filter(has_text=f"{answered} of 4").wait_for(timeout=30_000)
+
+        for n, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowLeft"], 1):
+            press(key, n)
+        press("u", 2)  # undo the last answer
+        press("ArrowRight", 3)
     answers = answers_frame(db, study.id)
     dispose(url)
     assert len(answers) == 3 and answers["trial_id"].is_unique
