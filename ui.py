@@ -86,8 +86,13 @@ def job_panel(key: str, title: str, fn, label: str | None = "Run", autostart: bo
     elif job is not None and job.state == DONE:  # done, but the cache no longer has it
         runner().forget(key)
     if autostart or (label and st.button(label, key=button_key or f"run_{key}", type="primary")):
-        runner().submit(key, fn, title, str(resolve_device("auto")))
+        submit(key, title, fn)
         st.rerun()
+
+
+def submit(key: str, title: str, fn):
+    """Queue `fn(progress)` on this machine's device worker (see advrec_core.jobs)."""
+    return runner().submit(key, fn, title, str(resolve_device("auto")))
 
 
 def show_pngs(images: list, captions: list[str] | None = None) -> None:

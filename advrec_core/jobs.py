@@ -4,8 +4,8 @@ A job is a function ``fn(progress) -> result`` with a key naming what it compute
 key for the same dataset and config). The runner keeps one worker thread per device, so two
 jobs never compete for one GPU (or the CPU's cores); submitting a key that is already queued,
 running or done returns that job instead of starting it again (two browser tabs, one job).
-Results land in the cache through the pipeline functions themselves; the runner keeps the
-returned object too, so a page shows it without reloading. A failed job keeps a one-line
+Results land in the cache through the pipeline functions themselves (pages read them from
+there); the runner also keeps the returned object for callers that wait on a job. A failed job keeps a one-line
 error (and the traceback, for a "details" view) and can be submitted again.
 
 The runner is a process-wide singleton (`runner()`): a Streamlit server is one process whose

@@ -62,8 +62,10 @@ def png_bytes(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def png_data_uri(img: np.ndarray) -> str:
-    return "data:image/png;base64," + base64.b64encode(png_bytes(img)).decode()
+def png_data_uri(img: np.ndarray | bytes) -> str:
+    """A data: URI of `img` (uint8 (H, W, 3), or PNG bytes already encoded)."""
+    png = img if isinstance(img, bytes) else png_bytes(img)
+    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def compare_html(clean: np.ndarray, adv: np.ndarray, factor: int = 1, uid: str = "cmp",
@@ -114,7 +116,7 @@ def pair_html(left_png: bytes, right_png: bytes, zoom: int = 1,
     hide = (f"animation: {u}h 0s linear {int(hide_after_ms)}ms forwards;"
             if hide_after_ms else "")
     imgs = "".join(
-        f'<figure><img src="data:image/png;base64,{base64.b64encode(png).decode()}" '
+        f'<figure><img src="{png_data_uri(png)}" '
         f'width="{W}" height="{H}" alt="{html.escape(lab)}"><figcaption>{html.escape(lab)}'
         f"</figcaption></figure>" for png, lab in ((left_png, labels[0]), (right_png, labels[1])))
     return f"""

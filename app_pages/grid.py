@@ -9,9 +9,8 @@ import streamlit as st
 from advrec_core.experiments.grid import (ATTACK_NAMES, ATTACKS, DEFENSE_NAMES, DEFENSES,
                                           MODELS, GridSpec, grid_table, paper_tables)
 from advrec_core.experiments.poison import propose_pair, run_poison
-from advrec_core.device import resolve_device
 from advrec_core.jobs import job_key, runner
-from ui import cached, current_dataset, job_panel
+from ui import cached, current_dataset, job_panel, submit
 
 MODEL_NAMES = {"vbpr": "VBPR", "amr": "AMR"}
 DEF_SHORT = {"traditional": "T", "at": "AT", "free_at": "FAT"}
@@ -126,10 +125,10 @@ if len(missing):
     if st.button(f"Queue all {len(missing)} missing cells", key="grid_run_all"):
         for _, r in missing.iterrows():
             cell = spec_grid.cell(r["attack"], r["defense"], r["model"])
-            runner().submit(job_key("poison", spec, cell),
-                            lambda progress, cell=cell: run_poison(ds, cell, progress=progress),
-                            f"{MODEL_NAMES[r['model']]} · {ATTACK_NAMES[r['attack']]} · "
-                            f"{DEF_SHORT[r['defense']]}", str(resolve_device("auto")))
+            submit(job_key("poison", spec, cell),
+                   f"{MODEL_NAMES[r['model']]} · {ATTACK_NAMES[r['attack']]} · "
+                   f"{DEF_SHORT[r['defense']]}",
+                   lambda progress, cell=cell: run_poison(ds, cell, progress=progress))
         st.rerun()
     queued = [j for j in runner().jobs() if j.active and j.key.startswith("poison-")]
     if queued:

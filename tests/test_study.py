@@ -104,7 +104,7 @@ def test_answers_are_idempotent_correct_undoable_and_resumable(db):
     study = create_study(db, "s", StudyConfig(trials_per_annotator=6, catch_trials=1), stimuli())
     ann = get_annotator(db, study, "p1")
     first = next_trial(db, ann)
-    right_answer = "left" if first.left_png != first.right_png and _modified_left(db, ann, first) else "right"
+    right_answer = "left" if _modified_left(db, ann, first) else "right"  # the modified side
     assert submit_answer(db, ann.id, first.trial_id, right_answer, rt_ms=812.0) is True
     assert submit_answer(db, ann.id, first.trial_id, "left") is False  # resubmitted: ignored
     with db.begin() as s:

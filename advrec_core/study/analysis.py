@@ -108,9 +108,9 @@ def krippendorff_alpha_nominal(units: list[list]) -> float:
 
 
 def agreement(answers: pd.DataFrame) -> dict[str, float]:
-    """Krippendorff's alpha per trial kind over trials judged by >= 2 annotators. 2AFC and
-    catch values are "saw the modified image" (correct), since left/right is randomised per
-    annotator; same/different values are the response."""
+    """Krippendorff's alpha for 2AFC and same/different trials judged by >= 2 annotators.
+    2AFC values are "saw the modified image" (correct), since left/right is randomised per
+    annotator; same/different values are the response. Catch trials are left out."""
     out = {}
     for kind in ("2afc", "samediff"):
         g = answers[answers["kind"] == kind]
