@@ -172,8 +172,14 @@ def _rec_config(args: argparse.Namespace):
     from .recommenders import RecConfig
 
     fields = {"model": args.model, "epochs": args.rec_epochs, "lr": args.lr, "reg": args.reg,
-              "factors": args.factors}
+              "factors": args.factors, "precision": args.precision}
     return RecConfig(**{k: v for k, v in fields.items() if v is not None})
+
+
+def _add_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="VBPR/AMR feature arithmetic: fp32 (default) or bf16, about 1.6x faster "
+                        "training on CPUs with AVX512-BF16/AMX and on recent GPUs")
 
 
 def _add_rec_args(p: argparse.ArgumentParser) -> None:
@@ -182,6 +188,7 @@ def _add_rec_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="recommender learning rate")
     p.add_argument("--reg", type=float, help="L2 regularisation (lambda of eq. 1)")
     p.add_argument("--factors", type=int, help="latent factors")
+    _add_precision_arg(p)
     p.add_argument("--k", type=int, nargs="+", default=[10, 20, 50, 100], help="cut-offs")
 
 
@@ -267,8 +274,8 @@ def _cmd_grid(args: argparse.Namespace) -> int:
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     for a in spec.attacks:
         parse_attack(a)  # a clear error before any work
-    if args.rec_epochs:
-        spec = replace(spec, rec=replace(spec.rec, epochs=args.rec_epochs))
+    rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
+    spec = replace(spec, rec=replace(spec.rec, **rec))
     table = grid_table(ds, spec, cache)
     missing = table[~table["computed"]]
     if args.run:
@@ -453,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cw-steps", type=int, default=100,
                    help="C&W iterations per search step (default 100; 0 = the attack's 1000)")
     g.add_argument("--rec-epochs", type=int, help="recommender epochs")
+    _add_precision_arg(g)
     g.add_argument("--run", action="store_true", help="compute the missing cells")
     g.add_argument("--csv", help="also write the table to this CSV file")
     g.add_argument("--extractor", default="demo-cnn", help="demo-cnn | resnet50")

@@ -3,14 +3,22 @@ run: seconds per epoch (ratio > 1: ours is faster) and nDCG@10 of both under one
 (our full-ranking evaluator on each model's user and item vectors); then full-ranking
 evaluation time, ours vs Cornac's `ranking_eval`, at Amazon-Men size.
 
+Ours runs in each requested precision (fp32, the default, and bf16 features). Shared
+machines are noisy, so the fits are repeated in rounds (ours, then Cornac, in turn; round r
+seeds both with r): each side's median seconds per epoch is compared, and nDCG@10 is the
+mean over the rounds' seeds, with its standard deviation.
+
     python benchmarks/recsys.py                   # demo catalog + Amazon-Men-size synthetic
     python benchmarks/recsys.py --sizes demo      # only the demo
+    python benchmarks/recsys.py --repeats 1 --precision fp32
 Needs cornac (pip install cornac; a benchmark-only dependency)."""
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +124,10 @@ def cornac_eval_time(model, train_set, test, n_users):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", default=["demo", "amazon"], choices=["demo", "amazon"])
-    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds of fits; medians compared")
+    ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"],
+                    help="our VBPR's feature arithmetic (default: both)")
     ap.add_argument("--no-biases", dest="biases", action="store_false",
                     help="train our VBPR as the paper's eq. 2 (no item/visual biases); by "
                          "default it has them, like Cornac's, for a like-for-like comparison")
@@ -127,21 +138,34 @@ def main() -> int:
                                                       else amazon_men_problem())
         data = RankingData.from_frames(train, test, n_users, n_items,
                                        np.zeros(n_items, np.int64), ("all",))
-        cfg = RecConfig(model="vbpr", epochs=args.epochs, factors=64, visual_factors=64,
-                        batch_size=512, lr=1e-3, reg=1e-2, biases=args.biases)
-        t_ours, U, I = ours(train, data, feats, cfg)
-        t0 = time.perf_counter()
-        rep = evaluate(U, I, data, ks=(10,))
-        t_eval = time.perf_counter() - t0
-        t_c, Uc, Ic, cmodel, cset = cornac_vbpr(train, test, n_users, n_items, feats, cfg)
-        rep_c = evaluate(Uc, Ic, data, ks=(10,))
+        cfgs = {f"ours {p}": RecConfig(model="vbpr", epochs=args.epochs, factors=64,
+                                       visual_factors=64, batch_size=512, lr=1e-3, reg=1e-2,
+                                       biases=args.biases, precision=p) for p in args.precision}
+        cfg = next(iter(cfgs.values()))
+        times = {k: [] for k in [*cfgs, "cornac"]}
+        ndcg, t_eval = {k: [] for k in times}, None
+        for r in range(args.repeats):
+            for label, c in cfgs.items():
+                t, users_v, items_v = ours(train, data, feats, replace(c, seed=r))
+                times[label].append(t)
+                t0 = time.perf_counter()
+                ndcg[label].append(evaluate(users_v, items_v, data, ks=(10,)).accuracy["nDCG@10"])
+                t_eval = t_eval or time.perf_counter() - t0
+            t_c, Uc, Ic, cmodel, cset = cornac_vbpr(train, test, n_users, n_items, feats,
+                                                    replace(cfg, seed=r))
+            times["cornac"].append(t_c)
+            ndcg["cornac"].append(evaluate(Uc, Ic, data, ks=(10,)).accuracy["nDCG@10"])
+            print(f"  round {r + 1}/{args.repeats}: "
+                  + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()) + " s/epoch", flush=True)
         print(f"\n{name}: {len(train):,} train pairs, {len(test):,} test users, "
               f"{cfg.epochs} epochs, k={cfg.factors}+{cfg.visual_factors}, batch {cfg.batch_size}, "
-              f"our biases {'on' if cfg.biases else 'off'}")
-        print(f"{'':10} {'s/epoch':>9} {'nDCG@10':>9}")
-        print(f"{'ours':10} {t_ours:9.3f} {rep.accuracy['nDCG@10']:9.4f}")
-        print(f"{'cornac':10} {t_c:9.3f} {rep_c.accuracy['nDCG@10']:9.4f}")
-        print(f"epoch speed-up: {t_c / t_ours:.1f}x")
+              f"our biases {'on' if cfg.biases else 'off'}, {args.repeats} rounds")
+        print(f"{'':12} {'s/epoch':>9} {'speed-up':>9} {'nDCG@10 (mean +- sd over seeds)':>32}")
+        t_c = statistics.median(times["cornac"])
+        for label, ts in times.items():
+            t, nd = statistics.median(ts), ndcg[label]
+            sd = statistics.stdev(nd) if len(nd) > 1 else float("nan")
+            print(f"{label:12} {t:9.3f} {t_c / t:8.1f}x {statistics.mean(nd):23.4f} +- {sd:.4f}")
         if size == "amazon":
             t_ce, ndcg_c = cornac_eval_time(cmodel, cset, test, n_users)
             print(f"full-ranking evaluation: ours {t_eval:.2f} s (HR/nDCG/Recall/Precision@10 "

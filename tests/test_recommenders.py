@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from advrec_core.recommenders import (AMR, RECOMMENDERS, VBPR, RankingData, RecConfig,
-                                      adversarial_delta, bpr_loss, evaluate, fit_recommender,
-                                      scale_features)
+                                      adversarial_delta, bpr_loss, bpr_step, evaluate,
+                                      fit_recommender, scale_features)
 from advrec_core.recommenders.sampling import NegativeSampler
 
 
@@ -83,15 +83,20 @@ def test_amr_delta_has_norm_eps_and_increases_the_loss():
     feats = scale_features(np.random.default_rng(0).normal(size=(20, 16)))
     model = AMR(10, 20, factors=8, visual_factors=8, features=feats, init_std=0.3)
     u, i, j = torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 5, 7]), torch.tensor([8, 9, 10, 4])
-    d_i, d_j = adversarial_delta(model, u, i, j, eps=0.5)
+    x, ctx = model.pair_scores(u, i, j)
+    d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-x) / -len(u), eps=0.5)
     assert torch.allclose(d_i.norm(dim=1), torch.full((4,), 0.5), atol=1e-6)
-    assert torch.allclose(d_i[1], d_i[2])  # one delta per item, even when it repeats
-    f_i, f_j = feats[i], feats[j]
+    assert torch.allclose(d_i[1], d_i[2]) and torch.equal(d_i[0], d_j[3])  # one per item
+    diff = feats[i] - feats[j]
     with torch.no_grad():
-        base = bpr_loss(model, u, i, j, f_i, f_j)
-        up = bpr_loss(model, u, i, j, f_i + d_i, f_j + d_j)
-        down = bpr_loss(model, u, i, j, f_i - d_i, f_j - d_j)
+        base = bpr_loss(model, u, i, j, diff)
+        up = bpr_loss(model, u, i, j, diff + d_i - d_j)
+        down = bpr_loss(model, u, i, j, diff - d_i + d_j)
     assert up > base > down  # it attacks the model (cornac's sign would help it)
+    # the direction is autograd's gradient w.r.t. the feature matrix, row-normalised
+    f = feats.clone().requires_grad_(True)
+    (G,) = torch.autograd.grad(bpr_loss(model, u, i, j, f[i] - f[j]), f)
+    assert torch.allclose(d_i, 0.5 * torch.nn.functional.normalize(G[i], dim=1), atol=1e-6)
 
 
 def test_scale_features_to_unit_max():
@@ -144,23 +149,90 @@ def test_item_nobody_can_rank_has_no_rank():
     assert not np.isnan(r.loc[1, "mean_rank"])
 
 
-def test_lazy_adam_matches_torch_sparse_adam():
+def dense_grads(model, grads):
+    """{name: (rows, grad)} -> {name: gradient the shape of the parameter}, rows summed."""
+    out = {}
+    for name, (rows, g) in grads.items():
+        p = dict(model.named_parameters())[name]
+        out[name] = g if rows is None else torch.zeros_like(p).index_add_(0, rows, g)
+    return out
+
+
+@pytest.mark.parametrize("name,biases,adversarial", [("bprmf", False, False), ("vbpr", False, False),
+                                                     ("vbpr", True, False), ("amr", True, True)])
+def test_closed_form_gradients_equal_autograd(name, biases, adversarial):
+    """bpr_step's hand-derived gradients of eq. 1 (+ AMR's term, delta held fixed) are
+    autograd's, with repeated users and items in the batch."""
+    torch.manual_seed(0)
+    model = RECOMMENDERS.get(name)(7, 9, factors=4, visual_factors=3, init_std=0.5,
+                                   features=torch.randn(9, 6), biases=biases)
+    if biases:
+        with torch.no_grad():
+            model.item_table[:, -1].normal_()
+            model.E[-1].normal_()
+    u, i, j = torch.tensor([0, 1, 1, 6, 0]), torch.tensor([2, 3, 3, 8, 0]), torch.tensor([5, 2, 4, 0, 7])
+    cfg = RecConfig(model=name, reg=0.3, adv_eps=0.7, adv_reg=0.4)
+    loss, grads = bpr_step(model, u, i, j, cfg, adversarial)
+    x, reg = model(u, i, j)
+    ref = -torch.nn.functional.logsigmoid(x).mean() + cfg.reg / len(u) * reg
+    if adversarial:
+        with torch.no_grad():
+            xd, ctx = model.pair_scores(u, i, j)
+            d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-xd) / -len(u), cfg.adv_eps)
+        ref = ref + cfg.adv_reg * bpr_loss(model, u, i, j, ctx.diff + d_i - d_j)
+    model.zero_grad()
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    ours = dense_grads(model, grads)
+    assert set(ours) == {n for n, _ in model.named_parameters()}
+    for n, p in model.named_parameters():
+        assert torch.allclose(ours[n], p.grad, atol=1e-6), n
+
+
+def test_bf16_precision_keeps_features_in_bf16_and_gradients_close():
+    torch.manual_seed(0)
+    f = scale_features(np.random.default_rng(0).normal(size=(9, 64)))
+    m32 = VBPR(7, 9, factors=4, visual_factors=3, features=f, init_std=0.5, biases=True)
+    m16 = VBPR(7, 9, factors=4, visual_factors=3, features=f, init_std=0.5, biases=True,
+               precision="bf16")
+    m16.load_state_dict({k: v for k, v in m32.state_dict().items() if k != "features"}, strict=False)
+    assert m16.features.dtype == torch.bfloat16 and m16.item_vectors().dtype == torch.float32
+    u, i, j = torch.tensor([0, 1, 6]), torch.tensor([2, 3, 8]), torch.tensor([5, 2, 0])
+    cfg = RecConfig(reg=0.1)
+    (_, g32), (_, g16) = (bpr_step(m, u, i, j, cfg, True) for m in (m32, m16))
+    for n in g32:  # bf16 keeps ~3 significant digits
+        assert torch.allclose(g16[n][1], g32[n][1], rtol=0.05, atol=2e-3 * g32[n][1].abs().max().item()), n
+    with pytest.raises(ValueError, match="precision"):
+        RecConfig(precision="fp16")
+
+
+def test_row_optimizer_matches_torch_optimizers():
+    """Whole-tensor steps are torch.optim.Adam / Adagrad; row steps are SparseAdam / sparse
+    Adagrad (repeated rows summed), and rows no batch touched never move."""
+    from advrec_core.recommenders import RowOptimizer
     import torch.nn.functional as F
 
-    from advrec_core.recommenders.trainer import LazyAdam
     torch.manual_seed(0)
-    a = torch.nn.Parameter(torch.randn(50, 8))
-    b = torch.nn.Parameter(a.detach().clone())
-    opts = ((a, LazyAdam([a], lr=0.01)), (b, torch.optim.SparseAdam([b], lr=0.01)))
-    untouched = a.detach()[40:].clone()
-    for _ in range(20):
-        idx, w = torch.randint(40, (30,)), torch.randn(30, 8)  # repeats: coalesced; 40+ never
-        for p, opt in opts:
-            opt.zero_grad()
-            (F.embedding(idx, p, sparse=True) * w).sum().backward()
-            opt.step()
-    assert torch.allclose(a, b, atol=1e-6)
-    assert torch.equal(a.detach()[40:], untouched)  # rows no batch touched never move
+    for rule, dense_ref, sparse_ref in (("adam", torch.optim.Adam, torch.optim.SparseAdam),
+                                        ("adagrad", torch.optim.Adagrad, torch.optim.Adagrad)):
+        start = torch.randn(50, 8)
+        ours_d, ours_s = start.clone(), start.clone()
+        ref_d, ref_s = (torch.nn.Parameter(start.clone()) for _ in range(2))
+        opt_d, opt_s = RowOptimizer({"w": ours_d}, rule, lr=0.01), RowOptimizer({"w": ours_s}, rule, lr=0.01)
+        torch_d, torch_s = dense_ref([ref_d], lr=0.01), sparse_ref([ref_s], lr=0.01)
+        for _ in range(20):
+            g = torch.randn(50, 8) * 1e-8  # tiny, so that where eps enters matters
+            opt_d.step({"w": (None, g)})
+            ref_d.grad = g.clone()
+            torch_d.step()
+            idx, w = torch.randint(40, (30,)), torch.randn(30, 8)  # repeats; rows 40+ never
+            opt_s.step({"w": (idx, w)})
+            torch_s.zero_grad()
+            (F.embedding(idx, ref_s, sparse=True) * w).sum().backward()
+            torch_s.step()
+        assert torch.allclose(ours_d, ref_d.detach(), atol=1e-6), rule
+        assert torch.allclose(ours_s, ref_s.detach(), atol=1e-5), rule
+        assert torch.equal(ours_s[40:], start[40:]), rule
 
 
 def test_vbpr_biases_score_and_rank_consistently():
@@ -170,9 +242,10 @@ def test_vbpr_biases_score_and_rank_consistently():
     with torch.no_grad():
         m.beta.normal_()
         m.beta_visual.normal_()
+    assert m.item_table[:, -1].abs().sum() > 0 and m.E[-1].abs().sum() > 0  # views
     u, i, j = torch.tensor([0, 1, 3]), torch.tensor([0, 2, 5]), torch.tensor([1, 4, 4])
     x, _ = m(u, i, j)
     full = m.user_vectors() @ m.item_vectors().T  # (4, 6)
     assert torch.allclose(x, full[u, i] - full[u, j], atol=1e-5)
     plain = VBPR(4, 6, factors=3, visual_factors=2, features=torch.randn(6, 5))
-    assert not hasattr(plain, "beta") and plain.item_vectors().shape == (6, 5)
+    assert plain.beta is None and plain.item_vectors().shape == (6, 5)

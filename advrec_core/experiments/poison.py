@@ -27,7 +27,7 @@ from .attack import AttackJob, run_attack_job, source_items
 from .extract import ExtractJob, extract_features
 
 
-TRAINER_VERSION = 3  # bump when training or evaluation code changes what a config produces
+TRAINER_VERSION = 4  # bump when training or evaluation code changes what a config produces
 
 
 def propose_pair(ds: Dataset) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from ..progress import Progress
 from ..registry import Registry
 from .evaluation import KS, RankingData, RankingReport, evaluate
 from .models import AMR, BPRMF, VBPR
-from .trainer import RecConfig, adversarial_delta, bpr_loss, train_bpr
+from .trainer import RecConfig, RowOptimizer, adversarial_delta, bpr_loss, bpr_step, train_bpr
 
 RECOMMENDERS: Registry = Registry("recommender")
 RECOMMENDERS.register("bprmf")(BPRMF)
@@ -33,11 +33,12 @@ def fit_recommender(config: RecConfig, data: RankingData, train_users: torch.Ten
     feats = scale_features(features) if features is not None else None
     model = RECOMMENDERS.get(config.model)(data.n_users, data.n_items, factors=config.factors,
                                            visual_factors=config.visual_factors,
-                                           features=feats, biases=config.biases).to(device)
+                                           features=feats, biases=config.biases,
+                                           precision=config.precision).to(device)
     history = train_bpr(model, train_users, train_items, config, progress, device)
     return model, history
 
 
 __all__ = ["RECOMMENDERS", "RecConfig", "RankingData", "RankingReport", "evaluate", "KS",
-           "fit_recommender", "scale_features", "train_bpr", "bpr_loss", "adversarial_delta",
-           "BPRMF", "VBPR", "AMR"]
+           "fit_recommender", "scale_features", "train_bpr", "bpr_step", "bpr_loss",
+           "adversarial_delta", "RowOptimizer", "BPRMF", "VBPR", "AMR"]

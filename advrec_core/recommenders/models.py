@@ -6,22 +6,38 @@
   McAuley's full VBPR (not in eq. 2; used for like-for-like benchmarks against libraries
   that include them). A user's bias cancels in s_ui - s_uj, so none is kept.
 * AMR, Tang et al., TKDE 2020: VBPR trained with an adversarial term on the image features
-  (APR, He et al., SIGIR 2018): L = L_BPR(f) + lambda * L_BPR(f + delta), where delta = eps *
-  the l2-normalised gradient of L_BPR w.r.t. each item's features (no gradient through
-  delta). The trainer applies it; the model only says it wants it (`adversarial = True`).
+  (APR, He et al., SIGIR 2018). The trainer applies it; the model only says it wants it
+  (`adversarial = True`).
+
+Storage: one user table [p_u | rho_u], one item table [q_i | beta_i] and E with beta' as an
+extra last row, so a training step gathers, and updates, one block of rows per side.
 
 Every model scores by a dot product of a user vector and an item vector, so full ranking is
-one matmul: `user_vectors() @ item_vectors().T`."""
+one matmul: `user_vectors() @ item_vectors().T`.
+
+Training uses `pair_scores` (s_ui - s_uj for a batch of triplets) and its hand-derived
+backward `pair_grads`; `forward` is the same computation for autograd, and the tests check
+the two gradients agree."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+PRECISIONS = ("fp32", "bf16")  # bf16: features stored and projected in bfloat16, fp32 accumulate
 
-def rows(table: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
-    """table[idx] with a sparse gradient (only the touched rows), or the whole table."""
-    return table if idx is None else F.embedding(idx, table, sparse=True)
+
+@dataclass
+class Pairs:
+    """One batch of BPR triplets (u, i, j) and what the backward pass needs."""
+    users: torch.Tensor  # (B,) user rows
+    items: torch.Tensor  # (2B,) item rows: positives, then negatives
+    u: torch.Tensor  # (B, k [+ k']) gathered user rows
+    q: torch.Tensor  # (2B, k [+ 1]) gathered item rows
+    dq: torch.Tensor  # (B, k [+ 1]) q_i - q_j
+    diff: torch.Tensor | None = None  # (B, D) f_i - f_j, in the feature dtype
+    proj: torch.Tensor | None = None  # (B, k' [+ 1]) E (f_i - f_j), fp32
 
 
 class BPRMF(nn.Module):
@@ -30,76 +46,147 @@ class BPRMF(nn.Module):
     def __init__(self, n_users: int, n_items: int, factors: int = 64, init_std: float = 0.01,
                  **_: object):
         super().__init__()
-        self.p = nn.Parameter(torch.randn(n_users, factors) * init_std)  # user factors p_u
-        self.q = nn.Parameter(torch.randn(n_items, factors) * init_std)  # item factors q_i
+        self.k = factors
+        self.user_table = nn.Parameter(torch.randn(n_users, factors) * init_std)  # p_u
+        self.item_table = nn.Parameter(torch.randn(n_items, factors) * init_std)  # q_i
+
+    @property
+    def p(self) -> torch.Tensor:
+        return self.user_table[:, :self.k]
+
+    @property
+    def q(self) -> torch.Tensor:
+        return self.item_table[:, :self.k]
 
     def user_vectors(self, users: torch.Tensor | None = None) -> torch.Tensor:
         """(B, d) user side of the dot product (all users if `users` is None)."""
-        return rows(self.p, users)
+        return self.user_table if users is None else self.user_table.index_select(0, users)
 
     def item_vectors(self, items: torch.Tensor | None = None,
                      features: torch.Tensor | None = None) -> torch.Tensor:
         """(N, d) item side; `features` (N, D) overrides the stored image features (AMR)."""
-        return rows(self.q, items)
+        return self.item_table if items is None else self.item_table.index_select(0, items)
 
-    def score(self, users: torch.Tensor, items: torch.Tensor,
-              features: torch.Tensor | None = None) -> torch.Tensor:
-        """(B,) s(u, i) for paired users and items."""
-        return (self.user_vectors(users) * self.item_vectors(items, features)).sum(1)
+    def pair_scores(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                    diff: torch.Tensor | None = None) -> tuple[torch.Tensor, Pairs]:
+        """(B,) s_ui - s_uj for a batch, and the context `pair_grads` needs. `diff` (B, D)
+        overrides f_i - f_j (AMR's perturbed features)."""
+        items = torch.cat([pos, neg])
+        q = self.item_table.index_select(0, items)
+        dq = q[:len(pos)] - q[len(pos):]
+        ctx = Pairs(users, items, self.user_table.index_select(0, users), q, dq)
+        return (ctx.u * dq).sum(1), ctx
+
+    def pair_grads(self, ctx: Pairs, g: torch.Tensor, reg: float) -> dict[str, tuple]:
+        """Backward of `pair_scores` for a loss L with dL/dx = g (B,), plus reg * the squared
+        L2 norm of every row the batch touched (per occurrence, eq. 1's ||theta||^2):
+        {parameter name: (rows or None for all, gradient)}, duplicate rows not yet summed."""
+        g = g[:, None]
+        gu = (ctx.dq * g).add_(ctx.u, alpha=2 * reg)
+        gi = ctx.u * g
+        return {"user_table": (ctx.users, gu),
+                "item_table": (ctx.items, torch.cat([gi, -gi]).add_(ctx.q, alpha=2 * reg))}
+
+    def feature_grads(self, ctx: Pairs, g: torch.Tensor) -> torch.Tensor:
+        """(B, D) dL/df_i of each pair (dL/df_j is its negative); BPR-MF ignores features."""
+        raise TypeError(f"{type(self).__name__} has no image features")
 
     def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
-                f_pos: torch.Tensor | None = None, f_neg: torch.Tensor | None = None):
-        """A BPR batch -> ((B,) s_ui - s_uj, squared L2 norm of the parameters it touches,
-        the ||theta||^2 of eq. 1). One lookup per table: this is the training hot path."""
-        p = rows(self.p, users)  # (B, k)
-        qi, qj = rows(self.q, torch.cat([pos, neg])).split(len(pos))  # (B, k) each
-        return (p * (qi - qj)).sum(1), p.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()
+                diff: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Autograd view of `pair_scores`: ((B,) s_ui - s_uj, squared L2 norm of the
+        parameters the batch touches)."""
+        x, ctx = self.pair_scores(users, pos, neg, diff)
+        return x, ctx.u.pow(2).sum() + ctx.q.pow(2).sum()
 
 
 class VBPR(BPRMF):
     def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
                  features: torch.Tensor | None = None, init_std: float = 0.01,
-                 biases: bool = False, **_: object):
+                 biases: bool = False, precision: str = "fp32", **_: object):
         super().__init__(n_users, n_items, factors, init_std)
         if features is None or len(features) != n_items:
             raise ValueError(f"VBPR needs (n_items={n_items}, D) image features")
-        self.register_buffer("features", features.float())  # f_i, scaled to [-1, 1]
-        self.rho = nn.Parameter(torch.randn(n_users, visual_factors) * init_std)  # rho_u
-        self.E = nn.Parameter(torch.randn(visual_factors, features.shape[1]) * init_std)
-        self.biases = biases
-        if biases:  # beta_i and beta' (He & McAuley's eq. 2 has them; the paper's does not)
-            self.beta = nn.Parameter(torch.zeros(n_items, 1))
-            self.beta_visual = nn.Parameter(torch.zeros(features.shape[1]))
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.register_buffer("features", features.to(dtype))  # f_i, scaled to [-1, 1]
+        self.biases, self.kv = biases, visual_factors
+        with torch.no_grad():  # [p | rho]; [q | beta] and [E; beta'] with zero biases
+            rho = torch.randn(n_users, visual_factors) * init_std
+            self.user_table = nn.Parameter(torch.cat([self.user_table, rho], 1))
+            E = torch.randn(visual_factors, features.shape[1]) * init_std
+            if biases:
+                self.item_table = nn.Parameter(torch.cat([self.item_table, torch.zeros(n_items, 1)], 1))
+                E = torch.cat([E, torch.zeros(1, features.shape[1])])
+            self.E = nn.Parameter(E)
+
+    @property
+    def rho(self) -> torch.Tensor:
+        return self.user_table[:, self.k:]
+
+    @property
+    def beta(self) -> torch.Tensor | None:
+        return self.item_table[:, self.k] if self.biases else None
+
+    @property
+    def beta_visual(self) -> torch.Tensor | None:
+        return self.E[self.kv] if self.biases else None
+
+    def _rho1(self, u: torch.Tensor) -> torch.Tensor:
+        """(B, k' [+ 1]) rho_u, with a constant 1 for beta' when there are biases."""
+        rho = u[:, self.k:]
+        return torch.cat([rho, rho.new_ones(len(rho), 1)], 1) if self.biases else rho
 
     def user_vectors(self, users=None):
-        u = torch.cat([super().user_vectors(users), rows(self.rho, users)], dim=1)
+        u = super().user_vectors(users)
         return torch.cat([u, u.new_ones(len(u), 1)], dim=1) if self.biases else u
 
     def item_vectors(self, items=None, features=None):
         if features is None:
             features = self.features if items is None else self.features.index_select(0, items)
-        v = torch.cat([super().item_vectors(items), features @ self.E.T], dim=1)  # E f_i
-        if self.biases:  # a constant-1 user column times the item's bias
-            v = torch.cat([v, rows(self.beta, items) + (features @ self.beta_visual)[:, None]], 1)
-        return v
+        proj = features.float() @ self.E.T  # (N, k' [+ 1]): E f_i [, beta' f_i]
+        q = super().item_vectors(items)
+        if not self.biases:
+            return torch.cat([q, proj], dim=1)
+        return torch.cat([q[:, :self.k], proj[:, :self.kv], q[:, self.k:] + proj[:, self.kv:]], 1)
 
-    def forward(self, users, pos, neg, f_pos=None, f_neg=None):
-        """As BPRMF.forward; the visual part of s_ui - s_uj is rho_u . E (f_i - f_j), one
-        projection of B feature differences instead of 2B features."""
-        both = torch.cat([pos, neg])
-        if f_pos is None:  # index_select: several times faster than features[idx] on CPU
-            f_pos, f_neg = self.features.index_select(0, both).split(len(pos))
-        p, rho = rows(self.p, users), rows(self.rho, users)  # (B, k), (B, k')
-        qi, qj = rows(self.q, both).split(len(pos))
-        diff = f_pos - f_neg  # (B, D)
-        x = (p * (qi - qj)).sum(1) + (rho * (diff @ self.E.T)).sum(1)
-        reg = (p.pow(2).sum() + rho.pow(2).sum() + qi.pow(2).sum() + qj.pow(2).sum()
-               + self.E.pow(2).sum())
+    def pair_scores(self, users, pos, neg, diff=None):
+        """As BPRMF's, plus rho_u . E (f_i - f_j) [+ beta_i - beta_j + beta' (f_i - f_j)]:
+        one projection of B feature differences, in the feature dtype."""
+        items = torch.cat([pos, neg])
+        if diff is None:  # index_select: several times faster than features[idx] on CPU
+            f = self.features.index_select(0, items)
+            diff = torch.sub(f[:len(pos)], f[len(pos):])
+        q = self.item_table.index_select(0, items)
+        dq = q[:len(pos)] - q[len(pos):]
+        u = self.user_table.index_select(0, users)
+        proj = (diff @ self.E.to(diff.dtype).T).float()  # (B, k' [+ 1])
+        ctx = Pairs(users, items, u, q, dq, diff, proj)
+        x = (u[:, :self.k] * dq[:, :self.k]).sum(1) + (u[:, self.k:] * proj[:, :self.kv]).sum(1)
         if self.biases:
-            bi, bj = rows(self.beta, both).split(len(pos))
-            x = x + (bi - bj).squeeze(1) + diff @ self.beta_visual
-            reg = reg + bi.pow(2).sum() + bj.pow(2).sum() + self.beta_visual.pow(2).sum()
-        return x, reg
+            x = x + dq[:, self.k] + proj[:, self.kv]
+        return x, ctx
+
+    def pair_grads(self, ctx, g, reg):
+        g1 = g[:, None]
+        gu = torch.cat([ctx.dq[:, :self.k], ctx.proj[:, :self.kv]], 1).mul_(g1)
+        gu.add_(ctx.u, alpha=2 * reg)
+        gi = ctx.u[:, :self.k] * g1
+        if self.biases:
+            gi = torch.cat([gi, g1], 1)
+        w = self._rho1(ctx.u).mul(g1).to(ctx.diff.dtype)  # (B, k' [+ 1])
+        gE = (w.T @ ctx.diff).float().add_(self.E, alpha=2 * reg)  # (k' [+ 1], D)
+        return {"user_table": (ctx.users, gu),
+                "item_table": (ctx.items, torch.cat([gi, -gi]).add_(ctx.q, alpha=2 * reg)),
+                "E": (None, gE)}
+
+    def feature_grads(self, ctx, g):
+        w = self._rho1(ctx.u).mul(g[:, None]).to(ctx.diff.dtype)
+        return (w @ self.E.to(w.dtype)).float()  # (B, D): g (E^T rho_u [+ beta'])
+
+    def forward(self, users, pos, neg, diff=None):
+        x, ctx = self.pair_scores(users, pos, neg, diff)
+        return x, ctx.u.pow(2).sum() + ctx.q.pow(2).sum() + self.E.pow(2).sum()
 
 
 class AMR(VBPR):

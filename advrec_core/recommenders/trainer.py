@@ -3,7 +3,12 @@
 An epoch is one pass over the training (user, item) pairs in random order, each with a
 uniformly sampled negative; the loss is eq. 1 of the paper,
 -ln sigma(s_ui - s_uj) + lambda ||theta||^2, plus, for AMR once `adv_start` of the epochs
-have passed (the reference code warms up as VBPR), lambda_adv * L_BPR(f + delta)."""
+have passed (the reference code warms up as VBPR), lambda_adv * L_BPR(f + delta).
+
+Gradients are the closed form of that loss (`bpr_step`, through the models' `pair_grads`),
+not autograd: a BPR step is a few gathers and two thin matmuls, and on CPU autograd's
+bookkeeping and sparse-gradient coalescing cost more than the arithmetic. The tests check
+every gradient against autograd."""
 from __future__ import annotations
 
 import math
@@ -15,7 +20,7 @@ import torch.nn.functional as F
 
 from ..device import seed_everything
 from ..progress import Progress
-from .models import BPRMF
+from .models import BPRMF, PRECISIONS
 from .sampling import NegativeSampler
 
 
@@ -26,10 +31,12 @@ class RecConfig:
     visual_factors: int = 64  # rho_u size, rows of E
     epochs: int = 60  # tuned on the demo catalog (see the issue note)
     batch_size: int = 512  # the reference code's default
-    optimizer: str = "adam"  # "adam" (sparse/lazy on embedding rows) | "adagrad" (reference)
+    optimizer: str = "adam"  # "adam" (lazy on embedding rows) | "adagrad" (reference)
     lr: float = 1e-3
     reg: float = 1e-2  # lambda of eq. 1, on the parameters a batch touches (per triplet)
     biases: bool = False  # VBPR/AMR: add beta_i + beta' f_i (not in eq. 2; benchmark parity)
+    precision: str = "fp32"  # "bf16": features and their projections in bfloat16 (CPUs with
+    #                          AVX512-BF16/AMX, recent GPUs); parameters and updates stay fp32
     adv_eps: float = 1.0  # AMR: ||delta|| per item (reference default)
     adv_reg: float = 0.1  # AMR: lambda of the adversarial term (reference default)
     adv_start: float = 0.5  # AMR: share of epochs trained as plain VBPR first
@@ -38,119 +45,124 @@ class RecConfig:
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {self.optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
 
 
 OPTIMIZERS = ("adam", "adagrad")
 
 
-TABLES = ("p", "q", "rho", "beta")  # embedding tables: a batch touches few of their rows
+class RowOptimizer:
+    """Adam or Adagrad that updates only the rows a batch touched ("lazy"): the other rows,
+    and their moments, stay as they are. Rows=None updates the whole tensor, which is then
+    torch.optim.Adam / Adagrad (no weight decay); with rows it is their sparse versions.
+    Duplicate rows are summed first, as a sparse gradient's coalesce() does. Both moments of
+    a row sit side by side in one state tensor, so a step gathers and scatters them once."""
 
-
-class LazyAdam(torch.optim.Optimizer):
-    """Adam for sparse row gradients, updating only the rows a batch touched (the moments of
-    the other rows stay as they are): the math of torch.optim.SparseAdam, written as a few
-    fused row ops (index_select / lerp / index_copy) per table, which is ~4x less overhead per
-    step on CPU than SparseAdam's sparse-tensor arithmetic."""
-
-    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+    def __init__(self, params: dict[str, torch.Tensor], rule: str = "adam", lr: float = 1e-3,
+                 betas=(0.9, 0.999), eps: float | None = None):
+        if rule not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {rule!r}")
+        self.params, self.rule, self.lr, self.betas = params, rule, lr, betas
+        self.eps = eps if eps is not None else (1e-8 if rule == "adam" else 1e-10)  # torch's
+        self.steps = dict.fromkeys(params, 0)
+        # (n, 2, ...): Adam's first and second moments; Adagrad's sum of squares in [:, 1]
+        self.state = {n: p.new_zeros((len(p), 2) + p.shape[1:]) for n, p in params.items()}
 
     @torch.no_grad()
-    def step(self) -> None:
-        for group in self.param_groups:
-            b1, b2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                g = p.grad.coalesce()  # duplicate rows summed
-                idx, gv = g.indices()[0], g.values()  # (R,), (R, ...)
-                st = self.state[p]
-                if not st:
-                    st["step"], st["m"], st["v"] = 0, torch.zeros_like(p), torch.zeros_like(p)
-                st["step"] += 1
-                m = st["m"].index_select(0, idx).lerp_(gv, 1 - b1)
-                v = st["v"].index_select(0, idx).mul_(b2).addcmul_(gv, gv, value=1 - b2)
-                st["m"].index_copy_(0, idx, m)
-                st["v"].index_copy_(0, idx, v)
-                step_size = group["lr"] * math.sqrt(1 - b2 ** st["step"]) / (1 - b1 ** st["step"])
-                rows = p.index_select(0, idx).add_(m.div_(v.sqrt_().add_(group["eps"])),
-                                                   alpha=-step_size)
-                p.index_copy_(0, idx, rows)  # idx is unique after coalesce()
+    def step(self, grads: dict[str, tuple[torch.Tensor | None, torch.Tensor]]) -> None:
+        """grads: {name: (rows or None, gradient rows)}; rows (R,) may repeat."""
+        for name, (rows, g) in grads.items():
+            p, st = self.params[name], self.state[name]
+            self.steps[name] += 1
+            if rows is None:
+                self._update(p, st, g, self.steps[name])
+                continue
+            rows, inv = torch.unique(rows, return_inverse=True)
+            g = g.new_zeros((len(rows),) + g.shape[1:]).index_add_(0, inv, g)
+            w, s = p.index_select(0, rows), st.index_select(0, rows)
+            self._update(w, s, g, self.steps[name])
+            p.index_copy_(0, rows, w)
+            st.index_copy_(0, rows, s)
+
+    def _update(self, w, state, g, step: int) -> None:
+        """In place on w (parameter rows) and state (rows, 2, ...)."""
+        m, v = state[:, 0], state[:, 1]
+        if self.rule == "adagrad":
+            v.addcmul_(g, g)
+            w.addcdiv_(g, v.sqrt().add_(self.eps), value=-self.lr)
+            return
+        b1, b2 = self.betas
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        c2 = math.sqrt(1 - b2 ** step)  # torch's m_hat / (sqrt(v_hat) + eps), times c2 / c2
+        w.addcdiv_(m, v.sqrt().add_(self.eps * c2), value=-self.lr * c2 / (1 - b1 ** step))
 
 
-class _Optimizer:
-    """Adam (lazy, row-wise for the embedding tables, dense for E and beta') or Adagrad
-    (handles sparse gradients itself), stepped as one."""
-
-    def __init__(self, model: BPRMF, name: str, lr: float):
-        tables = [p for n, p in model.named_parameters() if n in TABLES]
-        dense = [p for n, p in model.named_parameters() if n not in TABLES]
-        if name == "adam":
-            self.parts = [LazyAdam(tables, lr=lr)]
-            if dense:
-                self.parts.append(torch.optim.Adam(dense, lr=lr, fused=True))
-        else:
-            self.parts = [torch.optim.Adagrad(list(model.parameters()), lr=lr)]
-
-    def zero_grad(self) -> None:
-        for o in self.parts:
-            o.zero_grad(set_to_none=True)
-
-    def step(self) -> None:
-        for o in self.parts:
-            o.step()
+def bpr_loss(model: BPRMF, u, i, j, diff=None) -> torch.Tensor:
+    """Mean -ln sigma(s_ui - s_uj) over the batch (autograd; `diff` overrides f_i - f_j)."""
+    return -F.logsigmoid(model(u, i, j, diff)[0]).mean()
 
 
-def bpr_loss(model: BPRMF, u, i, j, f_i=None, f_j=None) -> torch.Tensor:
-    """Mean -ln sigma(s_ui - s_uj) over the batch."""
-    return -F.logsigmoid(model(u, i, j, f_i, f_j)[0]).mean()
+def adversarial_delta(model: BPRMF, ctx, g: torch.Tensor, eps: float):
+    """AMR's perturbations of the positive and negative items' features, (B, D) each: per
+    item, delta = eps * G / ||G||, with G the gradient of the BPR loss w.r.t. that item's
+    feature row (summed over the item's occurrences in the batch, as the gradient w.r.t. the
+    feature matrix is), which increases the loss most to first order. `ctx`, `g` (B,): a
+    batch's `pair_scores` context and dL/dx; no gradient flows through delta."""
+    a = model.feature_grads(ctx, g)  # (B, D) dL/df_i; dL/df_j = -a
+    items, inv = torch.unique(ctx.items, return_inverse=True)
+    G = a.new_zeros(len(items), a.shape[1]).index_add_(0, inv, torch.cat([a, -a]))
+    delta = F.normalize(G, dim=1).mul_(eps)[inv]  # (2B, D), ||row|| = eps
+    return delta[:len(g)], delta[len(g):]
 
 
-def adversarial_delta(model: BPRMF, u, i, j, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, D) perturbations of the positive and negative items' features that increase the
-    BPR loss most to first order: delta_item = eps * g / ||g|| with g the gradient w.r.t. that
-    item's feature row (summed over the item's occurrences in the batch, as the gradient
-    w.r.t. the feature matrix is), detached."""
-    items, inv = torch.unique(torch.cat([i, j]), return_inverse=True)
-    f = model.features[items].clone().requires_grad_(True)  # (U, D) rows of the batch items
-    (g,) = torch.autograd.grad(bpr_loss(model, u, i, j, f[inv[:len(i)]], f[inv[len(i):]]), f)
-    delta = eps * F.normalize(g, dim=1)  # (U, D), ||row|| = eps
-    return delta[inv[:len(i)]], delta[inv[len(i):]]
+def bpr_step(model: BPRMF, u, i, j, config: RecConfig, adversarial: bool = False):
+    """One batch: -> (loss, {parameter: (rows or None, gradient)}) of eq. 1 (+ AMR's term)."""
+    B = len(u)
+    x, ctx = model.pair_scores(u, i, j)
+    g = torch.sigmoid(-x).div_(-B)  # dL/dx of mean -ln sigma(x)
+    grads = model.pair_grads(ctx, g, config.reg / B)
+    loss = -F.logsigmoid(x).mean()
+    if adversarial:
+        d_i, d_j = adversarial_delta(model, ctx, g, config.adv_eps)
+        diff = ctx.diff + (d_i - d_j).to(ctx.diff.dtype)  # (f_i + delta_i) - (f_j + delta_j)
+        x_adv, ctx_adv = model.pair_scores(u, i, j, diff)
+        g_adv = torch.sigmoid(-x_adv).mul_(-config.adv_reg / B)
+        for name, (_, grad) in model.pair_grads(ctx_adv, g_adv, 0.0).items():
+            grads[name][1].add_(grad)
+        loss = loss - config.adv_reg * F.logsigmoid(x_adv).mean()
+    reg = sum(torch.dot(t.view(-1), t.view(-1)) for t in (ctx.u, ctx.q, getattr(model, "E", None))
+              if t is not None)  # ||theta||^2 of the rows the batch touched, and E
+    return loss + config.reg / B * reg, grads
 
 
 def train_bpr(model: BPRMF, users: torch.Tensor, items: torch.Tensor, config: RecConfig,
               progress: Progress | None = None, device: str | torch.device = "cpu") -> dict:
     """Fit `model` on training pairs (users[k], items[k]); returns a small history."""
     gen = seed_everything(config.seed)
-    n_items = model.q.shape[0]
-    sampler = NegativeSampler(users, items, n_items)
-    opt = _Optimizer(model, config.optimizer, config.lr)
+    sampler = NegativeSampler(users, items, model.item_table.shape[0])
+    opt = RowOptimizer(dict(model.named_parameters()), config.optimizer, config.lr)
     n, bs = len(users), config.batch_size
     per_epoch = math.ceil(n / bs)
     adv_from = int(config.epochs * config.adv_start) if model.adversarial else config.epochs
     history, t0 = [], time.perf_counter()
     model.train()
-    for epoch in range(config.epochs):
-        order = torch.randperm(n, generator=gen)
-        u_all, i_all = users[order], items[order]
-        j_all = sampler.sample(u_all, gen)  # (n,) negatives for the whole epoch at once
-        total = 0.0
-        for b in range(per_epoch):
-            sl = slice(b * bs, (b + 1) * bs)
-            u, i, j = (t[sl].to(device) for t in (u_all, i_all, j_all))
-            x, reg = model(u, i, j)
-            loss = -F.logsigmoid(x).mean() + config.reg * reg / len(u)
-            if epoch >= adv_from:
-                d_i, d_j = adversarial_delta(model, u, i, j, config.adv_eps)
-                f_i, f_j = model.features[i] + d_i, model.features[j] + d_j
-                loss = loss + config.adv_reg * bpr_loss(model, u, i, j, f_i, f_j)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(u)
-        history.append(total / n)
-        if progress:
-            progress(epoch + 1, config.epochs, f"training {config.model}")
+    with torch.no_grad():
+        for epoch in range(config.epochs):
+            order = torch.randperm(n, generator=gen)
+            u_all, i_all = users[order].to(device), items[order].to(device)
+            j_all = sampler.sample(users[order], gen).to(device)  # (n,) negatives, at once
+            total = torch.zeros((), device=device)
+            for b in range(per_epoch):
+                sl = slice(b * bs, (b + 1) * bs)
+                u, i, j = u_all[sl], i_all[sl], j_all[sl]
+                loss, grads = bpr_step(model, u, i, j, config, epoch >= adv_from)
+                opt.step(grads)
+                total += loss * len(u)
+            history.append(total.item() / n)
+            if progress:
+                progress(epoch + 1, config.epochs, f"training {config.model}")
     model.eval()
     return {"loss_per_epoch": history, "train_seconds": round(time.perf_counter() - t0, 3),
             "epochs": config.epochs, "adversarial_from_epoch": adv_from if model.adversarial else None}
