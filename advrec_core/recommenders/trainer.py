@@ -55,9 +55,11 @@ OPTIMIZERS = ("adam", "adagrad")
 class RowOptimizer:
     """Adam or Adagrad that updates only the rows a batch touched ("lazy"): the other rows,
     and their moments, stay as they are. Rows=None updates the whole tensor, which is then
-    torch.optim.Adam / Adagrad (no weight decay); with rows it is their sparse versions.
-    Duplicate rows are summed first, as a sparse gradient's coalesce() does. Both moments of
-    a row sit side by side in one state tensor, so a step gathers and scatters them once."""
+    torch.optim.Adam / Adagrad (no weight decay); with rows it is that update on those rows,
+    as torch's sparse Adagrad and SparseAdam do (SparseAdam adds eps before, not after, the
+    bias correction: a difference at the scale of eps). Duplicate rows are summed first, as
+    a sparse gradient's coalesce() does. Both moments of a row sit side by side in one state
+    tensor, so a step gathers and scatters them once."""
 
     def __init__(self, params: dict[str, torch.Tensor], rule: str = "adam", lr: float = 1e-3,
                  betas=(0.9, 0.999), eps: float | None = None):
