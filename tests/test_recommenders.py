@@ -206,6 +206,7 @@ def test_bf16_precision_keeps_features_in_bf16_and_gradients_close():
         RecConfig(precision="fp16")
 
 
+@pytest.mark.filterwarnings("ignore:Sparse invariant checks")  # torch's sparse Adagrad
 def test_row_optimizer_matches_torch_optimizers():
     """Whole-tensor steps are torch.optim.Adam / Adagrad; row steps are SparseAdam / sparse
     Adagrad (repeated rows summed), and rows no batch touched never move."""
