@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -168,6 +169,12 @@ def main() -> int:
             sd = statistics.stdev(nd) if len(nd) > 1 else float("nan")
             print(f"{label:12} {t:15.3f} {t_c / t:8.1f}x {b:7.3f} {b_c / b:8.1f}x   "
                   f"{statistics.mean(nd):.4f} +- {sd:.4f}")
+        for label in cfgs:  # same seed, same data: a paired comparison
+            d = np.subtract(ndcg[label], ndcg["cornac"])
+            half = (scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+                    if len(d) > 1 else float("nan"))
+            print(f"nDCG@10 {label} - cornac: {d.mean():+.4f} (95% CI {d.mean() - half:+.4f} "
+                  f"to {d.mean() + half:+.4f}, {len(d)} seeds)")
         if size == "amazon":
             t_ce, ndcg_c = cornac_eval_time(cmodel, cset, test, n_users)
             print(f"full-ranking evaluation: ours {t_eval:.2f} s (HR/nDCG/Recall/Precision@10 "
