@@ -135,10 +135,12 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys):
     with pytest.raises(AdvRecError, match="fgsm-4, pgd-8 or cw"):
         parse_attack("pgd")
     # the CLI reads the same cells
-    assert main(["grid", "demo", "--attacks", "pgd-8", "fgsm-4", "--defenses", "traditional",
-                 "--models", "vbpr", "--seeds", "0", "--limit", "4", "--rec-epochs", "3",
-                 "--epochs", "2"]) == 0
+    args = ["grid", "demo", "--attacks", "pgd-8", "fgsm-4", "--defenses", "traditional",
+            "--models", "vbpr", "--seeds", "0", "--limit", "4", "--rec-epochs", "3", "--epochs", "2"]
+    assert main(args) == 0
     assert "1/2 cells computed" in capsys.readouterr().out
+    assert main(args + ["--precision", "bf16"]) == 0  # a bf16 recommender is another cell
+    assert "0/2 cells computed" in capsys.readouterr().out
     paper = paper_tables()
     assert len(paper) == 162  # Table 1: 2 models x 6 rows x 6 columns; Table 2: 10 x 9
     men = paper[(paper["dataset"] == "Amazon Men") & (paper["attack"] == "pgd-8")]

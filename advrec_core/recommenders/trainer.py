@@ -35,8 +35,8 @@ class RecConfig:
     lr: float = 1e-3
     reg: float = 1e-2  # lambda of eq. 1, on the parameters a batch touches (per triplet)
     biases: bool = False  # VBPR/AMR: add beta_i + beta' f_i (not in eq. 2; benchmark parity)
-    precision: str = "fp32"  # "bf16": features and their projections in bfloat16 (CPUs with
-    #                          AVX512-BF16/AMX, recent GPUs); parameters and updates stay fp32
+    precision: str = "fp32"  # "bf16": features and their projections in bfloat16 (fast on
+    #                          CPUs with AVX512-BF16/AMX); parameters and updates stay fp32
     adv_eps: float = 1.0  # AMR: ||delta|| per item (reference default)
     adv_reg: float = 0.1  # AMR: lambda of the adversarial term (reference default)
     adv_start: float = 0.5  # AMR: share of epochs trained as plain VBPR first
