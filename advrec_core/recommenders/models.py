@@ -67,19 +67,26 @@ class BPRMF(nn.Module):
         """(N, d) item side; `features` (N, D) overrides the stored image features (AMR)."""
         return self.item_table if items is None else self.item_table.index_select(0, items)
 
+    def _pairs(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Pairs:
+        """The batch's user and item rows: one gather per table."""
+        items = torch.cat([pos, neg])
+        q = self.item_table.index_select(0, items)
+        return Pairs(users, items, self.user_table.index_select(0, users), q,
+                     q[:len(pos)] - q[len(pos):])
+
     def pair_scores(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                     diff: torch.Tensor | None = None) -> tuple[torch.Tensor, Pairs]:
         """(B,) s_ui - s_uj for a batch, and the context `pair_grads` needs. `diff` (B, D)
         overrides f_i - f_j (AMR's perturbed features)."""
-        items = torch.cat([pos, neg])
-        q = self.item_table.index_select(0, items)
-        dq = q[:len(pos)] - q[len(pos):]
-        ctx = Pairs(users, items, self.user_table.index_select(0, users), q, dq)
-        return (ctx.u * dq).sum(1), ctx
+        ctx = self._pairs(users, pos, neg)
+        return (ctx.u * ctx.dq).sum(1), ctx
+
+    def penalty(self, ctx: Pairs) -> torch.Tensor:
+        """eq. 1's ||theta||^2: squared L2 norm of the rows the batch touched (per occurrence)."""
+        return sum(torch.dot(t.reshape(-1), t.reshape(-1)) for t in (ctx.u, ctx.q))
 
     def pair_grads(self, ctx: Pairs, g: torch.Tensor, reg: float) -> dict[str, tuple]:
-        """Backward of `pair_scores` for a loss L with dL/dx = g (B,), plus reg * the squared
-        L2 norm of every row the batch touched (per occurrence, eq. 1's ||theta||^2):
+        """Backward of `pair_scores` for a loss L with dL/dx = g (B,), plus reg * `penalty`:
         {parameter name: (rows or None for all, gradient)}, duplicate rows not yet summed."""
         g = g[:, None]
         gu = (ctx.dq * g).add_(ctx.u, alpha=2 * reg)
@@ -96,7 +103,7 @@ class BPRMF(nn.Module):
         """Autograd view of `pair_scores`: ((B,) s_ui - s_uj, squared L2 norm of the
         parameters the batch touches)."""
         x, ctx = self.pair_scores(users, pos, neg, diff)
-        return x, ctx.u.pow(2).sum() + ctx.q.pow(2).sum()
+        return x, self.penalty(ctx)
 
 
 class VBPR(BPRMF):
@@ -153,15 +160,12 @@ class VBPR(BPRMF):
     def pair_scores(self, users, pos, neg, diff=None):
         """As BPRMF's, plus rho_u . E (f_i - f_j) [+ beta_i - beta_j + beta' (f_i - f_j)]:
         one projection of B feature differences, in the feature dtype."""
-        items = torch.cat([pos, neg])
+        ctx = self._pairs(users, pos, neg)
         if diff is None:  # index_select: several times faster than features[idx] on CPU
-            f = self.features.index_select(0, items)
+            f = self.features.index_select(0, ctx.items)
             diff = torch.sub(f[:len(pos)], f[len(pos):])
-        q = self.item_table.index_select(0, items)
-        dq = q[:len(pos)] - q[len(pos):]
-        u = self.user_table.index_select(0, users)
-        proj = (diff @ self.E.to(diff.dtype).T).float()  # (B, k' [+ 1])
-        ctx = Pairs(users, items, u, q, dq, diff, proj)
+        ctx.diff, ctx.proj = diff, (diff @ self.E.to(diff.dtype).T).float()  # (B, k' [+ 1])
+        u, dq, proj = ctx.u, ctx.dq, ctx.proj
         x = (u[:, :self.k] * dq[:, :self.k]).sum(1) + (u[:, self.k:] * proj[:, :self.kv]).sum(1)
         if self.biases:
             x = x + dq[:, self.k] + proj[:, self.kv]
@@ -184,9 +188,8 @@ class VBPR(BPRMF):
         w = self._rho1(ctx.u).mul(g[:, None]).to(ctx.diff.dtype)
         return (w @ self.E.to(w.dtype)).float()  # (B, D): g (E^T rho_u [+ beta'])
 
-    def forward(self, users, pos, neg, diff=None):
-        x, ctx = self.pair_scores(users, pos, neg, diff)
-        return x, ctx.u.pow(2).sum() + ctx.q.pow(2).sum() + self.E.pow(2).sum()
+    def penalty(self, ctx):
+        return super().penalty(ctx) + torch.dot(self.E.reshape(-1), self.E.reshape(-1))
 
 
 class AMR(VBPR):

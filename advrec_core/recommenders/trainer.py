@@ -134,9 +134,7 @@ def bpr_step(model: BPRMF, u, i, j, config: RecConfig, adversarial: bool = False
         for name, (_, grad) in model.pair_grads(ctx_adv, g_adv, 0.0).items():
             grads[name][1].add_(grad)
         loss = loss - config.adv_reg * F.logsigmoid(x_adv).mean()
-    reg = sum(torch.dot(t.view(-1), t.view(-1)) for t in (ctx.u, ctx.q, getattr(model, "E", None))
-              if t is not None)  # ||theta||^2 of the rows the batch touched, and E
-    return loss + config.reg / B * reg, grads
+    return loss + config.reg / B * model.penalty(ctx), grads
 
 
 def train_bpr(model: BPRMF, users: torch.Tensor, items: torch.Tensor, config: RecConfig,
