@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from advrec_core.experiments.poison import paired_interval  # noqa: E402
 from advrec_core.recommenders import (RankingData, RecConfig, evaluate,  # noqa: E402
                                       fit_recommender, scale_features)
 
@@ -170,11 +170,9 @@ def main() -> int:
             print(f"{label:12} {t:15.3f} {t_c / t:8.1f}x {b:7.3f} {b_c / b:8.1f}x   "
                   f"{statistics.mean(nd):.4f} +- {sd:.4f}")
         for label in cfgs:  # same seed, same data: a paired comparison
-            d = np.subtract(ndcg[label], ndcg["cornac"])
-            half = (scipy.stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-                    if len(d) > 1 else float("nan"))
-            print(f"nDCG@10 {label} - cornac: {d.mean():+.4f} (95% CI {d.mean() - half:+.4f} "
-                  f"to {d.mean() + half:+.4f}, {len(d)} seeds)")
+            mean, half, p = paired_interval(np.subtract(ndcg[label], ndcg["cornac"]))
+            print(f"nDCG@10 {label} - cornac: {mean:+.4f} (95% CI {mean - half:+.4f} to "
+                  f"{mean + half:+.4f}, paired t-test p {p:.2f}, {args.repeats} seeds)")
         if size == "amazon":
             t_ce, ndcg_c = cornac_eval_time(cmodel, cset, test, n_users)
             print(f"full-ranking evaluation: ours {t_eval:.2f} s (HR/nDCG/Recall/Precision@10 "

@@ -104,7 +104,7 @@ class PoisonResult:
     runs: dict[tuple[int, str], RecRun]
 
 
-def _interval(d: np.ndarray) -> tuple[float, float, float]:
+def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
     """Mean change, 95% t-interval half-width, paired t-test p-value (NaN for one seed)."""
     if len(d) < 2:
         return float(d.mean()), float("nan"), float("nan")
@@ -142,7 +142,7 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     for k in job.ks:
         c = per_seed[per_seed.phase == "clean"][f"CHR@{k}"].to_numpy()
         p = per_seed[per_seed.phase == "poisoned"][f"CHR@{k}"].to_numpy()
-        mean, half, pval = _interval(p - c)
+        mean, half, pval = paired_interval(p - c)
         change.append({"K": k, "clean": c.mean(), "poisoned": p.mean(), "change": mean,
                        "ci95": half, "relative": mean / c.mean() if c.mean() else float("nan"),
                        "p_value": pval})
