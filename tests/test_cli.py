@@ -14,7 +14,7 @@ def test_help_lists_commands(capsys):
 
 
 def test_demo_out_twice_gives_identical_files(tmp_path, capsys):
-    small = ["--users", "100", "--items", "40", "--interactions", "500", "--corpus", "20"]
+    small = ["--users", "100", "--items", "40", "--interactions", "500", "--corpus", "82"]
     assert main(["-q", "demo", "--out", str(tmp_path / "a"), *small]) == 0
     assert main(["-q", "demo", "--out", str(tmp_path / "b"), *small]) == 0
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
