@@ -46,7 +46,7 @@ class ExtractorConfig:
         return f"{self.arch}/{self.defense}"
 
 
-DEMO_CNN_VERSION = 2  # bump when the architecture or training changes what a config trains
+DEMO_CNN_VERSION = 3  # bump when the architecture or training changes what a config trains
 AUX_LABELS = ("colours", "patterns")  # optional corpus attribute labels, trained as aux heads
 
 

@@ -22,14 +22,18 @@ def ds(demo_dir):
 def test_extract_features_classifies_the_catalog(ds):
     feats = extract_features(ds, ExtractJob(QUICK), device="cpu")
     assert feats.features.shape == (600, 256) and feats.features.dtype == np.float32
-    assert feats.accuracy(ds) > 0.8
+    # a 2-epoch extractor on a 41-class world: far above chance (1/41), far from trained
+    assert feats.accuracy(ds) > 6 / len(feats.class_names)
+    assert np.isin(feats.pred, np.arange(len(feats.class_names))).all()
     again = extract_features(ds, ExtractJob(QUICK), device="cpu")
     assert again.folder == feats.folder and np.array_equal(again.features, feats.features)
 
 
 def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
     job = AttackJob(source="Sandal", target="Running shoe", attack="pgd",
-                    params=(("eps", 8 / 255),), extractor=QUICK, limit=12, lpips=("vgg",))
+                    params=(("eps", 8 / 255),), extractor=QUICK, limit=12, lpips=("vgg",),
+                    categories="true")  # the given category: a barely trained QUICK may
+    # predict few sandals (predicted categories: tests/test_categories.py)
     res = run_attack_job(ds, job, device="cpu")
     assert len(res.items) == 12 and len(res.metrics) == 12
     assert set(ds.category_names()[res.items]) == {"Sandal"}
@@ -51,18 +55,20 @@ def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
 
 def test_attack_job_bad_names(ds):
     with pytest.raises(AdvRecError, match="no items in category 'Boots'; categories: .*Sandal"):
-        run_attack_job(ds, AttackJob(source="Boots", target="Sandal", extractor=QUICK))
+        run_attack_job(ds, AttackJob(source="Boots", target="Sandal", extractor=QUICK,
+                                     categories="true"))
     with pytest.raises(AdvRecError, match="target 'Shoe' is not a class.*Running shoe"):
         run_attack_job(ds, AttackJob(source="Sandal", target="Shoe", extractor=QUICK, limit=2,
-                                     lpips=()))
+                                     lpips=(), categories="true"))
 
 
 def test_cli_attack_prints_the_table_2_metrics(ds, capsys):
     rc = main(["-q", "attack", "demo", "--source", "Jersey, T-shirt", "--target", "Brassiere",
-               "--attack", "fgsm", "--eps", "4", "--limit", "6", "--epochs", "2", "--lpips", ""])
+               "--attack", "fgsm", "--eps", "4", "--limit", "6", "--epochs", "2", "--lpips", "",
+               "--categories", "true"])
     out = capsys.readouterr().out
     assert rc == 0 and "SR " in out and "FL " in out and "SSIM / PSNR" in out
-    assert "6 images" in out
+    assert "6 images" in out and "categories   given by the dataset" in out
     linf = float(next(l for l in out.splitlines() if l.startswith("L-inf")).split()[3].split("/")[0])
     assert 0 < linf <= 4.0
 
@@ -78,7 +84,7 @@ def test_poison_pipeline_reports_before_after(ds):
     from advrec_core.recommenders import RecConfig
 
     attack = AttackJob(source="Sandal", target="Running shoe", params=(("eps", 8 / 255),),
-                       extractor=QUICK, limit=20, lpips=())
+                       extractor=QUICK, limit=20, lpips=(), categories="true")
     job = PoisonJob(attack, RecConfig(epochs=5), seeds=(0, 1), ks=(10, 20))
     res = run_poison(ds, job, device="cpu")
     assert list(res.per_seed["phase"]) == ["clean", "poisoned"] * 2
@@ -116,12 +122,12 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys):
 
     spec = GridSpec("Sandal", "Running shoe", attacks=("pgd-8", "fgsm-4"),
                     defenses=("traditional",), models=("vbpr",), seeds=(0,), limit=4,
-                    rec=RecConfig(epochs=3), extractor=QUICK)
+                    rec=RecConfig(epochs=3), extractor=QUICK, categories="true")
     cache = Cache.default()
     cell = spec.cell("pgd-8", "at", "amr")
     assert dict(cell.attack.params)["eps"] == 8 / 255 and cell.rec.model == "amr"
     assert cell.attack.extractor.defense == cell.attack.extractor.train.defense == "at"
-    assert cell.attack.extractor.train.epochs == 2
+    assert cell.attack.extractor.train.epochs == 2 and cell.attack.categories == "true"
     before = grid_table(ds, spec, cache)
     assert not before["computed"].any() and before["SR"].isna().all()  # nothing run yet
     res = run_poison(ds, spec.cell("pgd-8", "traditional", "vbpr"), cache)
@@ -136,7 +142,8 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys):
         parse_attack("pgd")
     # the CLI reads the same cells
     args = ["grid", "demo", "--attacks", "pgd-8", "fgsm-4", "--defenses", "traditional",
-            "--models", "vbpr", "--seeds", "0", "--limit", "4", "--rec-epochs", "3", "--epochs", "2"]
+            "--models", "vbpr", "--seeds", "0", "--limit", "4", "--rec-epochs", "3", "--epochs", "2",
+            "--categories", "true"]
     assert main(args) == 0
     assert "1/2 cells computed" in capsys.readouterr().out
     assert main(args + ["--precision", "bf16"]) == 0  # a bf16 recommender is another cell

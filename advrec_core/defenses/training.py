@@ -31,20 +31,20 @@ DEFENSES = ("traditional", "at", "free_at")
 @dataclass(frozen=True)
 class TrainConfig:
     defense: str = "traditional"  # traditional | at | free_at
-    epochs: int = 8  # Free AT trains ceil(epochs / replays) epochs, m replays each
+    epochs: int = 15  # Free AT trains ceil(epochs / replays) epochs, m replays each
     batch_size: int = 128
     lr: float = 0.05  # SGD with Nesterov momentum 0.9, cosine decay
     weight_decay: float = 5e-4
     eps: float = 4 / 255  # L-inf radius of AT / Free AT (and of the robustness check)
-    at_steps: int = 4  # PGD steps per batch in AT
-    at_rel_step: float = 0.5  # AT PGD step as a fraction of eps
+    at_steps: int = 2  # PGD steps per batch in AT (2 keeps AT under 6 min on 2 CPU cores)
+    at_rel_step: float = 0.75  # AT PGD step as a fraction of eps
     replays: int = 4  # Free AT's m
     holdout: float = 0.15  # share of the corpus kept out for evaluation
     width: int = 32  # DemoCNN width
     eval_steps: int = 10  # PGD steps of the robustness check
     aux_weight: float = 0.5  # weight of the auxiliary attribute losses (colour, pattern)
-    augment: bool = False  # random flips and small shifts/zooms; off by default: they made the
-    # Traditional model unusually robust (60% vs 40% PGD accuracy), unlike the paper's ResNet50
+    augment: bool = True  # random flips and small shifts/zooms, as ImageNet training does; without
+    # them the demo CNN overfits its 8,200-photo corpus (47% held-out accuracy at 41 classes)
     seed: int = 0
 
     def __post_init__(self):
