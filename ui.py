@@ -44,6 +44,13 @@ def current_dataset():
     return spec, get_dataset(*spec)
 
 
+def reset_pair(prefix: str) -> None:
+    """Forget a page's source/target choice (`<prefix>_source`, `<prefix>_target`), e.g. when
+    the category mode changes, so the lists start again from the proposed pair."""
+    for name in ("source", "target"):
+        st.session_state.pop(f"{prefix}_{name}", None)
+
+
 def cached(fn, *args, **kwargs):
     """`fn(*args, cache=<read-only>, **kwargs)`, or None while any step is not computed."""
     try:
@@ -154,8 +161,13 @@ def require_admin() -> None:
 
 def result_or_job(fn, ds, job, key: str, title: str, submitted: bool, idle_hint: str):
     """The cached result of `fn(ds, job)`; otherwise the job's state (submitted now if
-    `submitted`, else `idle_hint` while nothing runs) and the page stops here."""
-    result = cached(fn, ds, job)
+    `submitted`, else `idle_hint` while nothing runs) and the page stops here. A job that
+    cannot run (e.g. no item in its source category) stops the page with its error."""
+    try:
+        result = cached(fn, ds, job)
+    except AdvRecError as e:
+        st.error(str(e))
+        st.stop()
     if result is not None:
         return result
     job_panel(key, title, lambda progress: fn(ds, job, progress=progress), label=None,

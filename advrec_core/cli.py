@@ -17,6 +17,9 @@ from .cache import Cache, atomic_write_bytes
 from .errors import AdvRecError
 from .progress import TqdmProgress
 
+DEFENSES = ("traditional", "at", "free_at")  # = defenses.DEFENSES; not imported here, since
+# that loads torch and would slow down --help (a test checks the two agree)
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .data.demo import DemoConfig, contact_sheet, demo_folder, generate_demo
@@ -141,13 +144,15 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 def _cmd_attack(args: argparse.Namespace) -> int:
     from .data.loaders import load_dataset
     from .experiments.attack import AttackJob, run_attack_job
+    from .experiments.categories import describe
 
     progress = TqdmProgress(disable=args.quiet)
     ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
     job = AttackJob(source=args.source, target=args.target, attack=args.attack,
                     params=_attack_params(args), extractor=_extractor_config(args),
                     limit=args.limit, batch_size=args.batch_size, seed=args.seed,
-                    lpips=tuple(args.lpips.split(",")) if args.lpips else ())
+                    lpips=tuple(args.lpips.split(",")) if args.lpips else (),
+                    categories=args.categories)
     res = run_attack_job(ds, job, _cache(args), args.device, progress)
     if args.json:
         print(json.dumps(res.summary, indent=1))
@@ -156,6 +161,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     print(f"attack       {s['settings']}")
     print(f"on           {s['extractor']}, {s['source']} -> {s['target']}, {avg['n']} images "
           f"({s['attack_seconds']:.1f} s on {s['device']})")
+    print(f"categories   {describe(job.categories, job.extractor)}")
     print(f"SR           {avg['SR']:.2%}  (after 8-bit quantisation)")
     print(f"FL           {avg['FL']:.6g}")
     print(f"L-inf / L2   {avg['Linf'] * 255:.2f}/255 / {avg['L2']:.4f}")
@@ -195,16 +201,19 @@ def _add_rec_args(p: argparse.ArgumentParser) -> None:
 def _cmd_train_rec(args: argparse.Namespace) -> int:
     from .data.loaders import load_dataset
     from .experiments.extract import ExtractJob, extract_features
+    from .experiments.categories import categorize, describe
     from .experiments.poison import train_and_evaluate
     from .device import resolve_device
 
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
-    ds = load_dataset(args.dataset, cache=cache, progress=progress)
+    extractor = _extractor_config(args)
+    ds = categorize(load_dataset(args.dataset, cache=cache, progress=progress), extractor,
+                    args.categories, cache, args.device, progress)
     rec = _rec_config(args)
     feats = None
     if rec.model != "bprmf":
-        feats = extract_features(ds, ExtractJob(_extractor_config(args)), cache, args.device,
+        feats = extract_features(ds, ExtractJob(extractor), cache, args.device,
                                  progress).features
     run = train_and_evaluate(ds, feats, rec, np.zeros(0, np.int64), None, cache,
                              resolve_device(args.device), progress, tuple(args.k))
@@ -213,37 +222,47 @@ def _cmd_train_rec(args: argparse.Namespace) -> int:
           f"{run.report['history']['train_seconds']:.1f} s), {run.report['n_test_users']} test users")
     for name in ("HR", "nDCG", "Recall", "Precision"):
         print(f"{name:12} " + "  ".join(f"@{k} {acc[f'{name}@{k}']:.4f}" for k in args.k))
-    print("\nCHR@K per category (items of the category in a top-K list, per user):")
+    print(f"\nCHR@K per category {describe(args.categories, extractor)} (items of the "
+          "category in a top-K list, per user):")
     print(run.chr[[f"CHR@{k}" for k in args.k]].round(4).to_string())
     print(f"\nresults      {run.folder}")
     return 0
 
 
-def _dataset_and_pair(args: argparse.Namespace):
-    """(progress, cache, dataset, source, target): --source/--target, else the proposed pair."""
+def _dataset_and_pair(args: argparse.Namespace, extractor):
+    """(progress, cache, dataset, source, target): --source/--target, else the pair proposed
+    on the items' categories (--categories; predicted by `extractor`)."""
     from .data.loaders import load_dataset
-    from .experiments.poison import propose_pair
+    from .experiments.poison import choose_pair
 
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
     ds = load_dataset(args.dataset, cache=cache, progress=progress)
-    source, target = propose_pair(ds)
-    return progress, cache, ds, args.source or source, args.target or target
+    source, target = choose_pair(ds, extractor, args.categories, args.source, args.target,
+                                 cache, args.device, progress)
+    return progress, cache, ds, source, target
 
 
 def _cmd_poison(args: argparse.Namespace) -> int:
     from .experiments.attack import AttackJob
+    from .experiments.categories import describe, overlap
     from .experiments.poison import PoisonJob, run_poison
 
-    progress, cache, ds, source, target = _dataset_and_pair(args)
+    extractor = _extractor_config(args)
+    progress, cache, ds, source, target = _dataset_and_pair(args, extractor)
     job = PoisonJob(AttackJob(source=source, target=target, attack=args.attack,
-                              params=_attack_params(args), extractor=_extractor_config(args),
-                              limit=args.limit, lpips=()),
+                              params=_attack_params(args), extractor=extractor,
+                              limit=args.limit, lpips=(), categories=args.categories),
                     rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k))
     res = run_poison(ds, job, cache, args.device, progress)
     avg = res.attack_summary["averages"]
-    print(f"poisoning    {source} -> {target} with {args.attack} on {job.attack.extractor.label}: "
+    print(f"poisoning    {source} -> {target} with {args.attack} on {extractor.label}: "
           f"SR {avg['SR']:.1%} over {avg['n']} images, FL {avg['FL']:.4g}")
+    print(f"categories   {describe(args.categories, extractor)} (CHR@K, nCDCG, source items)")
+    n_cat, n_given, n_both = overlap(ds, res.dataset, source)
+    print(f"source items: {n_cat} predicted as {source} by {extractor.label} ({n_given} given "
+          f"as {source}; {n_both} of them both)" if args.categories == "predicted" else
+          f"source items: {n_given} given as {source}")
     print(f"recommender  {job.rec.model}, seeds {list(job.seeds)}")
     print(f"\nCHR@K of {source} (mean over seeds; change with 95% CI and paired t-test):")
     ch = res.change.assign(relative=(res.change["relative"] * 100).round(1).astype(str) + "%")
@@ -262,18 +281,20 @@ def _cmd_poison(args: argparse.Namespace) -> int:
 def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from .errors import CategoryError
     from .experiments.grid import GridSpec, grid_table, parse_attack
     from .experiments.poison import run_poison
 
-    progress, cache, ds, source, target = _dataset_and_pair(args)
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
              "seeds": args.seeds}
+    for a in args.attacks or ():
+        parse_attack(a)  # a clear error before any work
     extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": "traditional"}))
+    progress, cache, ds, source, target = _dataset_and_pair(args, extractor)
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
+                    categories=args.categories,
                     **{k: tuple(v) for k, v in given.items() if v is not None})
-    for a in spec.attacks:
-        parse_attack(a)  # a clear error before any work
     rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
     spec = replace(spec, rec=replace(spec.rec, **rec))
     table = grid_table(ds, spec, cache)
@@ -282,12 +303,17 @@ def _cmd_grid(args: argparse.Namespace) -> int:
         for n, (_, r) in enumerate(missing.iterrows(), 1):
             print(f"cell {n}/{len(missing)}: {r['model']} {r['attack']} {r['defense']}",
                   flush=True)
-            run_poison(ds, spec.cell(r["attack"], r["defense"], r["model"]), cache,
-                       args.device, progress)
+            try:
+                run_poison(ds, spec.cell(r["attack"], r["defense"], r["model"]), cache,
+                           args.device, progress)
+            except CategoryError as e:  # e.g. this defense predicts no item as the source
+                print(f"  skipped: {e}", flush=True)
         table = grid_table(ds, spec, cache)
     print(f"grid         {spec.source} -> {spec.target}, seeds {list(spec.seeds)}, "
           f"{int(table['computed'].sum())}/{len(table)} cells computed"
           + ("" if args.run else " (--run computes the missing ones)"))
+    print("categories   " + ("predicted by each cell's extractor" if spec.categories == "predicted"
+                             else "given by the dataset"))
     cols = ["model", "attack", "defense", f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned",
             "relative", "p_value", "SR", "FL", "LPIPS"]
     print(table[cols].round(4).to_string(index=False, na_rep="-"))
@@ -296,6 +322,42 @@ def _cmd_grid(args: argparse.Namespace) -> int:
 
         atomic_write_text(Path(args.csv), table.to_csv(index=False))
         print(f"\nwritten      {args.csv}")
+    return 0
+
+
+def _cmd_regime(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .data.loaders import load_dataset
+    from .experiments.regime import regime
+
+    progress = TqdmProgress(disable=args.quiet)
+    cache = _cache(args)
+    ds = load_dataset(args.dataset, cache=cache, progress=progress)
+    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": "traditional"}))
+    out = regime(ds, tuple(dict.fromkeys(args.defense)), extractor, args.source, args.target,
+                 args.categories, args.limit, args.cw, args.cw_steps or None, cache, args.device,
+                 progress)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"regime       {out['dataset']}: {out['source']} -> {out['target']} (categories "
+          + ("predicted by each defense's extractor)" if out["categories"] == "predicted"
+             else "given by the dataset)"))
+    def cell(v, share=True):
+        return "n/a" if v is None else f"{v:.1%}" if share else str(v)
+
+    rows = [{"defense": d, "clean acc": cell(r["clean_acc"]),
+             "PGD-10 acc (4/255)": cell(r["pgd4_acc"]),
+             "held-out": cell(r["holdout_images"], False),
+             "source items": cell(r["n_source_items"], False),
+             "attacked": cell(r["n_attacked"], False),
+             **{f"SR {a}": cell(v) for a, v in r["sr"].items()}}
+            for d, r in out["defenses"].items()]
+    print(pd.DataFrame(rows).to_string(index=False))
+    for d, r in out["defenses"].items():
+        for name, why in r["unavailable"].items():
+            print(f"{d}: {name} unavailable: {why}")
     return 0
 
 
@@ -368,12 +430,20 @@ def _cmd_lpips_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_extractor_args(p: argparse.ArgumentParser) -> None:
+def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True) -> None:
     p.add_argument("--extractor", default="demo-cnn", help="demo-cnn | resnet50")
-    p.add_argument("--defense", default="traditional", choices=["traditional", "at", "free_at"])
+    if defense:
+        p.add_argument("--defense", default="traditional", choices=DEFENSES)
     p.add_argument("--weights", help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
     p.add_argument("--epochs", type=int, help="demo-cnn: training epochs")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+
+
+def _add_categories_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--categories", default="predicted", choices=["predicted", "true"],
+                   help="item category for CHR@K and for choosing the attacked items: the "
+                        "extractor's prediction on the clean image (as in the paper) or the "
+                        "dataset's given category")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -384,12 +454,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
 
+    from .data.demo import DemoConfig
+
     d = sub.add_parser("demo", help="generate the offline demo catalog (cached)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--users", type=int, default=2000)
-    d.add_argument("--items", type=int, default=600)
-    d.add_argument("--interactions", type=int, default=15000)
-    d.add_argument("--corpus", type=int, default=3000, help="labelled classifier-training images")
+    d.add_argument("--users", type=int, default=DemoConfig.n_users)
+    d.add_argument("--items", type=int, default=DemoConfig.n_items)
+    d.add_argument("--interactions", type=int, default=DemoConfig.n_interactions)
+    d.add_argument("--corpus", type=int, default=DemoConfig.n_corpus, help="labelled classifier-training images")
     d.add_argument("--workers", type=int, default=None, help="render processes (default: 2)")
     d.add_argument("--out", help="write to this new folder instead of the cache")
     d.add_argument("--force", action="store_true", help="regenerate the cached copy")
@@ -426,12 +498,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--lpips", default="vgg,alex", help="LPIPS backbones, comma-separated ('' none)")
     a.add_argument("--json", action="store_true")
     _add_extractor_args(a)
+    _add_categories_arg(a)
     a.set_defaults(func=_cmd_attack)
 
     r = sub.add_parser("train-rec", help="train and evaluate a recommender on clean features")
     r.add_argument("dataset", help="'demo' or a dataset folder")
     _add_rec_args(r)
     _add_extractor_args(r)
+    _add_categories_arg(r)
     r.set_defaults(func=_cmd_train_rec)
 
     pz = sub.add_parser("poison", help="the paper's experiment: CHR@K before/after poisoning")
@@ -442,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_attack_args(pz)
     _add_rec_args(pz)
     _add_extractor_args(pz)
+    _add_categories_arg(pz)
     pz.set_defaults(func=_cmd_poison)
 
     g = sub.add_parser("grid", help="the paper's attack x defense x recommender grid "
@@ -451,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--target", help="class to imitate (default: the most popular)")
     g.add_argument("--attacks", nargs="+",
                    help="default: fgsm-4 fgsm-8 pgd-4 pgd-8 cw (the paper's rows)")
-    g.add_argument("--defenses", nargs="+", choices=["traditional", "at", "free_at"],
+    g.add_argument("--defenses", nargs="+", choices=DEFENSES,
                    help="default: all three")
     g.add_argument("--models", nargs="+", choices=["bprmf", "vbpr", "amr"],
                    help="default: vbpr amr")
@@ -463,11 +538,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision_arg(g)
     g.add_argument("--run", action="store_true", help="compute the missing cells")
     g.add_argument("--csv", help="also write the table to this CSV file")
-    g.add_argument("--extractor", default="demo-cnn", help="demo-cnn | resnet50")
-    g.add_argument("--weights", help="resnet50: local checkpoint")
-    g.add_argument("--epochs", type=int, help="demo-cnn: training epochs")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
+    _add_extractor_args(g, defense=False)
+    _add_categories_arg(g)
     g.set_defaults(func=_cmd_grid)
+
+    rg = sub.add_parser("regime", help="how robust is an extractor: clean / PGD accuracy and "
+                                       "the targeted SR of FGSM and PGD per defense")
+    rg.add_argument("dataset", help="'demo' or a dataset folder")
+    rg.add_argument("--defense", nargs="+", default=list(DEFENSES), choices=DEFENSES,
+                    help="default: traditional at free_at")
+    rg.add_argument("--source", help="category to attack (default: the least popular)")
+    rg.add_argument("--target", help="class to reach (default: the most popular)")
+    rg.add_argument("--limit", type=int, help="attack only the first N source items")
+    rg.add_argument("--cw", action="store_true", help="also C&W (slow)")
+    rg.add_argument("--cw-steps", type=int, default=100,
+                    help="C&W iterations per search step (default 100, as the grid's; "
+                         "0 = the attack's 1000)")
+    rg.add_argument("--json", action="store_true", help="one JSON object")
+    _add_extractor_args(rg, defense=False)
+    _add_categories_arg(rg)
+    rg.set_defaults(func=_cmd_regime)
 
     sy = sub.add_parser("study", help="perceptibility studies: list, or export answers and "
                                       "the analysis (CSV / JSON)")

@@ -25,3 +25,7 @@ class UnknownNameError(AdvRecError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the whole message
         return str(self.args[0])
+
+
+class CategoryError(AdvRecError, ValueError):
+    """A category the experiment needs is missing: no such source, or no source/target pair."""

@@ -5,26 +5,40 @@ import pandas as pd
 import streamlit as st
 
 from advrec_core.data.images import display_factor
+from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, attack_params, run_attack_job
+from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES, categorize
 from advrec_core.experiments.grid import DEFENSE_NAMES
 from advrec_core.experiments.poison import propose_pair
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
 from advrec_core.viz import amplified, compare_html, heat_overlay, perturbation_map, upscale
-from ui import ATTACK_JOB_KEY, current_dataset, result_or_job, show_pngs
+from ui import (ATTACK_JOB_KEY, cached, current_dataset, reset_pair, result_or_job,
+                show_pngs)
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
 st.caption(f"Dataset: **{'demo catalog' if spec[0] == 'demo' else spec[0]}** "
            f"({ds.n_items:,} items) · change it on the Data page.")
-categories = ds.category_table()
-names = [c for c in categories["category"] if c != "(unknown)"]
+prev: AttackJob | None = st.session_state.get(ATTACK_JOB_KEY)
+mode = st.radio("Categories", CATEGORY_MODES, format_func=MODE_NAMES.get, horizontal=True,
+                index=CATEGORY_MODES.index(prev.categories if prev else "predicted"),
+                key="lab_categories", on_change=reset_pair, args=("lab",),
+                help="An item's category (for the source items and CHR@K): the extractor's "
+                     "prediction on the clean image, as in the paper, or the dataset's own")
+base = prev.extractor if prev else ExtractorConfig()
+cds = cached(categorize, ds, base, mode)  # None until the extractor's features are computed
+if cds is None:
+    cds = ds
+    st.caption(f"The categories predicted by {base.label} appear once its features are "
+               f"computed (running an attack computes them); the lists show the dataset's "
+               f"categories until then.")
+names = [c for c in cds.category_table()["category"] if c != "(unknown)"]
 try:
-    source0, target0 = propose_pair(ds)
-except ValueError as e:
+    source0, target0 = propose_pair(cds)
+except AdvRecError as e:
     st.error(f"This dataset cannot be attacked here: {e}")
     st.stop()
-prev: AttackJob | None = st.session_state.get(ATTACK_JOB_KEY)
 if prev is not None and not {prev.source, prev.target} <= set(names):
     prev = None  # made on another dataset
 start = prev or AttackJob(source0, target0, "pgd", attack_params("pgd"))  # the form's defaults
@@ -61,7 +75,7 @@ with st.form("attack_form"):
 params = attack_params(attack, eps, steps=int(steps),
                        cw_steps=int(cw_steps) if cw_steps != 1000 else None)
 job = AttackJob(source, target, attack, params, ExtractorConfig(arch=arch, defense=defense),
-                limit=int(limit) or None)
+                limit=int(limit) or None, categories=mode)
 if submitted or prev is None or prev == job:
     st.session_state[ATTACK_JOB_KEY] = job
 else:
@@ -90,8 +104,9 @@ k[2].metric("LPIPS (VGG)", f"{lp:.4f}" if lp is not None and np.isfinite(lp) els
 k[3].metric("SSIM", f"{avg['SSIM']:.3f}")
 k[4].metric("PSNR", f"{avg['PSNR']:.1f} dB")
 k[5].metric("L-inf", f"{avg['Linf'] * 255:.1f}/255")
-st.caption(f"{avg['n']} images · attack took {summary['attack_seconds']:.1f} s on "
-           f"{summary['device']} · {summary['settings']}")
+st.caption(f"{avg['n']} images (categories {MODE_NAMES[summary.get('categories', 'true')]}) · "
+           f"attack took {summary['attack_seconds']:.1f} s on {summary['device']} · "
+           f"{summary['settings']}")
 for metric, reason in summary.get("unavailable", {}).items():
     st.caption(f"{metric}: unavailable. {reason}")
 

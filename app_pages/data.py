@@ -1,12 +1,15 @@
 """Data page: pick the demo catalog or a dataset folder; stats, category popularity, the
-long tail, and a lossless PNG gallery per category."""
+long tail, the categories the default extractor predicts (once computed), and a lossless
+PNG gallery per category."""
 import numpy as np
 import plotly.express as px
 import streamlit as st
 
 from advrec_core.data.images import display_factor, upscale_nearest
 from advrec_core.errors import DataError
-from ui import DATASET_KEY, get_dataset, show_pngs
+from advrec_core.experiments.categories import categorize, category_confusion, category_counts
+from advrec_core.extractors import ExtractorConfig
+from ui import DATASET_KEY, cached, get_dataset, show_pngs
 
 st.title("Data")
 spec, k_core, dup = st.session_state.get(DATASET_KEY, ("demo", 0, "error"))
@@ -60,6 +63,22 @@ with right:
 st.dataframe(table, hide_index=True, key="data_cat_table", column_config={
     "share": st.column_config.NumberColumn("share of interactions", format="percent"),
     "per_item": st.column_config.NumberColumn("interactions per item", format="%.1f")})
+
+st.subheader("Given vs predicted categories")
+extractor = ExtractorConfig()
+predicted = cached(categorize, ds, extractor, "predicted")  # None until computed
+if predicted is None:
+    st.caption(f"The paper's category of an item is the extractor's prediction on its clean "
+               f"image. The categories predicted by {extractor.label} appear here once its "
+               f"features are computed (the Attack Lab computes them).")
+else:
+    c = st.columns(2)
+    c[0].dataframe(category_counts(ds, predicted), key="data_pred_counts")
+    conf = category_confusion(ds, predicted)
+    c[1].dataframe(conf[conf["given"] != conf["predicted"]].head(12), hide_index=True,
+                   key="data_confusion")
+    c[1].caption(f"Items given one category and predicted as another by {extractor.label}, "
+                 f"most frequent first.")
 
 st.subheader("Gallery")
 names = table["category"].tolist()

@@ -6,23 +6,33 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from advrec_core.errors import AdvRecError
+from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES, categorize
 from advrec_core.experiments.grid import (ATTACK_NAMES, ATTACKS, DEFENSE_NAMES, DEFENSES,
                                           MODELS, GridSpec, grid_table, paper_tables)
 from advrec_core.experiments.poison import propose_pair, run_poison
+from advrec_core.extractors import ExtractorConfig
 from advrec_core.jobs import job_key, runner
-from ui import cached, current_dataset, job_panel, submit
+from ui import cached, current_dataset, job_panel, reset_pair, submit
 
 MODEL_NAMES = {"vbpr": "VBPR", "amr": "AMR"}
 DEF_SHORT = {"traditional": "T", "at": "AT", "free_at": "FAT"}
 
 st.title("Grid")
 spec, ds = current_dataset()
+mode = st.radio("Categories", CATEGORY_MODES, format_func=MODE_NAMES.get, horizontal=True,
+                key="grid_categories", on_change=reset_pair, args=("grid",),
+                help="An item's category (source items, CHR@K): each cell's extractor's "
+                     "prediction on the clean image, as in the paper, or the dataset's own. "
+                     "The proposed pair uses the Traditional extractor's.")
+cds = cached(categorize, ds, ExtractorConfig(), mode)  # None until its features are computed
+shown = ds if cds is None else cds
 try:
-    source0, target0 = propose_pair(ds)
-except ValueError as e:
+    source0, target0 = propose_pair(shown)
+except AdvRecError as e:
     st.error(f"This dataset has no grid: {e}")
     st.stop()
-names = [c for c in ds.category_table()["category"] if c != "(unknown)"]
+names = [c for c in shown.category_table()["category"] if c != "(unknown)"]
 with st.expander("Grid settings", expanded=False):
     c = st.columns(4)
     source = c[0].selectbox("Source", names, index=names.index(source0), key="grid_source")
@@ -32,7 +42,8 @@ with st.expander("Grid settings", expanded=False):
                                  GridSpec.cw_steps, step=10,
                                  key="grid_cw", help="1000 is the attack's default (about 5 s "
                                  "per image on 2 CPU cores); the grid uses 100 unless changed")
-spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))), cw_steps=int(cw_steps))
+spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))), cw_steps=int(cw_steps),
+                     categories=mode)
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
@@ -47,6 +58,9 @@ done = int(table["computed"].sum())
 st.caption(f"{source} → {target} on {'the demo catalog' if spec[0] == 'demo' else spec[0]} · "
            f"{done} of {len(table)} cells computed · each cell: clean and poisoned training "
            f"for {n_seeds} seed(s).")
+if cds is None:
+    st.caption(f"The Traditional extractor's predicted categories are not computed yet: the "
+               f"pair is proposed on the dataset's categories (running a cell computes them).")
 paper = paper_tables()
 paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
                     horizontal=True, key="grid_paper_ds")
@@ -116,9 +130,14 @@ if len(missing):
     d = c[2].selectbox("Defense", DEFENSES, format_func=DEFENSE_NAMES.get, key="grid_run_def")
     job = spec_grid.cell(a, d, m)
     key = job_key("poison", spec, job)
-    if cached(run_poison, ds, job) is not None:
+    try:
+        done = cached(run_poison, ds, job) is not None
+    except AdvRecError as e:  # e.g. this cell's extractor predicts no item as the source
+        st.error(str(e))
+        done = None
+    if done:
         st.success("This cell is computed.")
-    else:
+    elif done is not None:
         job_panel(key, f"{MODEL_NAMES[m]} · {ATTACK_NAMES[a]} · {DEF_SHORT[d]}",
                   lambda progress: run_poison(ds, job, progress=progress),
                   label="Run this cell", button_key="grid_run")

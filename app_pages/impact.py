@@ -1,11 +1,14 @@
 """Recommendation Impact: retrain VBPR / AMR on the Attack Lab's poisoned features and see
 what moved: CHR@K per category, the attacked items' ranks, accuracy, one user's top-K."""
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.poison import PoisonJob, run_poison
 from advrec_core.viz import thumbnail
 from advrec_core.jobs import job_key
@@ -26,6 +29,11 @@ st.caption(f"Attack: **{attack.attack.upper()}** {dict(attack.params)} · {attac
            f"{attack.target} · {attack.extractor.label} · "
            f"{attack.limit or 'all'} images (from the Attack Lab)")
 
+mode = st.radio("Categories (CHR@K)", CATEGORY_MODES, format_func=MODE_NAMES.get,
+                horizontal=True, key="impact_categories",
+                index=CATEGORY_MODES.index(attack.categories),
+                help="An item's category: the extractor's prediction on the clean image, as in "
+                     "the paper, or the dataset's own")
 with st.form("impact_form"):
     c = st.columns(3)
     model = c[0].selectbox("Recommender", list(MODELS), format_func=MODELS.get, key="impact_model")
@@ -33,7 +41,8 @@ with st.form("impact_form"):
                               key="impact_seeds")
     epochs = c[2].number_input("Epochs", 5, 500, RecConfig().epochs, key="impact_epochs")
     submitted = st.form_submit_button("Train clean vs poisoned", type="primary", key="impact_run")
-job = PoisonJob(attack, RecConfig(model=model, epochs=int(epochs)), tuple(range(int(n_seeds))))
+job = PoisonJob(replace(attack, categories=mode), RecConfig(model=model, epochs=int(epochs)),
+                tuple(range(int(n_seeds))))
 key = job_key("poison", spec, job)
 result = result_or_job(
     run_poison, ds, job, key, f"{MODELS[model]} clean vs poisoned, {n_seeds} seed(s)",
@@ -50,7 +59,8 @@ c[2].metric("95% CI of the change", "n/a (1 seed)" if not np.isfinite(ch["ci95"]
             else f"±{ch['ci95']:.4f}")
 c[3].metric("paired t-test p", "n/a" if not np.isfinite(ch["p_value"]) else f"{ch['p_value']:.3g}")
 st.caption(f"CHR@K = average number of the category's items in a user's top-K list (the "
-           f"paper's Table 1 figure); mean over seeds {list(job.seeds)}.")
+           f"paper's Table 1 figure); mean over seeds {list(job.seeds)}; categories "
+           f"{MODE_NAMES[mode]}.")
 
 left, right = st.columns(2)
 with left:
@@ -92,7 +102,7 @@ st.caption(f"Attack: SR {avg['SR']:.1%}, FL {avg['FL']:.4g} over {avg['n']} imag
 st.subheader("One user's top-K, before and after (seed %d)" % job.seeds[0])
 top_clean = result.runs[(job.seeds[0], "clean")].topk()[:, :k]
 top_pois = result.runs[(job.seeds[0], "poisoned")].topk()[:, :k]
-is_src = ds.category_names() == src
+is_src = result.dataset.category_names() == src
 gain = is_src[top_pois].sum(1) - is_src[top_clean].sum(1)  # (n_users,)
 order = np.argsort(-gain, kind="stable")
 user = st.selectbox("User (sorted by how many source items they gained)", order[:200],

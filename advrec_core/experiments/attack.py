@@ -23,10 +23,11 @@ from ..attacks import ATTACKS, run_attack
 from ..cache import Cache, atomic_write_text, verify_entry
 from ..data.dataset import Dataset
 from ..device import resolve_device
-from ..errors import AdvRecError
+from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..metrics import LPIPSMetric, summarize, visual_metrics
 from ..progress import Progress
+from .categories import categorize, check_mode, describe
 from .images import item_images, to_uint8
 
 
@@ -41,6 +42,12 @@ class AttackJob:
     batch_size: int = 64
     seed: int = 0
     lpips: tuple[str, ...] = ("vgg", "alex")  # LPIPS backbones to report
+    categories: str = "predicted"  # an item's category: the extractor's prediction on the
+    # clean image (as in the paper) | "true": the dataset's given category
+
+    def __post_init__(self):
+        check_mode(self.categories)
+        check_limit(self.limit)
 
     def build_attack(self):
         return ATTACKS.create(self.attack, **dict(self.params))
@@ -102,17 +109,25 @@ def class_index(class_names: tuple[str, ...], name: str) -> int:
     return lookup[name.lower()]
 
 
-def source_items(ds: Dataset, source: str, limit: int | None) -> np.ndarray:
+def check_limit(limit: int | None) -> None:
     if limit is not None and limit < 1:
         raise AdvRecError(f"limit must be >= 1, not {limit}")
+
+
+def source_items(ds: Dataset, source: str, limit: int | None, described: str = "") -> np.ndarray:
+    """(N,) indices of the items in category `source` (case-insensitive), the first `limit`.
+    `described` says where the categories come from, for the error message."""
+    check_limit(limit)
+    where = f" ({described})" if described else ""
     if source.lower() not in {c.lower() for c in ds.categories}:
-        raise AdvRecError(f"no items in category {source!r}; categories: "
-                          f"{', '.join(sorted(ds.categories)) or '(none: the dataset has no categories)'}")
+        raise CategoryError(f"no items in category {source!r}; categories: "
+                            f"{', '.join(sorted(ds.categories)) or '(none: the dataset has no categories)'}"
+                            f"{where}")
     names = ds.category_names()
     items = np.flatnonzero(np.char.lower(names.astype(str)) == source.lower())
     if len(items) == 0:
         known = ", ".join(sorted(set(names.astype(str))))
-        raise AdvRecError(f"no items in category {source!r}; categories: {known}")
+        raise CategoryError(f"no items in category {source!r}; categories: {known}{where}")
     return items[:limit] if limit else items
 
 
@@ -123,7 +138,8 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
     device = resolve_device(device)
     lpips = [LPIPSMetric(net, device=str(device)) for net in job.lpips]
     attack = job.build_attack()  # fails early on unknown names or settings
-    items = source_items(ds, job.source, job.limit)
+    cds = categorize(ds, job.extractor, job.categories, cache, device, progress)
+    items = source_items(cds, job.source, job.limit, describe(job.categories, job.extractor))
     inputs = {"images": ds.images_fingerprint(), "items": items.tolist(),
               "lpips": {m.name: m.available for m in lpips},
               "extractor": extractor_fingerprint(job.extractor, ds.corpus)}
@@ -157,7 +173,8 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
             np.save(folder / f"lpips_{net}.npy", maps[:, 0].numpy().astype(np.float16))
         metrics.to_csv(folder / "metrics.csv", index=False)
         summary = {"source": job.source, "target": job.target, "attack": job.attack,
-                   "settings": repr(attack), "extractor": job.extractor.label,
+                   "categories": job.categories, "settings": repr(attack),
+                   "extractor": job.extractor.label,
                    "device": str(device), "attack_seconds": round(seconds, 3),
                    "averages": summarize(df), "unavailable": extra["unavailable"]}
         atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
@@ -166,12 +183,15 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
 
 
 def cell_label(config: dict) -> str:
-    """"pgd-8/traditional" for a stored AttackJob config (the grid's attack label + defense)."""
+    """"pgd-8/traditional" for a stored AttackJob config (the grid's attack label + defense),
+    "pgd-8/traditional/given" where the source items were the dataset's given category
+    (entries made before the `categories` field were)."""
     params = dict(config.get("params") or [])
     eps = params.get("eps")
     attack = config["attack"] if eps is None or config["attack"] == "cw" else \
         f"{config['attack']}-{round(eps * 255, 2):g}"
-    return f"{attack}/{config['extractor']['defense']}"
+    given = "/given" if config.get("categories", "true") == "true" else ""
+    return f"{attack}/{config['extractor']['defense']}{given}"
 
 
 def computed_attacks(ds: Dataset, cache: Cache | None = None) -> list[tuple[dict, AttackResult]]:

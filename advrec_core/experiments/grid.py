@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
-from ..errors import AdvRecError
+from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig
 from ..recommenders import RecConfig
 from .attack import AttackJob, attack_params, run_attack_job
@@ -57,12 +57,14 @@ class GridSpec:
     # 100 keeps a C&W cell to about a minute on 2 CPU cores on the demo catalog
     rec: RecConfig = field(default_factory=RecConfig)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
+    categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
 
     def attack_job(self, attack: str, defense: str) -> AttackJob:
         name, eps = parse_attack(attack)
         params = attack_params(name, eps if eps is not None else 8, cw_steps=self.cw_steps)
         return AttackJob(self.source, self.target, name, params,
-                         replace(self.extractor, defense=defense), limit=self.limit)
+                         replace(self.extractor, defense=defense), limit=self.limit,
+                         categories=self.categories)
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
         return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
@@ -75,14 +77,15 @@ class GridSpec:
 def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.DataFrame:
     """One row per (model, attack, defense): `computed`, the source's CHR@K clean /
     poisoned / change / relative change / p-value, and the attack's SR, FL, LPIPS-vgg
-    (NaN where a cell is missing; attack metrics show as soon as the attack is computed)."""
+    (NaN where a cell is missing; attack metrics show as soon as the attack is computed).
+    A cell whose extractor predicts no item as the source stays missing; running it says so."""
     ro = (cache or Cache.default()).read_only()
     attack_rows: dict[tuple[str, str], dict] = {}
     for a in spec.attacks:
         for d in spec.defenses:
             try:
                 avg = run_attack_job(ds, spec.attack_job(a, d), ro).summary["averages"]
-            except NotCached:
+            except (NotCached, CategoryError):  # CategoryError: no item predicted as the source
                 avg = {}
             attack_rows[(a, d)] = {"SR": avg.get("SR", np.nan), "FL": avg.get("FL", np.nan),
                                    "LPIPS": avg.get("LPIPS-vgg", np.nan)}
@@ -98,7 +101,7 @@ def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.Da
             row |= {"computed": True, f"CHR@{k} clean": ch["clean"],
                     f"CHR@{k} poisoned": ch["poisoned"], "change": ch["change"],
                     "relative": ch["relative"], "p_value": ch["p_value"]}
-        except NotCached:
+        except (NotCached, CategoryError):
             pass
         rows.append(row | attack_rows[(a, d)])
     return pd.DataFrame(rows)

@@ -5,7 +5,10 @@ those of their attacked 8-bit images -> retrain with the same seed -> lists. Rep
 seed and aggregated: CHR@K of every category before/after (the source's change with mean,
 95% t-interval and a paired t-test over seeds), accuracy before/after, nCDCG@K of the
 source, and the attacked items' rank shift. Each (features, recommender, seed) training is
-cached on its own, so clean runs are shared by every attack on the same data."""
+cached on its own, so clean runs are shared by every attack on the same data.
+
+An item's category (for CHR@K, nCDCG and the source items) is the attack job's
+`categories`: the extractor's prediction on the clean image (the paper's) or the dataset's."""
 from __future__ import annotations
 
 import json
@@ -19,25 +22,47 @@ from scipy import stats
 
 from ..cache import Cache, atomic_write_text
 from ..config import stable_hash
-from ..data.dataset import Dataset
+from ..data.dataset import UNKNOWN, Dataset
 from ..device import resolve_device
+from ..errors import CategoryError
+from ..extractors import ExtractorConfig
 from ..progress import Progress
 from ..recommenders import KS, RankingData, RecConfig, evaluate, fit_recommender
 from .attack import AttackJob, run_attack_job, source_items
+from .categories import categorize, describe
 from .extract import ExtractJob, extract_features
 
 
 TRAINER_VERSION = 4  # bump when training or evaluation code changes what a config produces
 
 
+MIN_ITEMS, MIN_SHARE = 5, 0.03  # a pair candidate holds >= 5 items and >= 3% of the catalog
+
+
 def propose_pair(ds: Dataset) -> tuple[str, str]:
     """The paper's choice: a low-popularity source and the most popular target category
-    (by share of interactions; categories with fewer than 5 items are not candidates)."""
+    (by share of interactions). Candidates hold >= 5 items and >= 3% of the catalog's items:
+    a category the classifier assigns to only a few stray items is not a candidate."""
     t = ds.category_table()
-    t = t[(t["items"] >= 5) & (t["category"] != "(unknown)")]
+    t = t[(t["items"] >= MIN_ITEMS) & (t["items"] >= MIN_SHARE * ds.n_items)
+          & (t["category"] != UNKNOWN)]
     if len(t) < 2:
-        raise ValueError("the dataset needs at least two categories with >= 5 items")
+        raise CategoryError(f"the dataset needs at least two categories with >= {MIN_ITEMS} "
+                            f"items and >= {MIN_SHARE:.0%} of the items each")
     return str(t["category"].iloc[-1]), str(t["category"].iloc[0])
+
+
+def choose_pair(ds: Dataset, extractor: ExtractorConfig = ExtractorConfig(),
+                categories: str = "predicted", source: str | None = None,
+                target: str | None = None, cache: Cache | None = None,
+                device: str | torch.device = "auto",
+                progress: Progress | None = None) -> tuple[str, str]:
+    """(source, target): those given, the rest from `propose_pair` on the items' categories
+    (`categories` mode; "predicted" classifies every item with `extractor`, cached)."""
+    if source and target:
+        return source, target
+    s, t = propose_pair(categorize(ds, extractor, categories, cache, device, progress))
+    return source or s, target or t
 
 
 @dataclass(frozen=True)
@@ -102,6 +127,7 @@ class PoisonResult:
     change: pd.DataFrame  # per K: source CHR clean, poisoned, change mean, CI, p-value
     attack_summary: dict
     runs: dict[tuple[int, str], RecRun]
+    dataset: Dataset  # the dataset with the categories CHR@K used (see AttackJob.categories)
 
 
 def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
@@ -118,10 +144,13 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     cache = cache or Cache.default()
     device = resolve_device(device)
     a = job.attack
-    focus = source_items(ds, a.source, None)  # every source item, attacked or not (validates)
+    given = ds
+    ds = categorize(given, a.extractor, a.categories, cache, device, progress)
+    # every source item, attacked or not (validates)
+    focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))
     src = [c.lower() for c in ds.categories].index(a.source.lower())
     clean = extract_features(ds, ExtractJob(a.extractor), cache, device, progress).features
-    attacked = run_attack_job(ds, a, cache, device, progress)
+    attacked = run_attack_job(given, a, cache, device, progress)
     poisoned = clean.copy()
     poisoned[attacked.items] = attacked.features_adv
     uses_images = job.rec.model != "bprmf"
@@ -153,4 +182,4 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
         ranks = ranks.join(r.add_suffix(f"_{ph}"))
     ranks["rank_shift"] = ranks["mean_rank_poisoned"] - ranks["mean_rank_clean"]
     return PoisonResult(job, per_seed, chr_mean["clean"], chr_mean["poisoned"], ranks,
-                        pd.DataFrame(change), attacked.summary, runs)
+                        pd.DataFrame(change), attacked.summary, runs, ds)

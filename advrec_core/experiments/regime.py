@@ -1,0 +1,93 @@
+"""How robust is an extractor? Per defense (training regime): clean accuracy and untargeted
+PGD-10 accuracy at 4/255 on the held-out corpus (from the extractor's training report,
+cached with it), and the targeted success rate (after 8-bit quantisation) of FGSM and PGD at
+4 and 8 (and C&W) on one source -> target pair.
+
+The attacks are the grid's attack jobs (`GridSpec.attack_job`): an attack the grid computed
+already is read from its entry; otherwise it runs without LPIPS (only SR is needed here)."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from ..cache import Cache, NotCached
+from ..data.dataset import Dataset
+from ..errors import AdvRecError, CategoryError
+from ..extractors import ExtractorConfig, load_extractor
+from ..models import WeightsUnavailable
+from ..progress import Progress
+from .attack import run_attack_job, source_items
+from .categories import categorize, describe
+from .grid import DEFENSES, GridSpec
+from .poison import choose_pair
+
+REGIME_ATTACKS = ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8")  # + "cw" on request
+ROBUST_EPS, ROBUST_STEPS = 4 / 255, 10  # the robustness check reported as pgd4_acc
+
+
+def regime(ds: Dataset, defenses: tuple[str, ...] = DEFENSES,
+           extractor: ExtractorConfig = ExtractorConfig(), source: str | None = None,
+           target: str | None = None, categories: str = "predicted", limit: int | None = None,
+           cw: bool = False, cw_steps: int | None = GridSpec.cw_steps,
+           cache: Cache | None = None, device: str | torch.device = "auto",
+           progress: Progress | None = None) -> dict:
+    """{"dataset", "source", "target", "categories", "defenses": {defense: {"extractor",
+    "clean_acc", "pgd4_acc", "holdout_images", "n_source_items", "n_attacked",
+    "sr": {attack: SR}, "unavailable": {field: reason}}}}; accuracies and SR in [0, 1],
+    None where unavailable (never guessed). The pair defaults to `propose_pair` on the
+    Traditional extractor's categories (as the grid's)."""
+    cache = cache or Cache.default()
+    unknown = [d for d in defenses if d not in DEFENSES]
+    if unknown or not defenses:
+        raise AdvRecError(f"defense must be one of {', '.join(DEFENSES)}, not "
+                          f"{', '.join(map(repr, unknown)) or 'none'}")
+    source, target = choose_pair(ds, replace(extractor, defense="traditional"), categories,
+                                 source, target, cache, device, progress)
+    spec = GridSpec(source, target, attacks=REGIME_ATTACKS + (("cw",) if cw else ()),
+                    defenses=tuple(defenses), limit=limit, cw_steps=cw_steps,
+                    extractor=extractor, categories=categories)
+    return {"dataset": ds.name, "source": source, "target": target, "categories": categories,
+            "defenses": {d: _defense_row(ds, spec, d, cache, device, progress)
+                         for d in defenses}}
+
+
+def _defense_row(ds: Dataset, spec: GridSpec, defense: str, cache: Cache,
+                 device: str | torch.device, progress: Progress | None) -> dict:
+    ext = replace(spec.extractor, defense=defense)
+    row = {"extractor": ext.label, "clean_acc": None, "pgd4_acc": None, "holdout_images": None,
+           "n_source_items": None, "n_attacked": None, "sr": dict.fromkeys(spec.attacks),
+           "unavailable": {}}
+    why = row["unavailable"]
+    try:
+        _, info = load_extractor(ext, ds.corpus, cache, device, progress)
+    except WeightsUnavailable as e:
+        why |= dict.fromkeys(("clean_acc", "pgd4_acc", "holdout_images", "sr"), str(e))
+        return row
+    if "clean_accuracy" in info:
+        row |= {"clean_acc": info["clean_accuracy"], "holdout_images": info["holdout_images"]}
+        if (ext.train.eps, ext.train.eval_steps) == (ROBUST_EPS, ROBUST_STEPS):
+            row["pgd4_acc"] = info["robust_accuracy"]
+        else:
+            why["pgd4_acc"] = f"this extractor's robustness check is {info['robustness_check']}"
+    else:
+        why |= dict.fromkeys(("clean_acc", "pgd4_acc", "holdout_images"),
+                             f"{ext.arch} is not trained here: there is no held-out corpus "
+                             f"to measure it on")
+    try:
+        cds = categorize(ds, ext, spec.categories, cache, device, progress)
+        row["n_source_items"] = len(source_items(cds, spec.source, None,
+                                                 describe(spec.categories, ext)))
+    except CategoryError as e:  # e.g. no item predicted as the source by this extractor
+        row["n_source_items"] = 0
+        why["sr"] = str(e)
+        return row
+    for attack in spec.attacks:
+        job = spec.attack_job(attack, defense)
+        try:
+            res = run_attack_job(ds, job, cache.read_only(), device)  # the grid's entry
+        except NotCached:
+            res = run_attack_job(ds, replace(job, lpips=()), cache, device, progress)
+        row["sr"][attack] = res.summary["averages"]["SR"]
+        row["n_attacked"] = len(res.items)
+    return row
