@@ -94,8 +94,8 @@ def _extractor_config(args: argparse.Namespace):
     from .defenses import TrainConfig
     from .extractors import ExtractorConfig
 
-    train = TrainConfig(defense=args.defense, epochs=args.epochs) if args.epochs else \
-        TrainConfig(defense=args.defense)
+    train = TrainConfig(defense=args.defense, epochs=args.epochs, free_epochs=args.epochs) \
+        if args.epochs else TrainConfig(defense=args.defense)
     return ExtractorConfig(arch=args.extractor, defense=args.defense, weights=args.weights,
                            train=train)
 
@@ -435,7 +435,8 @@ def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True) -> Non
     if defense:
         p.add_argument("--defense", default="traditional", choices=DEFENSES)
     p.add_argument("--weights", help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
-    p.add_argument("--epochs", type=int, help="demo-cnn: training epochs")
+    p.add_argument("--epochs", type=int,
+                   help="demo-cnn: training epochs (Free AT: epochs of m replays each)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
 
 

@@ -1,4 +1,4 @@
-"""Demo catalog generation time at the default size (target: < 30 s on 2 CPU cores).
+"""Demo catalog generation time at the default size (target: < 60 s on 2 CPU cores).
 
 Generates the default demo into temporary folders with 1 and with 2 render processes,
 side by side in one run, checks both outputs are byte-identical, and prints the speed-up.
@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from advrec_core.data.demo import DemoConfig, generate_demo  # noqa: E402
 
-TARGET_S = 30.0
+TARGET_S = 60.0  # seconds, issue 11: demo generation < 60 s on 2 cores
 
 
 def digest(folder: Path) -> str:

@@ -37,7 +37,8 @@ def test_default_demo_shape(demo_dir):
     corpus = np.load(demo_dir / "corpus" / "images.npy")
     labels = np.load(demo_dir / "corpus" / "labels.npy")
     n = DemoConfig().n_corpus
-    assert corpus.shape == (n, 64, 64, 3) and corpus.dtype == np.uint8
+    s = DemoConfig().image_size
+    assert corpus.shape == (n, s, s, 3) and corpus.dtype == np.uint8
     counts = np.bincount(labels, minlength=len(CLASSES))
     assert len(counts) == len(CLASSES) >= 40 and counts.max() - counts.min() <= 1
 
@@ -84,14 +85,16 @@ def test_popularity_skew_has_clear_head_and_tail(demo_dir):
 def test_each_item_has_its_own_product_image(demo_dir):
     paths = sorted((demo_dir / "images").glob("*.png"))
     assert len(paths) == 600
-    imgs = np.stack([np.asarray(Image.open(p)) for p in paths])  # (600, 64, 64, 3)
-    assert imgs.shape == (600, 64, 64, 3)
+    imgs = np.stack([np.asarray(Image.open(p)) for p in paths])  # (600, S, S, 3)
+    s = DemoConfig().image_size
+    assert imgs.shape == (600, s, s, 3)
     assert len({im.tobytes() for im in imgs}) == 600  # no two items share an image
     corners = imgs[:, [0, 0, -1], [0, -1, 0]].reshape(600, -1)
     assert (corners.min(axis=1) >= 200).mean() > 0.7  # mostly light studio backgrounds
-    diff = np.abs(imgs.astype(int) - imgs[:, :1, :1].astype(int)).max(axis=3)  # (600, 64, 64)
+    diff = np.abs(imgs.astype(int) - imgs[:, :1, :1].astype(int)).max(axis=3)  # (600, S, S)
     assert ((diff > 30).mean(axis=(1, 2)) > 0.04).all()  # a product is drawn (white ones too)
-    assert ((diff[:, 24:40, 24:40] > 30).mean(axis=(1, 2)) > 0.2).mean() > 0.85  # mostly central
+    c = slice(s * 3 // 8, s * 5 // 8)
+    assert ((diff[:, c, c] > 30).mean(axis=(1, 2)) > 0.2).mean() > 0.85  # mostly central
     # anti-aliased edges: many intermediate colours, not a handful of flat fills
     assert np.median([len(np.unique(im.reshape(-1, 3), axis=0)) for im in imgs[:50]]) > 150
 

@@ -1,6 +1,6 @@
-"""A small CNN for the 64x64 demo catalog: fast on CPU, ~1.2 M parameters.
+"""A small CNN for the demo catalog (96x96; any size works): fast on CPU, ~1.2 M parameters.
 
-Stride-2 stem then three stride-2 stages (64 -> 32 -> 16 -> 8 -> 4), global average pool to
+Stride-2 stem then three stride-2 stages (96 -> 48 -> 24 -> 12 -> 6), global average pool to
 a 256-d feature vector (the "pooled layer before the classifier"), linear head."""
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ It is written in the generic dataset layout, so the same loader reads it as any 
 
     interactions.csv        user,item,timestamp,rating
     items.csv               item,category,colour,pattern
-    images/<item>.png       64x64 RGB product photos, one per catalog item (mostly studio
+    images/<item>.png       96x96 RGB product photos, one per catalog item (mostly studio
                             shots, some with an earlier JPEG save)
-    corpus/images.npy       (n_corpus, 64, 64, 3) uint8: the labelled "ImageNet" of this
+    corpus/images.npy       (n_corpus, 96, 96, 3) uint8: the labelled "ImageNet" of this
     corpus/labels.npy       world (41 classes, photos in the wild), used to train the demo
                             classifier; (n_corpus,) int64 class indices
     corpus/colours.npy      (n_corpus,) int64 colour and pattern of each corpus image (indices
@@ -56,8 +56,8 @@ class DemoConfig:
     n_users: int = 2000
     n_items: int = 600  # catalog items, spread evenly over the categories
     n_interactions: int = 15000  # about; every user gets >= 2
-    n_corpus: int = 8200  # labelled classifier-training images, balanced over all classes
-    image_size: int = 64  # pixels, square
+    n_corpus: int = 6150  # labelled classifier-training images, balanced over all classes
+    image_size: int = 96  # pixels, square
     popularity: tuple[tuple[str, float], ...] = field(default=DEFAULT_POPULARITY)
     taste: Taste = field(default_factory=Taste)  # the users' taste model
     catalog_style: ShotStyle = CATALOG_STYLE  # the shop's photos
@@ -72,13 +72,13 @@ class DemoConfig:
                              f"n_corpus >= {len(CLASSES)}")
 
 
-_WORKER: dict = {"size": 64, "styles": {}}  # set in each worker process by its initializer
+_WORKER: dict = {"size": 96, "styles": {}}  # set in each worker process by its initializer
 
 
 def photograph(rng: np.random.Generator, category: Category, colour: str, pattern: str,
                size: int, style: ShotStyle) -> Image.Image:
     """One product photo of `category` in `style`, all randomness from `rng`."""
-    look = sample_look(rng, colour, pattern, style)
+    look = sample_look(rng, colour, pattern, style, category.material)
     return render(category, look, size, sample_shot(rng, look, style))
 
 

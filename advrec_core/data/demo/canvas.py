@@ -22,6 +22,9 @@ PALETTE: dict[str, tuple[int, int, int]] = {
 }
 COLOURS = tuple(PALETTE)
 PATTERNS = ("solid", "stripes", "dots", "checks")
+# fine surface textures at 2-3 output pixels (real products are not flat colour: a running
+# shoe's mesh, a sandal's leather grain, a sock's knit): texture cues a CNN learns to use
+MATERIALS = ("smooth", "mesh", "leather", "knit", "twill", "weave")
 
 Point = tuple[float, float]
 
@@ -41,6 +44,9 @@ class Look:
     pattern_angle: float  # degrees
     accent: tuple[int, int, int]  # second colour: stripes, dots, heel patches...
     shape: tuple[float, ...] = (0.5, 0.5, 0.5, 0.5)  # intra-class shape jitter, each in [0, 1]
+    material: str = "smooth"  # surface texture, one of MATERIALS
+    grain: float = 0.0  # texture amplitude, 8-bit levels
+    grain_period: float = 2.5  # texture period, output pixels
 
 
 def shade(rgb: Sequence[int], f: float) -> tuple[int, int, int]:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .canvas import COLOURS, Canvas, Look, ellipse_arc, shade
+from .canvas import COLOURS, MATERIALS, Canvas, Look, ellipse_arc, shade
 
 # --- the shop's ten categories ---------------------------------------------------------
 
@@ -469,6 +469,7 @@ class Category:
     group: str  # look-alike group
     draw: Callable[[Canvas, Look], None]
     colours: dict[str, float] | None = None  # colour prior (None: uniform)
+    material: str = "smooth"  # usual surface texture (MATERIALS); others occur too
 
 
 _SANDALS = {"brown": 4, "black": 3, "beige": 3, "white": 1, "red": 1, "navy": 1, "olive": 1}
@@ -482,51 +483,54 @@ _TROUSERS = {"denim": 2, "navy": 3, "blue": 2, "black": 4, "grey": 3, "beige": 3
 
 # The world's classes. The first ten are the shop's categories (demo catalog order).
 CLASSES: tuple[Category, ...] = (
-    Category("tshirt", "Jersey, T-shirt", "tops", draw_tshirt),
-    Category("brassiere", "Brassiere", "bras", draw_brassiere, _LINGERIE),
-    Category("sandal", "Sandal", "footwear", draw_sandal, _SANDALS),
-    Category("running_shoe", "Running shoe", "footwear", draw_running_shoe),
-    Category("dress", "Dress", "dresses", draw_dress),
-    Category("handbag", "Handbag", "bags", draw_handbag, _BAGS),
-    Category("sunglasses", "Sunglasses", "eyewear", draw_sunglasses, _FRAMES),
-    Category("hat", "Hat", "hats", draw_hat),
-    Category("sock", "Sock", "knits", draw_sock),
-    Category("jeans", "Jeans", "trousers", draw_jeans, _DENIM),
+    Category("tshirt", "Jersey, T-shirt", "tops", draw_tshirt, material="weave"),
+    Category("brassiere", "Brassiere", "bras", draw_brassiere, _LINGERIE, material="smooth"),
+    Category("sandal", "Sandal", "footwear", draw_sandal, _SANDALS, material="leather"),
+    Category("running_shoe", "Running shoe", "footwear", draw_running_shoe, material="mesh"),
+    Category("dress", "Dress", "dresses", draw_dress, material="smooth"),
+    Category("handbag", "Handbag", "bags", draw_handbag, _BAGS, material="leather"),
+    Category("sunglasses", "Sunglasses", "eyewear", draw_sunglasses, _FRAMES, material="smooth"),
+    Category("hat", "Hat", "hats", draw_hat, material="weave"),
+    Category("sock", "Sock", "knits", draw_sock, material="knit"),
+    Category("jeans", "Jeans", "trousers", draw_jeans, _DENIM, material="twill"),
     # look-alikes the shop does not sell
-    Category("sneaker", "Sneaker", "footwear", draw_sneaker),
-    Category("boot", "Cowboy boot", "footwear", draw_boot, _LEATHER),
-    Category("loafer", "Loafer", "footwear", draw_loafer, _LEATHER),
-    Category("slipper", "Slipper", "footwear", draw_slipper, _SANDALS),
-    Category("flipflop", "Flip-flop", "footwear", draw_flipflop, _SANDALS),
-    Category("clog", "Clog", "footwear", draw_clog, _SANDALS),
-    Category("polo", "Polo shirt", "tops", draw_polo),
-    Category("tank_top", "Tank top", "tops", draw_tank_top),
-    Category("sweatshirt", "Sweatshirt", "tops", draw_sweatshirt),
-    Category("cardigan", "Cardigan", "tops", draw_cardigan),
-    Category("bikini", "Bikini", "bras", draw_bikini, _LINGERIE),
-    Category("sports_bra", "Sports bra", "bras", draw_sports_bra),
-    Category("maillot", "Maillot", "bras", draw_maillot, _LINGERIE),
-    Category("gown", "Gown", "dresses", draw_gown),
-    Category("miniskirt", "Miniskirt", "dresses", draw_miniskirt),
-    Category("apron", "Apron", "dresses", draw_apron),
-    Category("backpack", "Backpack", "bags", draw_backpack),
-    Category("purse", "Purse", "bags", draw_purse, _BAGS),
-    Category("tote", "Shopping bag", "bags", draw_tote),
-    Category("mailbag", "Mailbag", "bags", draw_mailbag, _BAGS),
-    Category("eyeglasses", "Eyeglasses", "eyewear", draw_eyeglasses, _FRAMES),
-    Category("goggles", "Ski goggles", "eyewear", draw_goggles),
-    Category("cowboy_hat", "Cowboy hat", "hats", draw_cowboy_hat, _LEATHER),
-    Category("cap", "Baseball cap", "hats", draw_cap),
-    Category("beanie", "Beanie", "hats", draw_beanie),
-    Category("sombrero", "Sombrero", "hats", draw_sombrero),
-    Category("stocking", "Christmas stocking", "knits", draw_stocking),
-    Category("mitten", "Mitten", "knits", draw_mitten),
-    Category("shorts", "Shorts", "trousers", draw_shorts, _TROUSERS),
-    Category("trousers", "Trousers", "trousers", draw_trousers, _TROUSERS),
-    Category("leggings", "Leggings", "trousers", draw_leggings),
+    Category("sneaker", "Sneaker", "footwear", draw_sneaker, material="weave"),
+    Category("boot", "Cowboy boot", "footwear", draw_boot, _LEATHER, material="leather"),
+    Category("loafer", "Loafer", "footwear", draw_loafer, _LEATHER, material="leather"),
+    Category("slipper", "Slipper", "footwear", draw_slipper, _SANDALS, material="knit"),
+    Category("flipflop", "Flip-flop", "footwear", draw_flipflop, _SANDALS, material="smooth"),
+    Category("clog", "Clog", "footwear", draw_clog, _SANDALS, material="leather"),
+    Category("polo", "Polo shirt", "tops", draw_polo, material="mesh"),
+    Category("tank_top", "Tank top", "tops", draw_tank_top, material="knit"),
+    Category("sweatshirt", "Sweatshirt", "tops", draw_sweatshirt, material="knit"),
+    Category("cardigan", "Cardigan", "tops", draw_cardigan, material="knit"),
+    Category("bikini", "Bikini", "bras", draw_bikini, _LINGERIE, material="smooth"),
+    Category("sports_bra", "Sports bra", "bras", draw_sports_bra, material="mesh"),
+    Category("maillot", "Maillot", "bras", draw_maillot, _LINGERIE, material="smooth"),
+    Category("gown", "Gown", "dresses", draw_gown, material="smooth"),
+    Category("miniskirt", "Miniskirt", "dresses", draw_miniskirt, material="twill"),
+    Category("apron", "Apron", "dresses", draw_apron, material="weave"),
+    Category("backpack", "Backpack", "bags", draw_backpack, material="weave"),
+    Category("purse", "Purse", "bags", draw_purse, _BAGS, material="leather"),
+    Category("tote", "Shopping bag", "bags", draw_tote, material="weave"),
+    Category("mailbag", "Mailbag", "bags", draw_mailbag, _BAGS, material="leather"),
+    Category("eyeglasses", "Eyeglasses", "eyewear", draw_eyeglasses, _FRAMES, material="smooth"),
+    Category("goggles", "Ski goggles", "eyewear", draw_goggles, material="smooth"),
+    Category("cowboy_hat", "Cowboy hat", "hats", draw_cowboy_hat, _LEATHER, material="leather"),
+    Category("cap", "Baseball cap", "hats", draw_cap, material="mesh"),
+    Category("beanie", "Beanie", "hats", draw_beanie, material="knit"),
+    Category("sombrero", "Sombrero", "hats", draw_sombrero, material="weave"),
+    Category("stocking", "Christmas stocking", "knits", draw_stocking, material="knit"),
+    Category("mitten", "Mitten", "knits", draw_mitten, material="knit"),
+    Category("shorts", "Shorts", "trousers", draw_shorts, _TROUSERS, material="twill"),
+    Category("trousers", "Trousers", "trousers", draw_trousers, _TROUSERS, material="weave"),
+    Category("leggings", "Leggings", "trousers", draw_leggings, material="knit"),
 )
 SHOP: tuple[Category, ...] = CLASSES[:10]  # the demo catalog's categories
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(c.group for c in CLASSES))
+
+
+assert all(c.material in MATERIALS for c in CLASSES)
 
 
 def colour_prior(cat: Category) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Procedural product photographs for the demo world.
 
-An item is drawn upright at `SUPER` x the output size on the 100x100 design grid of its
+An item is drawn upright, supersampled (`CANVAS`), on the 100x100 design grid of its
 class (`classes.py`): the *body* mask is filled with the item's fabric (colour x pattern,
 shaded by a light from the top left), the *trim* layer composited on top, the silhouette
 outlined. The photograph (`Shot`) then decides everything that is not the product, as
@@ -23,10 +23,10 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageOps
 
-from .canvas import COLOURS, PALETTE, Canvas, Look, shade
+from .canvas import COLOURS, MATERIALS, PALETTE, Canvas, Look, shade
 from .classes import Category
 
-SUPER = 4  # supersampling factor: drawn at 4x, downsampled with Lanczos
+CANVAS = 256  # drawn at about this size (an integer multiple of the output), then downsampled
 BACKGROUNDS = ("studio", "paper", "gradient", "texture", "lifestyle")
 OCCLUDERS = ("hand", "tag", "prop")
 
@@ -36,17 +36,20 @@ RGB = tuple[int, int, int]
 @dataclass(frozen=True)
 class ShotStyle:
     """How varied a set of product photos is. Probabilities in [0, 1]; `backgrounds` gives
-    relative weights of BACKGROUNDS; lengths in output pixels, angles in degrees."""
+    relative weights of BACKGROUNDS; lengths as shares of the image side, angles in degrees."""
 
     backgrounds: tuple[float, ...] = (0.8, 0.08, 0.06, 0.02, 0.04)
     scale: tuple[float, float] = (0.78, 0.98)  # item size on the canvas (> 1 crops it)
     angle: float = 14.0  # max |rotation|
-    shift: float = 2.5  # max |translation| per axis
+    shift: float = 0.04  # max |translation| per axis
     flip: float = 0.5  # mirrored
     occlusion: float = 0.03
-    blur: float = 0.1  # share with lens blur (radius 0.3-1.1 px)
+    blur: float = 0.1  # share with lens blur (radius 0.5-1.7% of the side)
     noise: float = 1.5  # max sensor-noise std, 8-bit levels
-    exposure: float = 0.06  # max |brightness change| (and |contrast change|)
+    exposure: float = 0.06  # max |brightness change|
+    contrast: tuple[float, float] = (0.6, 0.9)  # contrast factor range (< 1: flatter)
+    pivot: float = 255.0  # the 8-bit level contrast keeps: 255 = high-key studio lighting
+    # (white stays white, shadows lift), 128 = haze or flat light around mid-grey
     cast: float = 0.03  # max per-channel gain change (white balance)
     jpeg: float = 0.3  # share saved as JPEG before (quality 45-95)
 
@@ -58,8 +61,9 @@ class ShotStyle:
 
 CATALOG_STYLE = ShotStyle()  # a shop's listing photos: mostly clean studio shots
 CORPUS_STYLE = ShotStyle(  # the world's "ImageNet": photos in the wild
-    backgrounds=(0.15, 0.15, 0.2, 0.2, 0.3), scale=(0.55, 1.2), angle=30.0, shift=9.0,
-    occlusion=0.3, blur=0.35, noise=6.0, exposure=0.22, cast=0.1, jpeg=0.6)
+    backgrounds=(0.15, 0.15, 0.2, 0.2, 0.3), scale=(0.55, 1.2), angle=30.0, shift=0.14,
+    occlusion=0.3, blur=0.15, noise=2.0, exposure=0.22, contrast=(0.5, 1.1), pivot=128.0,
+    cast=0.1, jpeg=0.6)
 
 
 @dataclass(frozen=True)
@@ -72,16 +76,18 @@ class Shot:
     flip: bool
     occluder: tuple[str, float, float, float, RGB] | None  # kind, x, y, size (fractions), rgb
     brightness: float  # multiplicative
-    contrast: float  # around mid-grey
+    contrast: float  # factor around `pivot`
+    pivot: float  # 8-bit level
     cast: tuple[float, float, float]  # per-channel gains
-    blur: float  # Gaussian radius, output pixels (0: sharp)
+    blur: float  # Gaussian radius, share of the image side (0: sharp)
     noise: float  # sensor-noise std, 8-bit levels
     jpeg: int | None  # quality of an earlier JPEG save
     seed: int  # textures, clutter and noise
 
 
 def sample_look(rng: np.random.Generator, colour: str, pattern: str,
-                style: ShotStyle = CATALOG_STYLE) -> Look:
+                style: ShotStyle = CATALOG_STYLE, material: str = "smooth") -> Look:
+    """An item's appearance; its surface is `material` 3 times in 4, else another one."""
     base = np.asarray(PALETTE[colour]) + rng.integers(-10, 11, size=3)
     accents = [n for n in COLOURS if n != colour]
     accent = PALETTE[accents[int(rng.integers(len(accents)))]]
@@ -100,6 +106,9 @@ def sample_look(rng: np.random.Generator, colour: str, pattern: str,
         pattern_angle=float(rng.choice([0.0, 90.0, 45.0, -45.0])),
         accent=accent,
         shape=tuple(float(v) for v in rng.random(4)),
+        material=material if rng.random() < 0.75 else MATERIALS[int(rng.integers(len(MATERIALS)))],
+        grain=float(rng.uniform(8, 16)),
+        grain_period=float(rng.uniform(2.0, 3.2)),
     )
 
 
@@ -126,9 +135,10 @@ def sample_shot(rng: np.random.Generator, look: Look, style: ShotStyle = CATALOG
                     float(rng.uniform(0.15, 0.35)), rgb)
     e = style.exposure
     return Shot(background, colours, float(rng.random()), bool(rng.random() < style.flip),
-                occluder, float(rng.uniform(1 - e, 1 + e)), float(rng.uniform(1 - e, 1 + e)),
+                occluder, float(rng.uniform(1 - e, 1 + e)), float(rng.uniform(*style.contrast)),
+                style.pivot,
                 tuple(float(v) for v in rng.uniform(1 - style.cast, 1 + style.cast, 3)),  # type: ignore[arg-type]
-                float(rng.uniform(0.3, 1.1)) if rng.random() < style.blur else 0.0,
+                float(rng.uniform(0.005, 0.017)) if rng.random() < style.blur else 0.0,
                 float(rng.uniform(0, style.noise)),
                 int(rng.integers(45, 96)) if rng.random() < style.jpeg else None,
                 int(rng.integers(2**31)))
@@ -141,8 +151,29 @@ def _grid(size: int) -> np.ndarray:
     return g
 
 
-def fabric(size: int, scale: float, look: Look) -> np.ndarray:
-    """(size, size, 3) float RGB in [0, 255]: the item's colour and pattern, shaded."""
+def texture(size: int, pixel: int, look: Look) -> np.ndarray:
+    """(size, size) float in about [-1, 1]: the item's surface texture on a canvas of `pixel`
+    canvas pixels per output pixel (periods are in output pixels)."""
+    yy, xx = _grid(size)
+    x, y = xx * size / pixel, yy * size / pixel  # output-pixel coordinates
+    p = look.grain_period
+    if look.material == "mesh":  # small holes on a grid
+        return -1.0 * ((np.sin(2 * np.pi * x / p) * np.sin(2 * np.pi * y / p)) > 0.45)
+    if look.material == "leather":  # grain: hashed noise per output pixel
+        h = np.sin(np.floor(x) * 12.9898 + np.floor(y) * 78.233) * 43758.5453
+        return 2.0 * (h - np.floor(h)) - 1.0
+    if look.material == "knit":  # vertical ribs
+        return np.sin(2 * np.pi * x / p)
+    if look.material == "twill":  # diagonal lines
+        return np.sin(2 * np.pi * (x + y) / (p * 1.4))
+    if look.material == "weave":  # fine basket weave
+        return np.sign(np.sin(2 * np.pi * x / p) * np.sin(2 * np.pi * y / p))
+    return np.zeros_like(x)
+
+
+def fabric(size: int, scale: float, look: Look, pixel: int = 4) -> np.ndarray:
+    """(size, size, 3) float RGB in [0, 255]: the item's colour and pattern, shaded, with
+    its surface texture (`pixel` canvas pixels per output pixel)."""
     yy, xx = _grid(size)  # (S, S) each, in [0, 1)
     period = look.pattern_period / 100 * scale
     a = np.radians(look.pattern_angle)
@@ -159,7 +190,7 @@ def fabric(size: int, scale: float, look: Look) -> np.ndarray:
         m = ((np.floor(u / period) + np.floor(v / period)) % 2) == 0
     else:
         m = np.zeros_like(xx, dtype=bool)
-    rgb = np.where(m[..., None], second, base)
+    rgb = np.where(m[..., None], second, base) + look.grain * texture(size, pixel, look)[..., None]
     light = 1.0 + look.light * (0.6 - 0.9 * (xx + yy) / 2 - 0.4 * ((xx - 0.35) ** 2 + (yy - 0.3) ** 2))
     return np.clip(rgb * light[..., None], 0, 255)
 
@@ -217,16 +248,17 @@ _SHADOW_LUT = [int(a * 0.28) for a in range(256)]
 def render(category: Category, look: Look, size: int = 64, shot: Shot | None = None) -> Image.Image:
     """Photograph one product: (size, size) RGB. Without a `shot`, a plain studio shot."""
     shot = shot or Shot("studio", (look.background, look.background), 0.0, False, None, 1.0,
-                        1.0, (1.0, 1.0, 1.0), 0.0, 0.0, None, 0)
-    S = size * SUPER
+                        1.0, 255.0, (1.0, 1.0, 1.0), 0.0, 0.0, None, 0)
+    sup = max(2, round(CANVAS / size))  # supersampling factor
+    S = size * sup
     canvas = Canvas(S, look.scale)
     category.draw(canvas, look)
     body = canvas.body
-    rgb = fabric(S, look.scale, look)
+    rgb = fabric(S, look.scale, look, sup)
     # outline: darken a thin band along the inside of the silhouette
-    blur = np.asarray(body.filter(ImageFilter.BoxBlur(SUPER)), np.float32)
+    blur = np.asarray(body.filter(ImageFilter.BoxBlur(sup)), np.float32)
     edge = np.clip(np.asarray(body, np.float32) - blur, 0, 127.5) / 127.5  # (S, S) in [0, 1]
-    rgb *= (1.0 - 0.35 * edge)[..., None]
+    rgb *= (1.0 - 0.2 * edge)[..., None]
     item = Image.fromarray(rgb.astype(np.uint8), "RGB").convert("RGBA")
     item.putalpha(body)
     item = Image.alpha_composite(item, canvas.trim)
@@ -234,7 +266,7 @@ def render(category: Category, look: Look, size: int = 64, shot: Shot | None = N
         item = ImageOps.mirror(item)
     sx, sy = look.shift
     item = item.rotate(look.angle, resample=Image.Resampling.BILINEAR,
-                       translate=(sx * SUPER, sy * SUPER))
+                       translate=(sx * S, sy * S))
     alpha = item.getchannel("A")
     shadow = alpha.filter(ImageFilter.GaussianBlur(S / 45)).point(_SHADOW_LUT)
     shadow = ImageChops.offset(shadow, int(S / 70), int(S / 40))
@@ -246,9 +278,10 @@ def render(category: Category, look: Look, size: int = 64, shot: Shot | None = N
         _occlude(out, shot)
     out = out.resize((size, size), Image.Resampling.LANCZOS)
     if shot.blur > 0:
-        out = out.filter(ImageFilter.GaussianBlur(shot.blur))
+        out = out.filter(ImageFilter.GaussianBlur(shot.blur * size))
     x = np.asarray(out, np.float32)
-    x = ((x - 128) * shot.contrast + 128) * shot.brightness * np.asarray(shot.cast, np.float32)
+    x = ((x - shot.pivot) * shot.contrast + shot.pivot) * shot.brightness \
+        * np.asarray(shot.cast, np.float32)
     if shot.noise > 0:
         x = x + np.random.default_rng(shot.seed).normal(0, shot.noise, x.shape).astype(np.float32)
     out = Image.fromarray(np.clip(np.round(x), 0, 255).astype(np.uint8), "RGB")
