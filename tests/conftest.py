@@ -23,7 +23,7 @@ def isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def demo_dir(isolated_cache):
-    """The default demo catalog, generated once per session (~15 s on 2 cores)."""
+    """The default demo catalog, generated once per session (~30 s on 2 cores)."""
     from advrec_core.data.demo import demo_folder
 
     return demo_folder()
