@@ -11,7 +11,7 @@ from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.extract import ExtractJob, extract_features
 from advrec_core.extractors import ExtractorConfig
 
-QUICK = ExtractorConfig(train=TrainConfig(epochs=2))  # ~10 s on 2 cores
+QUICK = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))  # ~25 s on 2 cores
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,7 @@ def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, de
 
     ds = load_dataset("demo")
     run_attack_job(ds, AttackJob("Sandal", "Running shoe", "pgd", attack_params("pgd", 8),
-                                 ExtractorConfig(train=TrainConfig(epochs=2)), limit=6,
+                                 ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2)), limit=6,
                                  lpips=()))
     at = app().switch_page("app_pages/study_admin.py").run()
     at.text_input(key="admin_password").input(PASSWORD).run()

@@ -209,8 +209,10 @@ def contact_sheet(folder: Path, scale: int = 2, seed: int = 0) -> Image.Image:
     alike = [np.asarray(photograph(np.random.default_rng([seed, 9, n]), CLASSES[keys[k]],
                                    COLOURS[(3 * n) % len(COLOURS)], PATTERNS[n % len(PATTERNS)],
                                    size, CATALOG_STYLE)) for n, k in enumerate(LOOK_ALIKES)]
-    corpus, labels = np.load(folder / "corpus" / "images.npy"), np.load(folder / "corpus" / "labels.npy")
-    wild = [corpus[np.flatnonzero(labels == c)[0]] for c in range(len(SHOP)) if (labels == c).any()]
+    corpus = np.load(folder / "corpus" / "images.npy")
+    labels = np.load(folder / "corpus" / "labels.npy")
+    wild = [corpus[np.flatnonzero(labels == c)[0]] for c in range(len(SHOP))
+            if (labels == c).any()]
     rows = [np.concatenate(r, axis=1) for r in (shop, alike, wild) if len(r) == len(shop)]
     sheet = Image.fromarray(np.concatenate(rows, axis=0))
     return sheet.resize((sheet.width * scale, sheet.height * scale), Image.Resampling.NEAREST)

@@ -137,7 +137,8 @@ def sample_shot(rng: np.random.Generator, look: Look, style: ShotStyle = CATALOG
     return Shot(background, colours, float(rng.random()), bool(rng.random() < style.flip),
                 occluder, float(rng.uniform(1 - e, 1 + e)), float(rng.uniform(*style.contrast)),
                 style.pivot,
-                tuple(float(v) for v in rng.uniform(1 - style.cast, 1 + style.cast, 3)),  # type: ignore[arg-type]
+                tuple(float(v) for v in  # type: ignore[arg-type]
+                      rng.uniform(1 - style.cast, 1 + style.cast, 3)),
                 float(rng.uniform(0.005, 0.017)) if rng.random() < style.blur else 0.0,
                 float(rng.uniform(0, style.noise)),
                 int(rng.integers(45, 96)) if rng.random() < style.jpeg else None,
@@ -190,7 +191,8 @@ def fabric(size: int, scale: float, look: Look, pixel: int = 4) -> np.ndarray:
         m = ((np.floor(u / period) + np.floor(v / period)) % 2) == 0
     else:
         m = np.zeros_like(xx, dtype=bool)
-    rgb = np.where(m[..., None], second, base) + look.grain * texture(size, pixel, look)[..., None]
+    rgb = np.where(m[..., None], second, base)
+    rgb = rgb + look.grain * texture(size, pixel, look)[..., None]
     light = 1.0 + look.light * (0.6 - 0.9 * (xx + yy) / 2 - 0.4 * ((xx - 0.35) ** 2 + (yy - 0.3) ** 2))
     return np.clip(rgb * light[..., None], 0, 255)
 
@@ -245,7 +247,8 @@ def _occlude(img: Image.Image, shot: Shot) -> None:
 _SHADOW_LUT = [int(a * 0.28) for a in range(256)]
 
 
-def render(category: Category, look: Look, size: int = 64, shot: Shot | None = None) -> Image.Image:
+def render(category: Category, look: Look, size: int = 96,
+           shot: Shot | None = None) -> Image.Image:
     """Photograph one product: (size, size) RGB. Without a `shot`, a plain studio shot."""
     shot = shot or Shot("studio", (look.background, look.background), 0.0, False, None, 1.0,
                         1.0, 255.0, (1.0, 1.0, 1.0), 0.0, 0.0, None, 0)
