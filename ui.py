@@ -2,6 +2,9 @@
 long work through the core's job runner (submit, watch live, show the error)."""
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from advrec_core.cache import Cache, NotCached
@@ -9,6 +12,8 @@ from advrec_core.data import DataConfig, load_dataset
 from advrec_core.data.demo import demo_folder, demo_is_cached
 from advrec_core.device import resolve_device
 from advrec_core.errors import AdvRecError
+from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
+from advrec_core.experiments.grid import ATTACK_NAMES, ATTACKS, DEFENSES
 from advrec_core.jobs import DONE, FAILED, QUEUED, runner
 
 DATASET_KEY = "dataset_spec"  # survives page switches: (spec, k_core, duplicates)
@@ -42,6 +47,15 @@ def current_dataset():
     """(spec tuple, Dataset) the user picked on the Data page (the demo catalog by default)."""
     spec = st.session_state.get(DATASET_KEY, ("demo", 0, "error"))
     return spec, get_dataset(*spec)
+
+
+def category_mode(prefix: str, index: int = 0, help: str = "") -> str:
+    """The "Categories" radio (predicted | given); changing it resets the page's pair."""
+    return st.radio("Categories", CATEGORY_MODES, format_func=MODE_NAMES.get, index=index,
+                    horizontal=True, key=f"{prefix}_categories", on_change=reset_pair,
+                    args=(prefix,), help=help or "An item's category (source items, CHR@K): "
+                    "the extractor's prediction on the clean image, as in the paper, or the "
+                    "dataset's own")
 
 
 def reset_pair(prefix: str) -> None:
@@ -189,3 +203,22 @@ def jobs_sidebar() -> None:
         st.progress(j.fraction, text=f"{j.title}: {j.step or j.state}")
     for j in failed:
         st.caption(f":red[failed] {j.title}")
+
+
+DEF_SHORT = {"traditional": "T", "at": "AT", "free_at": "FAT"}
+
+
+def heatmap(values: pd.DataFrame, title: str, fmt: str, key: str, diverging: bool = False):
+    """values: attack x defense; NaN cells are drawn grey and labelled "missing"."""
+    v = values.reindex(index=list(ATTACKS), columns=list(DEFENSES)).astype(float)
+    z = v.to_numpy()
+    text = [["missing" if not np.isfinite(x) else format(x, fmt) for x in r] for r in z]
+    span = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[DEF_SHORT[d] for d in v.columns], y=[ATTACK_NAMES[a] for a in v.index],
+        text=text, texttemplate="%{text}", showscale=False, hoverongaps=False,
+        colorscale="RdBu_r" if diverging else "Viridis",
+        zmin=-span if diverging else None, zmax=span if diverging else None))
+    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10),
+                      plot_bgcolor="#ddd", yaxis_autorange="reversed")
+    st.plotly_chart(fig, key=key)

@@ -7,38 +7,31 @@ import streamlit as st
 from advrec_core.data.images import display_factor
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, attack_params, run_attack_job
-from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES, categorize
+from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.grid import DEFENSE_NAMES
-from advrec_core.experiments.poison import propose_pair
+from advrec_core.experiments.poison import pair_choices
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
 from advrec_core.viz import amplified, compare_html, heat_overlay, perturbation_map, upscale
-from ui import (ATTACK_JOB_KEY, cached, current_dataset, reset_pair, result_or_job,
-                show_pngs)
+from ui import ATTACK_JOB_KEY, category_mode, current_dataset, result_or_job, show_pngs
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
 st.caption(f"Dataset: **{'demo catalog' if spec[0] == 'demo' else spec[0]}** "
            f"({ds.n_items:,} items) · change it on the Data page.")
 prev: AttackJob | None = st.session_state.get(ATTACK_JOB_KEY)
-mode = st.radio("Categories", CATEGORY_MODES, format_func=MODE_NAMES.get, horizontal=True,
-                index=CATEGORY_MODES.index(prev.categories if prev else "predicted"),
-                key="lab_categories", on_change=reset_pair, args=("lab",),
-                help="An item's category (for the source items and CHR@K): the extractor's "
-                     "prediction on the clean image, as in the paper, or the dataset's own")
+mode = category_mode("lab", CATEGORY_MODES.index(prev.categories if prev else "predicted"))
 base = prev.extractor if prev else ExtractorConfig()
-cds = cached(categorize, ds, base, mode)  # None until the extractor's features are computed
-if cds is None:
-    cds = ds
-    st.caption(f"The categories predicted by {base.label} appear once its features are "
-               f"computed (running an attack computes them); the lists show the dataset's "
-               f"categories until then.")
-names = [c for c in cds.category_table()["category"] if c != "(unknown)"]
 try:
-    source0, target0 = propose_pair(cds)
+    choices = pair_choices(ds, base, mode)
 except AdvRecError as e:
     st.error(f"This dataset cannot be attacked here: {e}")
     st.stop()
+if not choices.predicted:
+    st.caption(f"The categories predicted by {base.label} appear once its features are "
+               f"computed (running an attack computes them); the lists show the dataset's "
+               f"categories until then.")
+names, (source0, target0) = choices.names, choices.proposed
 if prev is not None and not {prev.source, prev.target} <= set(names):
     prev = None  # made on another dataset
 start = prev or AttackJob(source0, target0, "pgd", attack_params("pgd"))  # the form's defaults

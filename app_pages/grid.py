@@ -1,38 +1,31 @@
 """Grid: the paper's Tables 1 and 2 as heatmaps over attack x defense, ours beside the
 paper's published values. Cells run on demand through the job runner; missing cells show
 as missing (grey), never as zero."""
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from advrec_core.errors import AdvRecError
-from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES, categorize
 from advrec_core.experiments.grid import (ATTACK_NAMES, ATTACKS, DEFENSE_NAMES, DEFENSES,
-                                          MODELS, GridSpec, grid_table, paper_tables)
-from advrec_core.experiments.poison import propose_pair, run_poison
+                                          MODELS, GridSpec, by_attack_defense, grid_table,
+                                          paper_rows, paper_tables)
+from advrec_core.experiments.poison import pair_choices, run_poison
 from advrec_core.extractors import ExtractorConfig
 from advrec_core.jobs import job_key, runner
-from ui import cached, current_dataset, job_panel, reset_pair, submit
+from ui import DEF_SHORT, cached, category_mode, current_dataset, heatmap, job_panel, submit
 
 MODEL_NAMES = {"vbpr": "VBPR", "amr": "AMR"}
-DEF_SHORT = {"traditional": "T", "at": "AT", "free_at": "FAT"}
 
 st.title("Grid")
 spec, ds = current_dataset()
-mode = st.radio("Categories", CATEGORY_MODES, format_func=MODE_NAMES.get, horizontal=True,
-                key="grid_categories", on_change=reset_pair, args=("grid",),
-                help="An item's category (source items, CHR@K): each cell's extractor's "
-                     "prediction on the clean image, as in the paper, or the dataset's own. "
-                     "The proposed pair uses the Traditional extractor's.")
-cds = cached(categorize, ds, ExtractorConfig(), mode)  # None until its features are computed
-shown = ds if cds is None else cds
+mode = category_mode("grid", help="An item's category (source items, CHR@K): each cell's "
+                     "extractor's prediction on the clean image, as in the paper, or the "
+                     "dataset's own. The proposed pair uses the Traditional extractor's.")
 try:
-    source0, target0 = propose_pair(shown)
+    choices = pair_choices(ds, ExtractorConfig(), mode)
 except AdvRecError as e:
     st.error(f"This dataset has no grid: {e}")
     st.stop()
-names = [c for c in shown.category_table()["category"] if c != "(unknown)"]
+names, (source0, target0) = choices.names, choices.proposed
 with st.expander("Grid settings", expanded=False):
     c = st.columns(4)
     source = c[0].selectbox("Source", names, index=names.index(source0), key="grid_source")
@@ -58,32 +51,12 @@ done = int(table["computed"].sum())
 st.caption(f"{source} → {target} on {'the demo catalog' if spec[0] == 'demo' else spec[0]} · "
            f"{done} of {len(table)} cells computed · each cell: clean and poisoned training "
            f"for {n_seeds} seed(s).")
-if cds is None:
+if not choices.predicted:
     st.caption(f"The Traditional extractor's predicted categories are not computed yet: the "
                f"pair is proposed on the dataset's categories (running a cell computes them).")
 paper = paper_tables()
 paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
                     horizontal=True, key="grid_paper_ds")
-
-
-def heat(values: pd.DataFrame, title: str, fmt: str, key: str, diverging: bool = False):
-    """values: attack x defense; NaN cells are drawn grey and labelled "missing"."""
-    v = values.reindex(index=list(ATTACKS), columns=list(DEFENSES)).astype(float)
-    z = v.to_numpy()
-    text = [["missing" if not np.isfinite(x) else format(x, fmt) for x in r] for r in z]
-    span = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
-    fig = go.Figure(go.Heatmap(
-        z=z, x=[DEF_SHORT[d] for d in v.columns], y=[ATTACK_NAMES[a] for a in v.index],
-        text=text, texttemplate="%{text}", showscale=False, hoverongaps=False,
-        colorscale="RdBu_r" if diverging else "Viridis",
-        zmin=-span if diverging else None, zmax=span if diverging else None))
-    fig.update_layout(title=title, height=320, margin=dict(l=10, r=10, t=40, b=10),
-                      plot_bgcolor="#ddd", yaxis_autorange="reversed")
-    st.plotly_chart(fig, key=key)
-
-
-def pivot(df: pd.DataFrame, col: str) -> pd.DataFrame:
-    return df.pivot(index="attack", columns="defense", values=col)
 
 
 tab1, tab2 = st.tabs(["Table 1: CHR@20 shift", "Table 2: SR, FL, LPIPS"])
@@ -93,15 +66,14 @@ with tab1:
         ours = table[table["model"] == m]
         c = st.columns(3)
         with c[0]:
-            heat(pivot(ours, "relative") * 100, f"ours: CHR@{k} change (%)", ".0f",
+            heatmap(by_attack_defense(ours, "relative") * 100, f"ours: CHR@{k} change (%)", ".0f",
                  f"grid_rel_{m}", diverging=True)
         with c[1]:
-            heat(pivot(ours, f"CHR@{k} poisoned"), f"ours: CHR@{k} poisoned", ".3f",
+            heatmap(by_attack_defense(ours, f"CHR@{k} poisoned"), f"ours: CHR@{k} poisoned", ".3f",
                  f"grid_abs_{m}")
         with c[2]:
-            p = paper[(paper["table"] == "table1") & (paper["model"] == m)
-                      & (paper["dataset"] == paper_ds)]
-            heat(pivot(p[p["attack"] != "none"], "value"), f"paper ({paper_ds}): CHR@20",
+            p = paper_rows(paper, "table1", paper_ds, model=m)
+            heatmap(by_attack_defense(p[p["attack"] != "none"], "value"), f"paper ({paper_ds}): CHR@20",
                  ".3f", f"grid_paper_{m}")
             none = p[p["attack"] == "none"].set_index("defense")["value"]
             st.caption("paper, no attack: " + ", ".join(
@@ -111,11 +83,10 @@ with tab2:
     for metric, fmt in (("SR", ".0%"), ("FL", ".2g"), ("LPIPS", ".3f")):
         c = st.columns(2)
         with c[0]:
-            heat(pivot(attack_only, metric), f"ours: {metric}", fmt, f"grid_{metric}")
+            heatmap(by_attack_defense(attack_only, metric), f"ours: {metric}", fmt, f"grid_{metric}")
         with c[1]:
-            p = paper[(paper["table"] == "table2") & (paper["metric"] == metric)
-                      & (paper["dataset"] == paper_ds)]
-            heat(pivot(p, "value"), f"paper ({paper_ds}): {metric}", fmt, f"grid_paper_{metric}")
+            p = paper_rows(paper, "table2", paper_ds, metric=metric)
+            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {metric}", fmt, f"grid_paper_{metric}")
     if attack_only["LPIPS"].isna().all() and attack_only["SR"].notna().any():
         st.caption("LPIPS is missing where the VGG backbone weights are not installed: "
                    "`python -m advrec_core lpips-weights fetch` (needs internet) or "

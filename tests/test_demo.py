@@ -52,6 +52,9 @@ def test_the_shop_sells_a_subset_of_the_worlds_classes_with_look_alikes(demo_dir
     assert [c["name"] for c in classes] == [c.name for c in CLASSES]
     shop = {c["name"] for c in classes if c["shop"]}
     assert shop == set(pd.read_csv(demo_dir / "items.csv")["category"]) == {c.name for c in SHOP}
+    from advrec_core.data.demo.canvas import MATERIALS
+
+    assert all(c.material in MATERIALS for c in CLASSES)
     for group in GROUPS:
         members = [c for c in classes if c["group"] == group]
         assert len(members) >= 3 and sum(c["shop"] for c in members) >= 1, group

@@ -113,3 +113,20 @@ def paper_tables(path: Path = PAPER_TABLES) -> pd.DataFrame:
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     df["model"] = df["model"].fillna("")
     return df
+
+
+def by_attack_defense(df: pd.DataFrame, col: str) -> pd.DataFrame:
+    """Long rows with attack, defense -> attack x defense table of `col`."""
+    return df.pivot(index="attack", columns="defense", values=col)
+
+
+def paper_rows(paper: pd.DataFrame, table: str, dataset: str, model: str | None = None,
+               metric: str | None = None) -> pd.DataFrame:
+    """The rows of `paper_tables()` for one table ("table1" | "table2") and dataset,
+    optionally one model or metric."""
+    keep = (paper["table"] == table) & (paper["dataset"] == dataset)
+    if model is not None:
+        keep &= paper["model"] == model
+    if metric is not None:
+        keep &= paper["metric"] == metric
+    return paper[keep]

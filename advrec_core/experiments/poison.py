@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from ..cache import Cache, atomic_write_text
+from ..cache import Cache, NotCached, atomic_write_text
 from ..config import stable_hash
 from ..data.dataset import UNKNOWN, Dataset
 from ..device import resolve_device
@@ -63,6 +63,29 @@ def choose_pair(ds: Dataset, extractor: ExtractorConfig = ExtractorConfig(),
         return source, target
     s, t = propose_pair(categorize(ds, extractor, categories, cache, device, progress))
     return source or s, target or t
+
+
+@dataclass(frozen=True)
+class PairChoices:
+    """What a page offers as source and target, computed without starting any work."""
+
+    names: list[str]  # categories (UNKNOWN left out), most popular first
+    proposed: tuple[str, str]  # propose_pair's (source, target)
+    predicted: bool  # False while predicted categories are asked for but not computed yet:
+    # then the dataset's given categories stand in
+
+
+def pair_choices(ds: Dataset, extractor: ExtractorConfig, categories: str,
+                 cache: Cache | None = None) -> PairChoices:
+    """Source/target choices in the `categories` mode, read from the cache only: where the
+    extractor's features are not computed, the dataset's given categories stand in.
+    Raises CategoryError when the dataset has no pair."""
+    try:
+        cds = categorize(ds, extractor, categories, (cache or Cache.default()).read_only())
+    except NotCached:
+        cds = ds
+    names = [c for c in cds.category_table()["category"] if c != UNKNOWN]
+    return PairChoices(names, propose_pair(cds), cds is not ds or categories == "true")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from .canvas import COLOURS, MATERIALS, Canvas, Look, ellipse_arc, shade
+from .canvas import COLOURS, Canvas, Look, ellipse_arc, shade
 
 # --- the shop's ten categories ---------------------------------------------------------
 
@@ -528,9 +528,6 @@ CLASSES: tuple[Category, ...] = (
 )
 SHOP: tuple[Category, ...] = CLASSES[:10]  # the demo catalog's categories
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(c.group for c in CLASSES))
-
-
-assert all(c.material in MATERIALS for c in CLASSES)
 
 
 def colour_prior(cat: Category) -> np.ndarray:
