@@ -1,8 +1,11 @@
 """Full-ranking evaluation (every item scored for every user, the user's training items
-masked), vectorised in torch: one matmul + top-K per batch of users.
+masked), vectorised in torch: one matmul + top-K per batch of users. A user's list holds
+only non-training items, best score first, ties broken by the lower item index; when a user
+has fewer than K such items the list is short (-1 marks the empty positions).
 
-Accuracy metrics (test users): HR@K, nDCG@K, Recall@K, Precision@K — small metric objects
-with a name, k and `per_user(hits, n_relevant)`. Category metrics (all users):
+Every metric is a small object (name, k, `per_user(lists)`) that one loop asks in turn.
+Accuracy metrics (test users): HR@K, nDCG@K, Recall@K, Precision@K. Category metrics (all
+users):
 
 * CHR@K, the category hit ratio of Di Noia et al. (TAaMR, 2020): the number of items of a
   category in a user's top-K list, averaged over users. As in the authors' code (and the
@@ -11,8 +14,9 @@ with a name, k and `per_user(hits, n_relevant)`. Category metrics (all users):
   the top-K positions k (0-based) of [cat(top_k) = c] / log2(k + 2), divided by the ideal
   DCG of min(|items of c|, K) leading positions, averaged over all users.
 
-Per-item rank statistics (mean 0-based rank among the user's non-training items, share of
-users with the item in the top-K) show how the attacked items moved."""
+Per-item rank statistics (mean 0-based rank among the user's non-training items in the same
+order as the lists, share of users with the item in the top-K) show how the attacked items
+moved."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +26,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.dataset import Dataset
+from ..data.dataset import UNKNOWN, Dataset
 from ..errors import AdvRecError
+from ..registry import Registry
 
 KS = (10, 20, 50, 100)
 
@@ -32,53 +37,139 @@ def _discount(k: int, device=None) -> torch.Tensor:
     return 1.0 / torch.log2(torch.arange(k, device=device, dtype=torch.float32) + 2)
 
 
+@dataclass
+class Lists:
+    """One batch of B users' top-K lists and what every metric reads from them."""
+
+    top: torch.Tensor  # (B, kmax) item indices, best first; -1 where the list is short
+    valid: torch.Tensor  # (B, kmax) bool: a real (non-training) item at that position
+    cats: torch.Tensor  # (B, kmax) category index; n_cat = unknown, n_cat + 1 = no item
+    n_cat: int
+    hits: torch.Tensor | None = None  # (T, kmax) bool, test users only: relevant item there
+    n_rel: torch.Tensor | None = None  # (T,) test items per test user
+
+
 @dataclass(frozen=True)
-class RankingMetric:
+class ListMetric:
+    """A metric of a top-K list, averaged over users. `users` = "test": over users with
+    test items (accuracy); "all": over every user (category metrics)."""
+
     k: int
     name: ClassVar[str] = ""
+    users: ClassVar[str] = "test"
     higher_is_better: ClassVar[bool] = True
 
     @property
     def label(self) -> str:
         return f"{self.name}@{self.k}"
 
-    def per_user(self, hits: torch.Tensor, n_rel: torch.Tensor) -> torch.Tensor:
-        """hits (B, >=k) bool: is the item at each rank relevant; n_rel (B,) -> (B,)."""
+    def per_user(self, lists: Lists) -> torch.Tensor:
+        """-> (B,) per user, or (B, C) per user and category."""
         raise NotImplementedError
+
+
+class RankingMetric(ListMetric):
+    """Accuracy against the held-out items: per_user reads `hits` and `n_rel`."""
 
 
 class HR(RankingMetric):
     name = "HR"
 
-    def per_user(self, hits, n_rel):
-        return hits[:, :self.k].any(1).float()
+    def per_user(self, lists):
+        return lists.hits[:, :self.k].any(1).float()
 
 
 class NDCG(RankingMetric):
     name = "nDCG"
 
-    def per_user(self, hits, n_rel):
-        disc = _discount(self.k, hits.device)
-        dcg = (hits[:, :self.k].float() * disc).sum(1)
-        ideal = torch.cumsum(disc, 0)[(n_rel.clamp(max=self.k) - 1).clamp(min=0)]
+    def per_user(self, lists):
+        disc = _discount(self.k, lists.hits.device)
+        dcg = (lists.hits[:, :self.k].float() * disc).sum(1)
+        ideal = torch.cumsum(disc, 0)[(lists.n_rel.clamp(max=self.k) - 1).clamp(min=0)]
         return dcg / ideal
 
 
 class Recall(RankingMetric):
     name = "Recall"
 
-    def per_user(self, hits, n_rel):
-        return hits[:, :self.k].sum(1).float() / n_rel.clamp(min=1)
+    def per_user(self, lists):
+        return lists.hits[:, :self.k].sum(1).float() / lists.n_rel.clamp(min=1)
 
 
 class Precision(RankingMetric):
     name = "Precision"
 
-    def per_user(self, hits, n_rel):
-        return hits[:, :self.k].sum(1).float() / self.k
+    def per_user(self, lists):
+        return lists.hits[:, :self.k].sum(1).float() / self.k
+
+
+class CHR(ListMetric):
+    """Items of each category in the top-K list (not divided by K): (B, n_cat + 1), the
+    last column the items of unknown category."""
+
+    name = "CHR"
+    users = "all"
+
+    def per_user(self, lists):
+        c = lists.cats[:, :self.k]
+        counts = torch.zeros(len(c), lists.n_cat + 2, dtype=torch.float32, device=c.device)
+        counts.scatter_add_(1, c, torch.ones_like(c, dtype=torch.float32))
+        return counts[:, :lists.n_cat + 1]  # the last bucket (no item) is not counted
+
+
+@dataclass(frozen=True)
+class NCDCG(ListMetric):
+    """nCDCG@K of one category (the authors' definition, module docstring): (B,)."""
+
+    category: int = 0
+    n_in_category: int = 0  # items of the category in the catalog (the ideal list's length)
+    name: ClassVar[str] = "nCDCG"
+    users: ClassVar[str] = "all"
+
+    def per_user(self, lists):
+        disc = _discount(self.k, lists.cats.device)
+        ideal = disc[:max(1, min(self.n_in_category, self.k))].sum()
+        return ((lists.cats[:, :self.k] == self.category).float() * disc).sum(1) / ideal
 
 
 ACCURACY = (HR, NDCG, Recall, Precision)
+LIST_METRICS: Registry = Registry("list metric")  # every metric of a top-K list, by name
+for _m in (*ACCURACY, CHR, NCDCG):
+    LIST_METRICS.register(_m.name)(_m)
+
+
+def ranked_lists(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """scores (B, N), -inf = excluded -> (top (B, k) item indices, valid (B, k) bool): the k
+    best items by score, ties broken by the lower item index (so the lists, and every
+    metric, are deterministic); positions past the user's last finite score are -1.
+    One top-k; only rows with a finite tie across the K-th position take an exact pass."""
+    vals, idx = scores.topk(min(k + 1, scores.shape[1]), dim=1)
+    if vals.shape[1] > k:
+        cut = (vals[:, k - 1] == vals[:, k]) & torch.isfinite(vals[:, k])
+        if cut.any():  # which of the tied items make the list: the lowest indices
+            rows = cut.nonzero()[:, 0]
+            s = scores[rows]
+            kth = vals[rows, k - 1:k]
+            tied = s == kth
+            take = (s > kth) | (tied & (torch.cumsum(tied, 1) <= k - (s > kth).sum(1, keepdim=True)))
+            idx[rows, :k] = take.nonzero()[:, 1].view(len(rows), k)
+            vals[rows, :k] = s.gather(1, idx[rows, :k])
+    vals, idx = vals[:, :k], idx[:, :k]
+    by_item = idx.argsort(dim=1)  # then a stable sort by score keeps ties in item order
+    idx, vals = idx.gather(1, by_item), vals.gather(1, by_item)
+    order = torch.sort(vals, dim=1, descending=True, stable=True)
+    top = idx.gather(1, order.indices)
+    valid = torch.isfinite(order.values)
+    return torch.where(valid, top, -1), valid
+
+
+def _ranks(scores: torch.Tensor, focus: torch.Tensor) -> torch.Tensor:
+    """(B, F) 0-based position of each focus item in the user's full ranking (score
+    descending, ties by lower item index, as `ranked_lists`)."""
+    order = torch.sort(scores, dim=1, descending=True, stable=True).indices
+    pos = torch.empty_like(order)
+    pos.scatter_(1, order, torch.arange(scores.shape[1]).expand_as(order).contiguous())
+    return pos[:, focus]
 
 
 @dataclass
@@ -131,7 +222,7 @@ class RankingReport:
     item_ranks: pd.DataFrame  # per focus item: mean_rank, in_top@K shares, users
     n_users: int
     n_test_users: int
-    topk: np.ndarray | None = None  # (n_users, max K) item indices, if asked for
+    topk: np.ndarray | None = None  # (n_users, max K) item indices (-1: no item), if asked
 
 
 @torch.no_grad()
@@ -140,69 +231,70 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
              ncdcg_category: int | None = None, batch_users: int = 2048,
              return_topk: bool = False) -> RankingReport:
     """user_vecs (n_users, d), item_vecs (n_items, d): scores are their dot products.
-    Computed on the CPU (batched; the matmul dominates and fits any machine)."""
+    Computed on the CPU (batched; the matmul dominates and fits any machine). One loop asks
+    every list metric (accuracy, CHR@K, nCDCG@K) for its per-user values."""
     kmax = max(ks)
     if kmax > data.n_items:
         raise AdvRecError(f"cut-off K={kmax} exceeds the {data.n_items} items; use smaller K")
     user_vecs, item_vecs = user_vecs.detach().float().cpu(), item_vecs.detach().float().cpu()
-    metrics = [m(k) for m in ACCURACY for k in ks]
-    acc_sum = torch.zeros(len(metrics), dtype=torch.float64)
     n_cat = len(data.categories)
-    chr_counts = torch.zeros(len(ks), n_cat + 1, dtype=torch.float64)  # last: unknown
-    ncdcg_sum = torch.zeros(len(ks), dtype=torch.float64)
+    metrics: list[ListMetric] = [m(k) for m in ACCURACY for k in ks] + [CHR(k) for k in ks]
+    if ncdcg_category is not None:
+        n_in = int((data.item_category == ncdcg_category).sum())
+        metrics += [NCDCG(k, ncdcg_category, n_in) for k in ks]
+    sums: dict[str, torch.Tensor] = {}
     focus = torch.as_tensor(focus_items if focus_items is not None else [], dtype=torch.long)
     rank_sum = torch.zeros(len(focus), dtype=torch.float64)
     rank_n = torch.zeros(len(focus), dtype=torch.float64)
     top_n = torch.zeros(len(ks), len(focus), dtype=torch.float64)
     n_test = 0
     lists = []
-    cat_of = torch.where(data.item_category < 0, n_cat, data.item_category)
-    n_in_cat = int((data.item_category == ncdcg_category).sum()) if ncdcg_category is not None else 0
+    cat_of = torch.cat([torch.where(data.item_category < 0, n_cat, data.item_category),
+                        torch.tensor([n_cat + 1])])  # index -1 (no item) -> n_cat + 1
     item_t = item_vecs.T.contiguous()
     for start in range(0, data.n_users, batch_users):
         users = torch.arange(start, min(start + batch_users, data.n_users))
         scores = user_vecs[users] @ item_t  # (B, n_items)
         r, c = data.rows(data.train_indptr, data.train_items, users)
         scores[r, c] = float("-inf")  # never recommend what the user already has
-        top = scores.topk(kmax, dim=1).indices  # (B, kmax)
+        top, valid = ranked_lists(scores, kmax)  # (B, kmax)
         if return_topk:
             lists.append(top.to(torch.int32))
-        cats = cat_of[top]  # (B, kmax)
-        for a, k in enumerate(ks):
-            chr_counts[a] += torch.bincount(cats[:, :k].flatten(), minlength=n_cat + 1).double()
-            if ncdcg_category is not None:
-                disc = _discount(k)
-                ideal = disc[:max(1, min(n_in_cat, k))].sum()
-                ncdcg_sum[a] += ((cats[:, :k] == ncdcg_category).float() * disc).sum() / ideal
+        batch = Lists(top, valid, cat_of[top], n_cat)
         r, c = data.rows(data.test_indptr, data.test_items, users)
-        if len(r):
-            relevant = torch.zeros_like(scores, dtype=torch.bool)
-            relevant[r, c] = True
-            n_rel = relevant.sum(1)
-            has = n_rel > 0
-            hits = relevant.gather(1, top)[has]
-            n_test += int(has.sum())
-            for m_i, m in enumerate(metrics):
-                acc_sum[m_i] += m.per_user(hits, n_rel[has]).double().sum()
+        relevant = torch.zeros_like(scores, dtype=torch.bool)
+        relevant[r, c] = True
+        n_rel = relevant.sum(1)
+        has = n_rel > 0
+        batch.hits = (relevant.gather(1, top.clamp(min=0)) & valid)[has]
+        batch.n_rel = n_rel[has]
+        n_test += int(has.sum())
+        for m in metrics:
+            if m.users == "test" and not has.any():
+                continue
+            v = m.per_user(batch).double().sum(0)
+            sums[m.label] = sums[m.label] + v if m.label in sums else v
         if len(focus):
-            s = scores[:, focus]  # (B, F)
-            ranked = scores.sort(dim=1).values  # ascending; masked items (-inf) first
-            rank = data.n_items - torch.searchsorted(ranked, s.contiguous(), right=True)
-            valid = torch.isfinite(s)  # the item is not in the user's training set
-            rank_sum += (rank * valid).sum(0).double()
-            rank_n += valid.sum(0).double()
+            rank = _ranks(scores, focus)  # (B, F)
+            ok = torch.isfinite(scores[:, focus])  # the item is not in the user's training set
+            rank_sum += (rank * ok).sum(0).double()
+            rank_n += ok.sum(0).double()
             for a, k in enumerate(ks):
-                top_n[a] += ((rank < k) & valid).sum(0).double()
-    accuracy = {m.label: float(acc_sum[i] / max(n_test, 1)) for i, m in enumerate(metrics)}
-    names = list(data.categories) + ["(unknown)"]
-    chr_df = pd.DataFrame({f"CHR@{k}": (chr_counts[a] / data.n_users).numpy()
-                           for a, k in enumerate(ks)}, index=pd.Index(names, name="category"))
+                top_n[a] += ((rank < k) & ok).sum(0).double()
+
+    def mean(m: ListMetric) -> torch.Tensor:
+        total = sums.get(m.label, torch.zeros((), dtype=torch.float64))
+        return total / max(n_test if m.users == "test" else data.n_users, 1)
+
+    accuracy = {m.label: float(mean(m)) for m in metrics if isinstance(m, RankingMetric)}
+    names = list(data.categories) + [UNKNOWN]
+    chr_df = pd.DataFrame({m.label: mean(m).numpy() for m in metrics if isinstance(m, CHR)},
+                          index=pd.Index(names, name="category"))
     for k in ks:
         chr_df[f"share@{k}"] = chr_df[f"CHR@{k}"] / k
     if not (data.item_category < 0).any():
-        chr_df = chr_df.drop(index="(unknown)")
-    ncdcg = ({f"nCDCG@{k}": float(ncdcg_sum[a] / data.n_users) for a, k in enumerate(ks)}
-             if ncdcg_category is not None else {})
+        chr_df = chr_df.drop(index=UNKNOWN)
+    ncdcg = {m.label: float(mean(m)) for m in metrics if isinstance(m, NCDCG)}
     ranks = pd.DataFrame({"item_index": focus.numpy(),
                           "mean_rank": torch.where(rank_n > 0, rank_sum / rank_n.clamp(min=1),
                                                    float("nan")).numpy(),
