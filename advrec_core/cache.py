@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,31 @@ def default_cache_root() -> Path:
     return Path(os.environ.get("ADVREC_CACHE", PROJECT_ROOT / "cache"))
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+RACY_SECONDS = 2.0  # a file modified this recently is hashed every time (git's "racy" rule:
+# a change within the file system's timestamp granularity could leave size and mtime as they were)
+_DIGESTS: dict[tuple[str, int, int, int], str] = {}  # (path, inode, size, mtime_ns) -> sha256
+
+
+def _hash_bytes(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: Path, memo: bool = True) -> str:
+    """sha256 hex digest of a file's bytes. Memoised per process on (path, inode, size,
+    mtime): a weight, corpus or cache file is read again only when it changes (or was
+    changed in the last RACY_SECONDS). `memo=False` always reads it (`cache verify`)."""
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if memo and key in _DIGESTS:
+        return _DIGESTS[key]
+    digest = _hash_bytes(Path(path))
+    if time.time() - st.st_mtime > RACY_SECONDS:
+        _DIGESTS[key] = digest
+    return digest
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -70,8 +90,9 @@ def write_manifest(folder: Path, meta: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def verify_entry(folder: Path, check_hashes: bool = True) -> str | None:
-    """None if `folder` is a complete entry, else the reason it is not."""
+def verify_entry(folder: Path, check_hashes: bool = True, memo: bool = True) -> str | None:
+    """None if `folder` is a complete entry, else the reason it is not. Sizes always; the
+    sha256 of every file too with `check_hashes` (memoised unless `memo=False`)."""
     mpath = folder / MANIFEST
     if not mpath.is_file():
         return "no manifest (incomplete write)"
@@ -85,7 +106,7 @@ def verify_entry(folder: Path, check_hashes: bool = True) -> str | None:
             return f"{rel} is missing"
         if p.stat().st_size != info["size"]:
             return f"{rel} has {p.stat().st_size} bytes, manifest says {info['size']}"
-        if check_hashes and sha256_file(p) != info["sha256"]:
+        if check_hashes and sha256_file(p, memo) != info["sha256"]:
             return f"{rel} does not match its sha256"
     return None
 
@@ -139,7 +160,7 @@ class Cache:
             raise NotCached(f"{step} entry not computed yet")
         final = self.path(step, self.key(config, inputs))
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             build(tmp)
@@ -157,6 +178,32 @@ class Cache:
             raise
         return final
 
+    def gc(self, older_than: float = 3600.0) -> list[Path]:
+        """Remove the build folders a killed process left behind (`.tmp-*`, and `.corrupt-*`
+        a failed removal left): those whose builder (the pid in the name) is no longer
+        running here, or untouched for `older_than` seconds. Entries are never touched.
+        Returns what was removed."""
+        removed = []
+        root = Path(self.root)
+        for folder in sorted(root.glob("*/.tmp-*")) + sorted(root.glob("*/.corrupt-*")):
+            if not folder.is_dir():
+                continue
+            age = time.time() - folder.stat().st_mtime
+            if age > older_than or not _builder_alive(folder.name):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+        return removed
+
+    def verify(self) -> list[tuple[Path, str]]:
+        """Every entry read again in full (no memo): [(folder, why it is corrupt)]."""
+        bad = []
+        for folder in sorted(Path(self.root).glob("*/*")):
+            if folder.is_dir() and not folder.name.startswith("."):
+                reason = verify_entry(folder, check_hashes=True, memo=False)
+                if reason is not None:
+                    bad.append((folder, reason))
+        return bad
+
     def discard(self, step: str, config: Any, inputs: Any = None) -> None:
         """Remove the entry for (config, inputs) if there is one."""
         folder = self.path(step, self.key(config, inputs))
@@ -170,3 +217,18 @@ class Cache:
         except OSError:
             return
         shutil.rmtree(trash, ignore_errors=True)
+
+
+def _builder_alive(name: str) -> bool:
+    """Is the process that named a `.tmp-<key>-<pid>-<id>` folder still running here? Names
+    without a pid (and `.corrupt-*`) count as alive: only their age removes them."""
+    parts = name.split("-")
+    if not name.startswith(".tmp-") or len(parts) < 4 or not parts[-2].isdigit():
+        return True
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # someone else's process, or not a pid
+        return True
+    return True

@@ -57,7 +57,9 @@ def test_corrupt_entry_is_rebuilt_not_loaded(tmp_path, damage):
     entry = cache.entry("step", Cfg(), build)
     target = entry / "x.npy"
     if damage == "flip":
-        data = bytearray(target.read_bytes()); data[3] ^= 0xFF; target.write_bytes(bytes(data))
+        data = bytearray(target.read_bytes())
+        data[3] ^= 0xFF
+        target.write_bytes(bytes(data))
     elif damage == "truncate":
         target.write_bytes(target.read_bytes()[:5])
     elif damage == "manifest":
@@ -100,3 +102,55 @@ def test_registry_unknown_name_lists_known():
     with pytest.raises(ValueError, match="registered twice"):
         reg.register("pgd")(object)
     assert reg.available() == ["fgsm", "pgd"]
+
+
+def test_gc_removes_stale_build_folders_and_nothing_else(tmp_path, capsys):
+    import os
+    import subprocess
+    import time
+
+    from advrec_core.cli import main
+
+    cache = Cache(tmp_path)
+    entry = cache.entry("step", Cfg(), build_ok)
+    done = subprocess.Popen(["true"])  # a process that has exited: a killed builder
+    done.wait()
+    dead = entry.parent / f".tmp-{entry.name}-{done.pid}-abcd1234"
+    dead.mkdir()
+    (dead / "half.npy").write_bytes(b"\0" * 10)
+    live = entry.parent / f".tmp-{entry.name}-{os.getpid()}-abcd1234"  # a build in progress
+    live.mkdir()
+    old = entry.parent / ".tmp-0123456789abcdef-ffff0000"  # no pid: its age decides
+    old.mkdir()
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert sorted(cache.gc()) == sorted([dead, old])
+    assert live.is_dir() and entry.is_dir() and Cache(tmp_path).lookup("step", Cfg()) == entry
+    dead.mkdir()
+    assert main(["--cache", str(tmp_path), "cache", "gc"]) == 0
+    assert not dead.exists() and live.exists() and "1 stale build folder" in capsys.readouterr().out
+
+
+def test_verify_reads_every_file_again(tmp_path, capsys, monkeypatch):
+    import os
+    import time
+
+    import advrec_core.cache as C
+    from advrec_core.cli import main
+
+    cache = Cache(tmp_path)
+    entry = cache.entry("step", Cfg(), build_ok)
+    past = time.time() - 60
+    for f in entry.rglob("*"):
+        os.utime(f, (past, past))  # old enough to be memoised
+    assert cache.lookup("step", Cfg()) == entry
+    calls = []
+    monkeypatch.setattr(C, "_hash_bytes", lambda p, *a: calls.append(p) or "0" * 64)
+    assert cache.lookup("step", Cfg()) == entry and calls == []  # memoised: nothing read
+    monkeypatch.undo()
+    target = entry / "x.npy"
+    data = bytearray(target.read_bytes())
+    data[3] ^= 0xFF
+    target.write_bytes(bytes(data))
+    os.utime(target, (past, past))  # same size, same mtime: only a full read sees it
+    assert main(["--cache", str(tmp_path), "cache", "verify"]) == 1
+    assert "x.npy does not match its sha256" in capsys.readouterr().out
