@@ -12,17 +12,15 @@ import argparse
 import contextlib
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from advrec_core.attacks import FGSM, PGD, CarliniWagnerL2  # noqa: E402
-from advrec_core.data import load_dataset  # noqa: E402
-from advrec_core.experiments.images import item_images  # noqa: E402
-from advrec_core.extractors import ExtractorConfig, load_extractor  # noqa: E402
-from advrec_core.models import ResNet50  # noqa: E402
+from advrec_core.attacks import FGSM, PGD, CarliniWagnerL2
+from advrec_core.data import load_dataset
+from advrec_core.experiments.images import item_images
+from advrec_core.extractors import ExtractorConfig, load_extractor
+from advrec_core.models import ResNet50
 
 
 def timed(fn, repeats: int, sync) -> float:
@@ -48,8 +46,8 @@ def compare(name: str, model, x, y, repeats: int, autocast) -> None:
     ]:
         peer.set_mode_targeted_by_label(quiet=True)
         with autocast():
-            t_ours = timed(lambda: ours(model, x, y), repeats, sync)
-            t_peer = timed(lambda: peer(x, y), repeats, sync)
+            t_ours = timed(lambda ours=ours: ours(model, x, y), repeats, sync)
+            t_peer = timed(lambda peer=peer: peer(x, y), repeats, sync)
         rows.append((label, len(x) / t_ours, len(x) / t_peer))
     print(f"\n{name}: batch {len(x)}, {tuple(x.shape[1:])}, {x.device}")
     print(f"{'attack':8} {'ours img/s':>12} {'torchattacks':>14} {'ratio':>7}")

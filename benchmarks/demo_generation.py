@@ -14,8 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from advrec_core.data.demo import DemoConfig, generate_demo  # noqa: E402
+from advrec_core.data.demo import DemoConfig, generate_demo
 
 TARGET_S = 60.0  # seconds, issue 11: demo generation < 60 s on 2 cores
 

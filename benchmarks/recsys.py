@@ -19,16 +19,13 @@ import statistics
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from advrec_core.experiments.poison import paired_interval  # noqa: E402
-from advrec_core.recommenders import (RankingData, RecConfig, evaluate,  # noqa: E402
-                                      fit_recommender, scale_features)
+from advrec_core.experiments.poison import paired_interval
+from advrec_core.recommenders import RankingData, RecConfig, evaluate, fit_recommender, scale_features
 
 
 def demo_problem():

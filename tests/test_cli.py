@@ -1,9 +1,9 @@
 import json
 
 import pytest
+from helpers import digest
 
 from advrec_core.cli import main
-from test_demo import digest
 
 
 def test_help_lists_commands(capsys):

@@ -1,9 +1,8 @@
 """The demo catalog: deterministic, shaped like a shop, and carrying visual signal."""
-import hashlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from helpers import digest
 from PIL import Image
 
 from advrec_core.data import load_dataset
@@ -11,11 +10,6 @@ from advrec_core.data.demo import DemoConfig, generate_demo
 from advrec_core.data.demo.classes import CLASSES, GROUPS, SHOP
 
 SMALL = DemoConfig(n_users=120, n_items=60, n_interactions=600, n_corpus=82)
-
-
-def digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_same_seed_is_byte_identical_whatever_the_workers(tmp_path):

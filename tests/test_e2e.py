@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import browser_page, streamlit_server, why_no_browser
+from ui.browser import browser_page, streamlit_server, why_no_browser
 
 REASON = why_no_browser()
 
@@ -44,9 +44,10 @@ def test_attack_lab_in_a_browser(demo_dir, isolated_cache, tmp_path):
 
 @pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
 def test_study_answered_by_keyboard(tmp_path, isolated_cache, monkeypatch):
+    from helpers import stimuli
+
     from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
     from advrec_core.study.db import dispose
-    from test_study import stimuli
 
     url = f"sqlite:///{tmp_path / 'study.sqlite'}"
     db = session_factory(url)

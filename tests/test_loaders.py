@@ -2,13 +2,13 @@
 one clear error line naming the file/line/id and what was expected, never a traceback."""
 import numpy as np
 import pytest
+from helpers import make_authors, make_generic, write_image
 from PIL import Image
 
 from advrec_core.cli import main
 from advrec_core.data import DataConfig, load_dataset
 from advrec_core.data.images import load_image
 from advrec_core.errors import DataError
-from conftest import make_authors, make_generic, write_image
 
 GOOD = ["u1,A,1,5", "u1,B,2,4", "u2,A,3,3", "u2,C,4,4", "u3,B,5,2", "u3,A,6,5", "u4,C,7,1"]
 
@@ -19,7 +19,7 @@ def cli_error(capsys, *argv) -> str:
     err = capsys.readouterr().err
     assert rc == 2, err
     assert "Traceback" not in err
-    lines = [l for l in err.strip().splitlines() if l]
+    lines = [line for line in err.strip().splitlines() if line]
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     return lines[0]
 

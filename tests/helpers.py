@@ -1,0 +1,72 @@
+"""What several test files share: the repository root, small dataset folders, file digests
+and synthetic study stimuli. Test files import from here, never from each other."""
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from advrec_core.study import Stimulus
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def digest(folder: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file under `folder`."""
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def stimuli(n_cells=2, per_cell=6, size=8, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for c in range(n_cells):
+        for i in range(per_cell):
+            clean = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+            adv = np.clip(clean.astype(int) + rng.integers(-4, 5, clean.shape), 0, 255).astype(np.uint8)
+            out.append(Stimulus(f"pgd-{4 * (c + 1)}/traditional", f"item{c}-{i}", clean, adv,
+                                {"LPIPS-vgg": 0.01 * (i + 1), "SSIM": 1 - 0.01 * i}))
+    return out
+
+
+def write_image(path: Path, mode: str = "RGB", size=(16, 16), fmt: str | None = None, value=None):
+    """Write a small solid image in `mode`; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode == "I;16":
+        arr = np.full(size[::-1], 40000 if value is None else value, np.uint16)
+        Image.fromarray(arr).save(path, format=fmt)  # uint16 -> I;16
+    else:
+        color = value if value is not None else {"L": 128, "1": 1, "CMYK": (0, 255, 255, 0),
+                                                 "RGBA": (255, 0, 0, 128),
+                                                 "LA": (50, 128)}.get(mode, (10, 200, 30))
+        Image.new(mode, size, color).save(path, format=fmt)
+    return path
+
+
+def make_generic(root: Path, rows: list[str], items=None, header="user,item,timestamp,rating",
+                 categories: list[str] | None = None) -> Path:
+    """A generic-layout folder: interactions.csv from `rows`, one PNG per item."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "interactions.csv").write_text("\n".join([header, *rows]) + "\n")
+    if items is None:
+        items = sorted({r.split(",")[1] for r in rows})
+    for it in items:
+        write_image(root / "images" / f"{it}.png")
+    if categories is not None:
+        (root / "items.csv").write_text("\n".join(["item,category", *categories]) + "\n")
+    return root
+
+
+def make_authors(root: Path, train: list[str], test: list[str], items=None,
+                 classes: list[str] | None = None) -> Path:
+    """An authors'-layout folder: tab-separated train/test, original/images/<id>.jpg."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "trainingset.tsv").write_text("\n".join(train) + "\n")
+    (root / "testset.tsv").write_text("\n".join(test) + "\n")
+    if items is None:
+        items = sorted({r.split("\t")[1] for r in train + test})
+    for it in items:
+        write_image(root / "original" / "images" / f"{it}.jpg", fmt="JPEG")
+    if classes is not None:
+        (root / "classes.csv").write_text("\n".join(["ImageID,ClassStr,ClassNum,Prob", *classes]) + "\n")
+    return root
