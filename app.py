@@ -6,9 +6,10 @@ on a fresh server a first visit to e.g. /attack_lab would run that page without 
 (no wide layout, wrong sidebar)."""
 import streamlit as st
 
-from ui import jobs_sidebar
+from ui import jobs_sidebar, startup_gc
 
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
+startup_gc()
 
 study = st.Page("app_pages/study.py", title="Take the study", icon=":material/visibility:",
                 url_path="study")

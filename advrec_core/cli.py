@@ -13,12 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .attacks import ATTACKS, AttackSpec
 from .cache import Cache, atomic_write_bytes
+from .data import DEMO, DUPLICATES, DataConfig
+from .defenses import DEFENSES, TRADITIONAL
 from .errors import AdvRecError
+from .experiments.categories import CATEGORY_MODES
+from .extractors import EXTRACTORS, ExtractorConfig
 from .progress import TqdmProgress
-
-DEFENSES = ("traditional", "at", "free_at")  # = defenses.DEFENSES; not imported here, since
-# that loads torch and would slow down --help (a test checks the two agree)
+from .recommenders import RECOMMENDERS, RecConfig
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -48,7 +51,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from .data.loaders import DataConfig, load_dataset
+    from .data.loaders import load_dataset
 
     progress = TqdmProgress(disable=args.quiet)
     cache = Cache(Path(args.cache)) if args.cache else None
@@ -92,7 +95,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 def _extractor_config(args: argparse.Namespace):
     from .defenses import TrainConfig
-    from .extractors import ExtractorConfig
 
     train = TrainConfig(defense=args.defense, epochs=args.epochs, free_epochs=args.epochs) \
         if args.epochs else TrainConfig(defense=args.defense)
@@ -109,7 +111,7 @@ def _cmd_train_extractor(args: argparse.Namespace) -> int:
     from .extractors import load_extractor
 
     progress = TqdmProgress(disable=args.quiet)
-    ds = load_dataset("demo", cache=_cache(args), progress=progress)
+    ds = load_dataset(DEMO, cache=_cache(args), progress=progress)
     config = _extractor_config(args)
     _, info = load_extractor(config, ds.corpus, _cache(args), args.device, progress)
     if args.json:
@@ -148,8 +150,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
     progress = TqdmProgress(disable=args.quiet)
     ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
-    job = AttackJob(source=args.source, target=args.target, attack=args.attack,
-                    params=_attack_params(args), extractor=_extractor_config(args),
+    job = AttackJob(source=args.source, target=args.target, spec=_attack_spec(args),
+                    extractor=_extractor_config(args),
                     limit=args.limit, batch_size=args.batch_size, seed=args.seed,
                     lpips=tuple(args.lpips.split(",")) if args.lpips else (),
                     categories=args.categories)
@@ -175,8 +177,6 @@ def _cmd_attack(args: argparse.Namespace) -> int:
 
 
 def _rec_config(args: argparse.Namespace):
-    from .recommenders import RecConfig
-
     fields = {"model": args.model, "epochs": args.rec_epochs, "lr": args.lr, "reg": args.reg,
               "factors": args.factors, "precision": args.precision}
     return RecConfig(**{k: v for k, v in fields.items() if v is not None})
@@ -189,7 +189,7 @@ def _add_precision_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_rec_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="vbpr", choices=["bprmf", "vbpr", "amr"])
+    p.add_argument("--model", default=RecConfig.model, choices=RECOMMENDERS.available())
     p.add_argument("--rec-epochs", type=int, help="recommender epochs")
     p.add_argument("--lr", type=float, help="recommender learning rate")
     p.add_argument("--reg", type=float, help="L2 regularisation (lambda of eq. 1)")
@@ -200,10 +200,10 @@ def _add_rec_args(p: argparse.ArgumentParser) -> None:
 
 def _cmd_train_rec(args: argparse.Namespace) -> int:
     from .data.loaders import load_dataset
-    from .experiments.extract import ExtractJob, extract_features
-    from .experiments.categories import categorize, describe
-    from .experiments.poison import train_and_evaluate
     from .device import resolve_device
+    from .experiments.categories import categorize, describe
+    from .experiments.extract import ExtractJob, extract_features
+    from .experiments.poison import train_and_evaluate
 
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
@@ -212,7 +212,7 @@ def _cmd_train_rec(args: argparse.Namespace) -> int:
                     args.categories, cache, args.device, progress)
     rec = _rec_config(args)
     feats = None
-    if rec.model != "bprmf":
+    if RECOMMENDERS.get(rec.model).uses_images:
         feats = extract_features(ds, ExtractJob(extractor), cache, args.device,
                                  progress).features
     run = train_and_evaluate(ds, feats, rec, np.zeros(0, np.int64), None, cache,
@@ -250,13 +250,13 @@ def _cmd_poison(args: argparse.Namespace) -> int:
 
     extractor = _extractor_config(args)
     progress, cache, ds, source, target = _dataset_and_pair(args, extractor)
-    job = PoisonJob(AttackJob(source=source, target=target, attack=args.attack,
-                              params=_attack_params(args), extractor=extractor,
+    job = PoisonJob(AttackJob(source=source, target=target, spec=_attack_spec(args),
+                              extractor=extractor,
                               limit=args.limit, lpips=(), categories=args.categories),
                     rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k))
     res = run_poison(ds, job, cache, args.device, progress)
     avg = res.attack_summary["averages"]
-    print(f"poisoning    {source} -> {target} with {args.attack} on {extractor.label}: "
+    print(f"poisoning    {source} -> {target} with {job.attack.spec.title} on {extractor.label}: "
           f"SR {avg['SR']:.1%} over {avg['n']} images, FL {avg['FL']:.4g}")
     print(f"categories   {describe(args.categories, extractor)} (CHR@K, nCDCG, source items)")
     n_cat, n_given, n_both = overlap(ds, res.dataset, source)
@@ -282,14 +282,14 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .errors import CategoryError
-    from .experiments.grid import GridSpec, grid_table, parse_attack
+    from .experiments.grid import GridSpec, grid_table
     from .experiments.poison import run_poison
 
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
              "seeds": args.seeds}
     for a in args.attacks or ():
-        parse_attack(a)  # a clear error before any work
-    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": "traditional"}))
+        AttackSpec.parse(a)  # a clear error before any work
+    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": TRADITIONAL.name}))
     progress, cache, ds, source, target = _dataset_and_pair(args, extractor)
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
@@ -334,7 +334,7 @@ def _cmd_regime(args: argparse.Namespace) -> int:
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
     ds = load_dataset(args.dataset, cache=cache, progress=progress)
-    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": "traditional"}))
+    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": TRADITIONAL.name}))
     out = regime(ds, tuple(dict.fromkeys(args.defense)), extractor, args.source, args.target,
                  args.categories, args.limit, args.cw, args.cw_steps or None, cache, args.device,
                  progress)
@@ -365,8 +365,7 @@ def _cmd_study(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .cache import atomic_write_text
-    from .study import all_studies, answers_frame, database_url, session_factory
-    from .study import analysis
+    from .study import all_studies, analysis, answers_frame, database_url, session_factory
 
     db = session_factory(args.db)
     studies = all_studies(db)
@@ -393,28 +392,48 @@ def _cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
-def _attack_params(args: argparse.Namespace) -> tuple:
-    from .experiments.attack import attack_params
-
-    return attack_params(args.attack, args.eps, args.eps_space, args.steps, args.random_start,
-                         args.cw_steps)
+def _attack_spec(args: argparse.Namespace) -> AttackSpec:
+    return AttackSpec.create(args.attack, args.eps, args.steps, random_start=args.random_start,
+                             eps_space=args.eps_space)
 
 
 def _add_attack_args(a: argparse.ArgumentParser) -> None:
-    a.add_argument("--attack", default="pgd", choices=["fgsm", "pgd", "cw"])
-    a.add_argument("--eps", type=float, default=8, help="L-inf radius in 8-bit levels (x/255)")
+    a.add_argument("--attack", default=AttackSpec.name, choices=ATTACKS.available())
+    a.add_argument("--eps", type=float, default=AttackSpec.eps,
+                   help="L-inf radius in 8-bit levels (x/255); FGSM and PGD")
     a.add_argument("--eps-space", default="pixel", choices=["pixel", "normalized"],
                    help="'normalized' reproduces the authors' code (eps on normalised inputs)")
-    a.add_argument("--steps", type=int, default=10, help="PGD iterations")
+    a.add_argument("--steps", type=int,
+                   help="iterations: PGD steps (default 10), C&W steps per search step (1000)")
     a.add_argument("--random-start", action="store_true",
                    help="PGD from a random point in the eps-ball (the authors' code: none)")
-    a.add_argument("--cw-steps", type=int, help="C&W iterations per search step (1000)")
     a.add_argument("--limit", type=int, help="attack only the first N source items")
 
 
+def _cmd_cache(args: argparse.Namespace) -> int:
+    cache = _cache(args)
+    if args.action == "gc":
+        removed = cache.gc(args.older_than)
+        for folder in removed:
+            print(f"removed      {folder}")
+        print(f"cache gc     {len(removed)} stale build folder(s) removed under {cache.root}")
+        return 0
+    bad = cache.verify()
+    for folder, why in bad:
+        print(f"corrupt      {folder}: {why}")
+    print(f"cache verify {len(bad)} corrupt entr{'y' if len(bad) == 1 else 'ies'} under "
+          f"{cache.root}" + (" (each is rebuilt when next needed)" if bad else ""))
+    return 1 if bad else 0
+
+
 def _cmd_lpips_weights(args: argparse.Namespace) -> int:
-    from .metrics.lpips_metric import BACKBONES, backbone_path, check_backbone, fetch_backbone, \
-        import_backbone
+    from .metrics.lpips_metric import (
+        BACKBONES,
+        backbone_path,
+        check_backbone,
+        fetch_backbone,
+        import_backbone,
+    )
 
     nets = [args.net] if args.net else sorted(BACKBONES)
     if args.action == "fetch":
@@ -431,9 +450,9 @@ def _cmd_lpips_weights(args: argparse.Namespace) -> int:
 
 
 def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True) -> None:
-    p.add_argument("--extractor", default="demo-cnn", help="demo-cnn | resnet50")
+    p.add_argument("--extractor", default=ExtractorConfig.arch, choices=EXTRACTORS.available())
     if defense:
-        p.add_argument("--defense", default="traditional", choices=DEFENSES)
+        p.add_argument("--defense", default=TRADITIONAL.name, choices=DEFENSES.available())
     p.add_argument("--weights", help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
     p.add_argument("--epochs", type=int,
                    help="demo-cnn: training epochs (Free AT: epochs of m replays each)")
@@ -441,7 +460,7 @@ def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True) -> Non
 
 
 def _add_categories_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--categories", default="predicted", choices=["predicted", "true"],
+    p.add_argument("--categories", default=CATEGORY_MODES[0], choices=CATEGORY_MODES,
                    help="item category for CHR@K and for choosing the attacked items: the "
                         "extractor's prediction on the clean image (as in the paper) or the "
                         "dataset's given category")
@@ -456,13 +475,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="<command>")
 
     from .data.demo import DemoConfig
+    from .experiments.grid import PAPER_ATTACKS, VISUAL_MODELS
 
     d = sub.add_parser("demo", help="generate the offline demo catalog (cached)")
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--users", type=int, default=DemoConfig.n_users)
     d.add_argument("--items", type=int, default=DemoConfig.n_items)
     d.add_argument("--interactions", type=int, default=DemoConfig.n_interactions)
-    d.add_argument("--corpus", type=int, default=DemoConfig.n_corpus, help="labelled classifier-training images")
+    d.add_argument("--corpus", type=int, default=DemoConfig.n_corpus,
+                   help="labelled classifier-training images")
     d.add_argument("--workers", type=int, default=None, help="render processes (default: 2)")
     d.add_argument("--out", help="write to this new folder instead of the cache")
     d.add_argument("--force", action="store_true", help="regenerate the cached copy")
@@ -472,13 +493,13 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="statistics of a dataset: 'demo' or a folder")
     i.add_argument("dataset", help="'demo', or a folder in the authors' or the generic layout")
     i.add_argument("--k-core", type=int, default=0, help="generic layout: k-core filter")
-    i.add_argument("--duplicates", choices=["error", "first", "last"], default="error",
+    i.add_argument("--duplicates", choices=DUPLICATES, default=DataConfig.duplicates,
                    help="what to do with repeated (user, item) rows")
     i.add_argument("--check-images", action="store_true", help="decode every image")
     i.add_argument("--json", action="store_true", help="machine-readable output")
     i.set_defaults(func=_cmd_info)
 
-    t = sub.add_parser("train-extractor", help="train the demo CNN (traditional, at, free_at)")
+    t = sub.add_parser("train-extractor", help=f"train the demo CNN ({', '.join(DEFENSES.available())})")
     _add_extractor_args(t)
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=_cmd_train_extractor)
@@ -526,11 +547,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--source", help="category to push (default: the least popular)")
     g.add_argument("--target", help="class to imitate (default: the most popular)")
     g.add_argument("--attacks", nargs="+",
-                   help="default: fgsm-4 fgsm-8 pgd-4 pgd-8 cw (the paper's rows)")
-    g.add_argument("--defenses", nargs="+", choices=DEFENSES,
-                   help="default: all three")
-    g.add_argument("--models", nargs="+", choices=["bprmf", "vbpr", "amr"],
-                   help="default: vbpr amr")
+                   help=f"default: {' '.join(PAPER_ATTACKS)} (the paper's rows)")
+    g.add_argument("--defenses", nargs="+", choices=DEFENSES.available(),
+                   help="default: all of them")
+    g.add_argument("--models", nargs="+", choices=RECOMMENDERS.available(),
+                   help=f"default: {' '.join(VISUAL_MODELS)}")
     g.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2")
     g.add_argument("--limit", type=int, help="attack only the first N source items")
     g.add_argument("--cw-steps", type=int, default=100,
@@ -546,8 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     rg = sub.add_parser("regime", help="how robust is an extractor: clean / PGD accuracy and "
                                        "the targeted SR of FGSM and PGD per defense")
     rg.add_argument("dataset", help="'demo' or a dataset folder")
-    rg.add_argument("--defense", nargs="+", default=list(DEFENSES), choices=DEFENSES,
-                    help="default: traditional at free_at")
+    rg.add_argument("--defense", nargs="+", default=DEFENSES.available(),
+                    choices=DEFENSES.available(), help="default: all of them")
     rg.add_argument("--source", help="category to attack (default: the least popular)")
     rg.add_argument("--target", help="class to reach (default: the most popular)")
     rg.add_argument("--limit", type=int, help="attack only the first N source items")
@@ -571,6 +592,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="keep annotators who failed catch trials in the summary")
     sy.set_defaults(func=_cmd_study)
 
+    c = sub.add_parser("cache", help="gc: remove build folders a killed process left behind; "
+                                     "verify: re-read every entry and report corrupt ones")
+    c.add_argument("action", choices=["gc", "verify"])
+    c.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
+                   help="gc: also remove build folders of live processes untouched this long "
+                        "(default 3600; those of dead processes go at once)")
+    c.set_defaults(func=_cmd_cache)
+
     w = sub.add_parser("lpips-weights", help="status / fetch / import LPIPS backbone weights")
     w.add_argument("action", choices=["status", "fetch", "import"])
     w.add_argument("file", nargs="?", help="import: the weights file")
@@ -582,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.command != "cache":
+        _cache(args).gc()  # debris of killed runs (dead builders, or older than an hour)
     try:
         return args.func(args)
     except AdvRecError as e:

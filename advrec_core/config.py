@@ -7,9 +7,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import types
+import typing
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -45,3 +47,29 @@ def stable_hash(*parts: Any, length: int = 16) -> str:
     """Hex digest (first `length` chars) of the canonical JSON of `parts`."""
     blob = json.dumps(to_jsonable(list(parts)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+C = TypeVar("C")
+
+
+def from_jsonable(cls: type[C], data: dict) -> C:
+    """The config `to_jsonable` wrote (e.g. a cache entry's stored config), rebuilt as `cls`:
+    nested configs by their field types, lists back to tuples where the field is a tuple."""
+    hints = typing.get_type_hints(cls)
+    return cls(**{f.name: _revive(hints[f.name], data[f.name])
+                  for f in dataclasses.fields(cls) if f.name in data})
+
+
+def _revive(tp: Any, value: Any) -> Any:
+    options = typing.get_args(tp) if isinstance(tp, types.UnionType) \
+        or typing.get_origin(tp) is typing.Union else (tp,)
+    if isinstance(value, dict) and "__config__" in value:
+        cls = next(t for t in options
+                   if dataclasses.is_dataclass(t) and t.__name__ == value["__config__"])
+        return from_jsonable(cls, value)
+    if isinstance(value, list):
+        for t in options:
+            if typing.get_origin(t) is tuple:
+                args = [a for a in typing.get_args(t) if a is not Ellipsis] or [Any]
+                return tuple(_revive(args[0], v) for v in value)
+    return value

@@ -17,7 +17,7 @@ import torch
 
 from .cache import Cache, atomic_write_text, sha256_file
 from .config import stable_hash
-from .defenses.training import DEFENSES, TrainConfig, train_classifier
+from .defenses.training import DEFENSES, TRADITIONAL, TrainConfig, train_classifier
 from .device import resolve_device
 from .errors import AdvRecError
 from .models import Classifier, DemoCNN, WeightsUnavailable, load_resnet50
@@ -30,13 +30,12 @@ EXTRACTORS: Registry = Registry("extractor")
 @dataclass(frozen=True)
 class ExtractorConfig:
     arch: str = "demo-cnn"  # registry name: demo-cnn | resnet50
-    defense: str = "traditional"  # traditional | at | free_at
+    defense: str = TRADITIONAL.name  # DEFENSES registry name
     weights: str | None = None  # resnet50: local checkpoint; None = torchvision ImageNet
     train: TrainConfig = field(default_factory=TrainConfig)  # demo-cnn training settings
 
     def __post_init__(self):
-        if self.defense not in DEFENSES:
-            raise ValueError(f"defense must be one of {DEFENSES}, not {self.defense!r}")
+        DEFENSES.get(self.defense)  # unknown names list the known ones
         EXTRACTORS.get(self.arch)  # unknown names fail here, listing the known ones
         if self.train.defense != self.defense:  # one source of truth for the defense
             object.__setattr__(self, "train", replace(self.train, defense=self.defense))
@@ -100,9 +99,8 @@ def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
 @EXTRACTORS.register("resnet50")
 def _build_resnet50(config: ExtractorConfig, corpus: Path | None, cache: Cache,
                     device: torch.device, progress: Progress | None) -> tuple[Classifier, dict]:
-    if config.defense != "traditional" and config.weights is None:
-        ckpt = {"at": "imagenet_linf_4.pt (MadryLab robustness)",
-                "free_at": "model_best.pth.tar (Free AT)"}[config.defense]
+    ckpt = DEFENSES.get(config.defense).checkpoint
+    if ckpt and config.weights is None:
         raise WeightsUnavailable(f"the {config.defense} ResNet50 needs a robust checkpoint file, "
                                  f"e.g. {ckpt}; pass it as weights")
     model, source = load_resnet50(config.weights)

@@ -5,8 +5,8 @@ key for the same dataset and config). The runner keeps one worker thread per dev
 jobs never compete for one GPU (or the CPU's cores); submitting a key that is already queued,
 running or done returns that job instead of starting it again (two browser tabs, one job).
 Results land in the cache through the pipeline functions themselves (pages read them from
-there); the runner also keeps the returned object for callers that wait on a job. A failed job keeps a one-line
-error (and the traceback, for a "details" view) and can be submitted again.
+there); the runner also keeps the returned object for callers that wait on a job. A failed
+job keeps a one-line error (and the traceback, for a "details" view) and can be submitted again.
 
 The runner is a process-wide singleton (`runner()`): a Streamlit server is one process whose
 sessions are threads, so every tab sees the same jobs. It never imports a UI."""

@@ -1,6 +1,7 @@
 """One registry mechanism for every pluggable part (dataset layouts, extractors, attacks,
 recommenders, metrics): ``@REG.register("name")``, ``REG.create(name, **kw)``,
-``REG.available()``. An unknown name raises an error listing the known ones."""
+``REG.available()`` (names in registration order, which pages and tables follow). An
+unknown name raises an error listing the known ones."""
 from __future__ import annotations
 
 from typing import Any, Callable, Generic, TypeVar
@@ -28,17 +29,17 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "(none)"
+            known = ", ".join(self._entries) or "(none)"
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
         return self.get(name)(*args, **kwargs)  # type: ignore[operator]
 
     def available(self) -> list[str]:
-        return sorted(self._entries)
+        return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 
-    def items(self):
-        return sorted(self._entries.items())
+    def items(self) -> list[tuple[str, T]]:
+        return list(self._entries.items())

@@ -4,20 +4,22 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from advrec_core.attacks import ATTACKS, AttackSpec
 from advrec_core.data.images import display_factor
+from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
-from advrec_core.experiments.attack import AttackJob, attack_params, run_attack_job
+from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
-from advrec_core.experiments.grid import DEFENSE_NAMES
 from advrec_core.experiments.poison import pair_choices
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
-from advrec_core.viz import amplified, compare_html, heat_overlay, perturbation_map, upscale
+from advrec_core.viz import amplified, heat_overlay, perturbation_map, upscale
 from ui import ATTACK_JOB_KEY, category_mode, current_dataset, result_or_job, show_pngs
+from ui.compare import compare_html
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
-st.caption(f"Dataset: **{'demo catalog' if spec[0] == 'demo' else spec[0]}** "
+st.caption(f"Dataset: **{spec.title}** "
            f"({ds.n_items:,} items) · change it on the Data page.")
 prev: AttackJob | None = st.session_state.get(ATTACK_JOB_KEY)
 mode = category_mode("lab", CATEGORY_MODES.index(prev.categories if prev else "predicted"))
@@ -34,7 +36,7 @@ if not choices.predicted:
 names, (source0, target0) = choices.names, choices.proposed
 if prev is not None and not {prev.source, prev.target} <= set(names):
     prev = None  # made on another dataset
-start = prev or AttackJob(source0, target0, "pgd", attack_params("pgd"))  # the form's defaults
+start = prev or AttackJob(source0, target0)  # the form's defaults: the paper's PGD-8
 
 with st.form("attack_form"):
     c = st.columns(4)
@@ -42,32 +44,31 @@ with st.form("attack_form"):
                             index=names.index(start.source))
     target = c[1].selectbox("Target class (popular)", names, key="lab_target",
                             index=names.index(start.target))
-    defense = c[2].selectbox("Feature extractor", list(DEFENSE_NAMES), key="lab_defense",
-                             format_func=DEFENSE_NAMES.get,
-                             index=list(DEFENSE_NAMES).index(start.extractor.defense))
+    defense = c[2].selectbox("Feature extractor", DEFENSES.available(), key="lab_defense",
+                             format_func=lambda d: DEFENSES.get(d).title,
+                             index=DEFENSES.available().index(start.extractor.defense))
     arch = c[3].selectbox("Network", EXTRACTORS.available(), key="lab_arch",
                           index=EXTRACTORS.available().index(start.extractor.arch),
                           help="demo-cnn: trained here on the demo corpus. resnet50: ImageNet "
                                "(torchvision weights) or a local checkpoint; needs the weights.")
     c = st.columns(4)
-    attack = c[0].radio("Attack", ["pgd", "fgsm", "cw"], horizontal=True, key="lab_attack",
-                        format_func=str.upper, index=["pgd", "fgsm", "cw"].index(start.attack))
-    p0 = dict(start.params)
+    s0 = start.spec
+    attack = c[0].radio("Attack", ATTACKS.available(), horizontal=True, key="lab_attack",
+                        format_func=lambda a: ATTACKS.get(a).title,
+                        index=ATTACKS.available().index(s0.name))
     eps = c[1].select_slider("ε (8-bit levels, L-inf; FGSM/PGD)", [1, 2, 4, 8, 16], key="lab_eps",
-                             value=int(round(p0.get("eps", 8 / 255) * 255)))
-    steps = c[2].number_input("PGD steps", 1, 200, int(p0.get("steps", 10)), key="lab_steps",
-                              help="The paper's: 10 steps of ε/6, no random start")
-    cw_steps = c[3].number_input("C&W iterations per search step", 10, 2000, 1000, step=50,
-                                 key="lab_cw_steps",
-                                 help="5 binary-search steps; about 5 s per image on 2 CPU "
-                                      "cores at 1000")
+                             value=int(s0.eps or AttackSpec.eps))
+    steps = c[2].number_input("Iterations (0: the attack's default)", 0, 2000, s0.steps or 0,
+                              key="lab_steps",
+                              help="PGD: 10 steps of ε/6 from the clean image (the paper's); "
+                                   "C&W: 1000 Adam steps per binary-search step (5 searches; "
+                                   "about 5 s per image on 2 CPU cores); FGSM: one step")
     limit = st.number_input("Images to attack (first N of the source category; 0 = all)",
                             0, ds.n_items, start.limit or 0, key="lab_limit")
     submitted = st.form_submit_button("Run attack", type="primary", key="lab_run")
 
-params = attack_params(attack, eps, steps=int(steps),
-                       cw_steps=int(cw_steps) if cw_steps != 1000 else None)
-job = AttackJob(source, target, attack, params, ExtractorConfig(arch=arch, defense=defense),
+spec = AttackSpec.create(attack, eps, int(steps) or None)
+job = AttackJob(source, target, spec, ExtractorConfig(arch=arch, defense=defense),
                 limit=int(limit) or None, categories=mode)
 if submitted or prev is None or prev == job:
     st.session_state[ATTACK_JOB_KEY] = job
@@ -80,14 +81,14 @@ if source == target:
 key = job_key("attack", spec, job)
 result = result_or_job(
     run_attack_job, ds, job, key,
-    f"{job.attack.upper()} on {job.source} -> {job.target} ({job.extractor.label})", submitted,
+    f"{job.spec.title} on {job.source} -> {job.target} ({job.extractor.label})", submitted,
     "Not computed yet: press **Run attack**. The first run on a defense also trains its "
     "extractor (demo: about 30 s Traditional, 3 min AT).")
 
 # --- the result ----------------------------------------------------------------------------
 summary, m = result.summary, result.metrics
 avg = summary["averages"]
-st.subheader(f"{summary['attack'].upper()} · {summary['source']} → {summary['target']} · "
+st.subheader(f"{job.spec.title} · {summary['source']} → {summary['target']} · "
              f"{summary['extractor']}")
 k = st.columns(6)
 k[0].metric("Success rate", f"{avg['SR']:.1%}", help="share classified as the target")

@@ -5,34 +5,36 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
+from advrec_core.data import DUPLICATES, DataConfig, DatasetSpec
 from advrec_core.data.images import display_factor, upscale_nearest
 from advrec_core.errors import DataError
 from advrec_core.experiments.categories import categorize, category_confusion, category_counts
 from advrec_core.extractors import ExtractorConfig
-from ui import DATASET_KEY, cached, get_dataset, show_pngs
+from ui import DATASET_KEY, cached, current_spec, get_dataset, show_pngs
 
 st.title("Data")
-spec, k_core, dup = st.session_state.get(DATASET_KEY, ("demo", 0, "error"))
+spec = current_spec()
+k_core, dup = spec.config.k_core, spec.config.duplicates
 source = st.radio("Source", ["Demo catalog", "Dataset folder"], horizontal=True,
-                  index=0 if spec == "demo" else 1, key="data_source")
+                  index=0 if spec.is_demo else 1, key="data_source")
 if source == "Dataset folder":
     folder = st.text_input("Folder (authors' layout or generic layout)",
-                           value="" if spec == "demo" else spec, key="data_folder",
+                           value="" if spec.is_demo else spec.source, key="data_folder",
                            placeholder="/data/amazon_men")
     with st.expander("Loading options"):
         k_core = st.number_input("k-core (generic layout)", 0, 100, k_core, key="data_kcore")
-        dup = st.selectbox("Repeated (user, item) rows", ["error", "first", "last"],
-                           index=["error", "first", "last"].index(dup), key="data_dup")
+        dup = st.selectbox("Repeated (user, item) rows", DUPLICATES,
+                           index=DUPLICATES.index(dup), key="data_dup")
     if not folder:
         st.info("Enter a dataset folder. Expected `trainingset.tsv`, `testset.tsv` and "
                 "`original/images/` (the authors' layout), or `interactions.csv` and `images/` "
                 "(generic layout, optional `items.csv`).")
         st.stop()
-    spec = folder
+    spec = DatasetSpec(folder, DataConfig(int(k_core), dup))
 else:
-    spec = "demo"
-st.session_state[DATASET_KEY] = (spec, int(k_core), dup)
-ds = get_dataset(spec, int(k_core), dup)
+    spec = DatasetSpec()
+st.session_state[DATASET_KEY] = spec
+ds = get_dataset(spec)
 
 s = ds.summary()
 c = st.columns(5)

@@ -4,16 +4,26 @@ as missing (grey), never as zero."""
 import pandas as pd
 import streamlit as st
 
+from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
-from advrec_core.experiments.grid import (ATTACK_NAMES, ATTACKS, DEFENSE_NAMES, DEFENSES,
-                                          MODELS, GridSpec, by_attack_defense, grid_table,
-                                          paper_rows, paper_tables)
+from advrec_core.experiments.grid import (
+    NO_ATTACK,
+    PAPER_ATTACKS,
+    VISUAL_MODELS,
+    GridSpec,
+    attack_title,
+    by_attack_defense,
+    cell_title,
+    grid_table,
+    paper_rows,
+    paper_tables,
+    titled,
+)
 from advrec_core.experiments.poison import pair_choices, run_poison
 from advrec_core.extractors import ExtractorConfig
 from advrec_core.jobs import job_key, runner
-from ui import DEF_SHORT, cached, category_mode, current_dataset, heatmap, job_panel, submit
-
-MODEL_NAMES = {"vbpr": "VBPR", "amr": "AMR"}
+from advrec_core.recommenders import RECOMMENDERS
+from ui import cached, category_mode, current_dataset, heatmap, job_panel, submit
 
 st.title("Grid")
 spec, ds = current_dataset()
@@ -31,10 +41,9 @@ with st.expander("Grid settings", expanded=False):
     source = c[0].selectbox("Source", names, index=names.index(source0), key="grid_source")
     target = c[1].selectbox("Target", names, index=names.index(target0), key="grid_target")
     n_seeds = c[2].number_input("Seeds per cell", 1, 10, 3, key="grid_seeds")
-    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000,
-                                 GridSpec.cw_steps, step=10,
-                                 key="grid_cw", help="1000 is the attack's default (about 5 s "
-                                 "per image on 2 CPU cores); the grid uses 100 unless changed")
+    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, GridSpec.cw_steps,
+                                 step=10, key="grid_cw", help="1000 is the attack's default "
+                                 "(about 5 s per image on 2 CPU cores); the grid's is 100")
 spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))), cw_steps=int(cw_steps),
                      categories=mode)
 
@@ -48,12 +57,12 @@ generation = sum(j.state == "done" for j in runner().jobs())  # re-read when a j
 table = _table(ds, (spec, spec_grid), spec_grid, generation)
 k = spec_grid.k
 done = int(table["computed"].sum())
-st.caption(f"{source} → {target} on {'the demo catalog' if spec[0] == 'demo' else spec[0]} · "
+st.caption(f"{source} → {target} on {spec.title} · "
            f"{done} of {len(table)} cells computed · each cell: clean and poisoned training "
            f"for {n_seeds} seed(s).")
 if not choices.predicted:
-    st.caption(f"The Traditional extractor's predicted categories are not computed yet: the "
-               f"pair is proposed on the dataset's categories (running a cell computes them).")
+    st.caption("The Traditional extractor's predicted categories are not computed yet: the "
+               "pair is proposed on the dataset's categories (running a cell computes them).")
 paper = paper_tables()
 paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
                     horizontal=True, key="grid_paper_ds")
@@ -61,8 +70,8 @@ paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
 
 tab1, tab2 = st.tabs(["Table 1: CHR@20 shift", "Table 2: SR, FL, LPIPS"])
 with tab1:
-    for m in MODELS:
-        st.subheader(MODEL_NAMES[m])
+    for m in VISUAL_MODELS:
+        st.subheader(RECOMMENDERS.get(m).title)
         ours = table[table["model"] == m]
         c = st.columns(3)
         with c[0]:
@@ -73,11 +82,11 @@ with tab1:
                  f"grid_abs_{m}")
         with c[2]:
             p = paper_rows(paper, "table1", paper_ds, model=m)
-            heatmap(by_attack_defense(p[p["attack"] != "none"], "value"), f"paper ({paper_ds}): CHR@20",
-                 ".3f", f"grid_paper_{m}")
-            none = p[p["attack"] == "none"].set_index("defense")["value"]
+            heatmap(by_attack_defense(p[p["attack"] != NO_ATTACK], "value"),
+                    f"paper ({paper_ds}): CHR@20", ".3f", f"grid_paper_{m}")
+            none = p[p["attack"] == NO_ATTACK].set_index("defense")["value"]
             st.caption("paper, no attack: " + ", ".join(
-                f"{DEF_SHORT[d]} {none[d]:.4f}" for d in DEFENSES))
+                f"{DEFENSES.get(d).short} {none[d]:.4f}" for d in DEFENSES.available()))
 with tab2:
     attack_only = table.drop_duplicates(["attack", "defense"])
     for metric, fmt in (("SR", ".0%"), ("FL", ".2g"), ("LPIPS", ".3f")):
@@ -86,7 +95,8 @@ with tab2:
             heatmap(by_attack_defense(attack_only, metric), f"ours: {metric}", fmt, f"grid_{metric}")
         with c[1]:
             p = paper_rows(paper, "table2", paper_ds, metric=metric)
-            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {metric}", fmt, f"grid_paper_{metric}")
+            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {metric}", fmt,
+                    f"grid_paper_{metric}")
     if attack_only["LPIPS"].isna().all() and attack_only["SR"].notna().any():
         st.caption("LPIPS is missing where the VGG backbone weights are not installed: "
                    "`python -m advrec_core lpips-weights fetch` (needs internet) or "
@@ -96,9 +106,11 @@ st.subheader("Run cells")
 missing = table[~table["computed"]]
 if len(missing):
     c = st.columns(3)
-    m = c[0].selectbox("Recommender", MODELS, format_func=MODEL_NAMES.get, key="grid_run_model")
-    a = c[1].selectbox("Attack", ATTACKS, format_func=ATTACK_NAMES.get, key="grid_run_attack")
-    d = c[2].selectbox("Defense", DEFENSES, format_func=DEFENSE_NAMES.get, key="grid_run_def")
+    m = c[0].selectbox("Recommender", VISUAL_MODELS, key="grid_run_model",
+                       format_func=lambda n: RECOMMENDERS.get(n).title)
+    a = c[1].selectbox("Attack", PAPER_ATTACKS, format_func=attack_title, key="grid_run_attack")
+    d = c[2].selectbox("Defense", DEFENSES.available(), key="grid_run_def",
+                       format_func=lambda n: DEFENSES.get(n).title)
     job = spec_grid.cell(a, d, m)
     key = job_key("poison", spec, job)
     try:
@@ -109,15 +121,12 @@ if len(missing):
     if done:
         st.success("This cell is computed.")
     elif done is not None:
-        job_panel(key, f"{MODEL_NAMES[m]} · {ATTACK_NAMES[a]} · {DEF_SHORT[d]}",
+        job_panel(key, cell_title(a, d, m),
                   lambda progress: run_poison(ds, job, progress=progress),
                   label="Run this cell", button_key="grid_run")
     if st.button(f"Queue all {len(missing)} missing cells", key="grid_run_all"):
-        for _, r in missing.iterrows():
-            cell = spec_grid.cell(r["attack"], r["defense"], r["model"])
-            submit(job_key("poison", spec, cell),
-                   f"{MODEL_NAMES[r['model']]} · {ATTACK_NAMES[r['attack']]} · "
-                   f"{DEF_SHORT[r['defense']]}",
+        for title, cell in spec_grid.missing(table):
+            submit(job_key("poison", spec, cell), title,
                    lambda progress, cell=cell: run_poison(ds, cell, progress=progress))
         st.rerun()
     queued = [j for j in runner().jobs() if j.active and j.key.startswith("poison-")]
@@ -131,9 +140,7 @@ else:
     st.success("Every cell is computed.")
 
 st.subheader("Tables")
-show = table.assign(attack=table["attack"].map(ATTACK_NAMES),
-                    defense=table["defense"].map(DEF_SHORT), model=table["model"].map(MODEL_NAMES))
-st.dataframe(show, hide_index=True, key="grid_table", column_config={
+st.dataframe(titled(table), hide_index=True, key="grid_table", column_config={
     "relative": st.column_config.NumberColumn("relative change", format="percent"),
     "SR": st.column_config.NumberColumn(format="percent")})
 c = st.columns(2)

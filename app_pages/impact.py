@@ -10,12 +10,10 @@ import streamlit as st
 
 from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.poison import PoisonJob, run_poison
-from advrec_core.viz import thumbnail
 from advrec_core.jobs import job_key
-from advrec_core.recommenders import KS, RecConfig
-from ui import ATTACK_JOB_KEY, current_dataset, result_or_job, show_pngs
-
-MODELS = {"vbpr": "VBPR", "amr": "AMR", "bprmf": "BPR-MF (no images: a control)"}
+from advrec_core.recommenders import KS, RECOMMENDERS, RecConfig
+from advrec_core.viz import thumbnail
+from ui import ATTACK_JOB_KEY, current_dataset, model_title, result_or_job, show_pngs
 
 st.title("Recommendation Impact")
 spec, ds = current_dataset()
@@ -25,7 +23,7 @@ if attack is None:
             "recommender on its poisoned features.")
     st.page_link("app_pages/attack_lab.py", label="Open the Attack Lab", icon=":material/bug_report:")
     st.stop()
-st.caption(f"Attack: **{attack.attack.upper()}** {dict(attack.params)} · {attack.source} → "
+st.caption(f"Attack: **{attack.spec.title}** · {attack.source} → "
            f"{attack.target} · {attack.extractor.label} · "
            f"{attack.limit or 'all'} images (from the Attack Lab)")
 
@@ -36,7 +34,9 @@ mode = st.radio("Categories (CHR@K)", CATEGORY_MODES, format_func=MODE_NAMES.get
                      "the paper, or the dataset's own")
 with st.form("impact_form"):
     c = st.columns(3)
-    model = c[0].selectbox("Recommender", list(MODELS), format_func=MODELS.get, key="impact_model")
+    model = c[0].selectbox("Recommender", RECOMMENDERS.available(), format_func=model_title,
+                           index=RECOMMENDERS.available().index(RecConfig.model),
+                           key="impact_model")
     n_seeds = c[1].number_input("Seeds (clean and poisoned runs per seed)", 1, 10, 3,
                               key="impact_seeds")
     epochs = c[2].number_input("Epochs", 5, 500, RecConfig().epochs, key="impact_epochs")
@@ -45,7 +45,7 @@ job = PoisonJob(replace(attack, categories=mode), RecConfig(model=model, epochs=
                 tuple(range(int(n_seeds))))
 key = job_key("poison", spec, job)
 result = result_or_job(
-    run_poison, ds, job, key, f"{MODELS[model]} clean vs poisoned, {n_seeds} seed(s)",
+    run_poison, ds, job, key, f"{model_title(model)} clean vs poisoned, {n_seeds} seed(s)",
     submitted, "Not computed yet: press **Train clean vs poisoned** (demo catalog: about 10 s "
     "per training, two per seed, after the attack itself).")
 
@@ -92,18 +92,12 @@ with right:
                f" of {ds.n_items}.")
 
 st.subheader("Accuracy before / after")
-cols = [c2 for c2 in result.per_seed.columns if c2.split("@")[0] in ("HR", "nDCG", "Recall", "Precision")
-        and c2.endswith(f"@{k}")]
-acc = result.per_seed.groupby("phase")[cols].mean()
-st.dataframe(acc, key="impact_acc")
+st.dataframe(result.accuracy_at(k), key="impact_acc")
 avg = result.attack_summary["averages"]
 st.caption(f"Attack: SR {avg['SR']:.1%}, FL {avg['FL']:.4g} over {avg['n']} images.")
 
 st.subheader("One user's top-K, before and after (seed %d)" % job.seeds[0])
-top_clean = result.runs[(job.seeds[0], "clean")].topk()[:, :k]
-top_pois = result.runs[(job.seeds[0], "poisoned")].topk()[:, :k]
-is_src = result.dataset.category_names() == src
-gain = is_src[top_pois].sum(1) - is_src[top_clean].sum(1)  # (n_users,)
+top_clean, top_pois, gain = result.lists_at(k)
 order = np.argsort(-gain, kind="stable")
 user = st.selectbox("User (sorted by how many source items they gained)", order[:200],
                     key="impact_user", format_func=lambda u: (
@@ -111,7 +105,7 @@ user = st.selectbox("User (sorted by how many source items they gained)", order[
 attacked = set(result.ranks.loc[result.ranks["attacked"], "item_index"])
 for phase, top, other in (("clean", top_clean, top_pois), ("poisoned", top_pois, top_clean)):
     st.markdown(f"**{phase}**")
-    items = top[user]
+    items = top[user][top[user] >= 0]  # a short list ends early
     images = [thumbnail(im, 96) for im in ds.load_images(items)]
     new = set(items) - set(other[user])
     caps = [f"#{n + 1} {ds.item_ids[i]}" + (" · NEW" if phase == "poisoned" and i in new else "")

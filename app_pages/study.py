@@ -7,10 +7,17 @@ import uuid
 import streamlit as st
 
 from advrec_core.errors import AdvRecError
-from advrec_core.study import (consent, get_annotator, next_trial, open_studies, progress,
-                               submit_answer, undo_last)
-from advrec_core.viz import pair_html
+from advrec_core.study import (
+    consent,
+    get_annotator,
+    next_trial,
+    open_studies,
+    progress,
+    submit_answer,
+    undo_last,
+)
 from ui import study_db
+from ui.compare import pair_html
 
 KIND_TEXT = {
     "2afc": ("One of the two images was digitally modified. **Which one?**",
@@ -34,6 +41,8 @@ pid = st.query_params.get("pid")
 
 st.title("Image study")
 if not pid:  # consent and instructions come first
+    timed = (f"* The images disappear after {cfg['exposure_ms']} ms: look carefully."
+             if cfg["presentation"] == "timed" else "")
     st.markdown(f"""
 You will see **{cfg['trials_per_annotator']} pairs of product photos**, one pair at a time.
 In some pairs one photo was changed by a computer in a way that may be hard to see. Answer
@@ -42,7 +51,7 @@ as well as you can; when unsure, guess. It takes about
 
 * Answer with the buttons or the keyboard: **←** / **→** for "which image", **S** / **D**
   for same / different, **U** to undo your last answer.
-{"* The images disappear after " + str(cfg['exposure_ms']) + " ms: look carefully." if cfg["presentation"] == "timed" else ""}
+{timed}
 * We store your answers, how long each took, and a random participant id; nothing else.
   You can stop at any time; the link with your participant id brings you back where you
   stopped.

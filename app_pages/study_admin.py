@@ -5,8 +5,8 @@ from datetime import datetime
 import streamlit as st
 
 from advrec_core.errors import AdvRecError
-from advrec_core.experiments.attack import cell_label, computed_attacks
-from advrec_core.study import StudyConfig, all_studies, create_study, set_open, stimuli_from_attack
+from advrec_core.experiments.attack import computed_attacks
+from advrec_core.study import StudyConfig, all_studies, create_study, set_open, stimuli_from_attacks
 from advrec_core.study.db import database_url
 from ui import current_dataset, require_admin, study_db
 
@@ -46,10 +46,10 @@ if not found:
 
 
 def describe(n: int) -> str:
-    c, r = found[n]
+    job, r = found[n]
     avg = r.summary["averages"]
-    return (f"{cell_label(c)} · {c['source']} → {c['target']} · {len(r.items)} images · "
-            f"SR {avg['SR']:.0%} · {c['extractor']['arch']} · "
+    return (f"{job.label} · {job.source} → {job.target} · {len(r.items)} images · "
+            f"SR {avg['SR']:.0%} · {job.extractor.arch} · "
             f"{datetime.fromtimestamp((r.folder / 'manifest.json').stat().st_mtime):%Y-%m-%d %H:%M}")
 
 
@@ -84,18 +84,9 @@ if create:
         cfg = StudyConfig(tuple(kinds), int(per_cell), int(overlap), int(per_ann), int(catch),
                           float(identical), bool(confidence), presentation, int(exposure),
                           int(zoom), int(seed))
-        if not picked:
-            raise AdvRecError("pick at least one attack result")
-        labels = [cell_label(found[n][0]) for n in picked]
-        if len(set(labels)) != len(labels):
-            raise AdvRecError(f"two picked results share a cell label ({', '.join(labels)}): "
-                              f"pick one per attack/defense setting")
         with st.status("Building the study...") as status:
-            stimuli = []
-            for n in picked:
-                config, result = found[n]
-                stimuli += stimuli_from_attack(ds, result, cell_label(config), int(per_cell),
-                                               int(seed))
+            stimuli = stimuli_from_attacks(ds, [found[n] for n in picked], int(per_cell),
+                                           int(seed))
             study = create_study(db, name.strip(), cfg, stimuli)
             status.update(label=f"Study {study.name!r} created", state="complete")
         st.session_state["admin_created"] = (f"Created {study.name!r} with {len(stimuli)} "

@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from advrec_core.metrics.registry import IMAGE_METRICS
 from advrec_core.study import all_studies, answers_frame
 from advrec_core.study import analysis as A
 from ui import require_admin, study_db
@@ -28,22 +29,21 @@ c = st.columns(3)
 threshold = c[0].slider("Catch trials an annotator must get right", 0.0, 1.0, 1.0, 0.05,
                         key="ana_threshold")
 drop = c[1].checkbox("Exclude annotators who fail", value=True, key="ana_exclude")
-metric_names = [m for m in ("LPIPS-vgg", "LPIPS-alex", "SSIM", "PSNR", "L2", "FL")
-                if m in answers and answers[m].notna().any()]
-fit_metric = c[2].selectbox("Psychometric fit against", metric_names or ["LPIPS-vgg"],
-                            key="ana_metric")
-failures = A.catch_failures(answers, threshold)
-used = A.exclude(answers, failures) if drop else answers
+fit_metric = c[2].selectbox("Psychometric fit against",
+                            A.available_metrics(answers) or IMAGE_METRICS.available(),
+                            key="ana_metric", format_func=lambda m: IMAGE_METRICS.get(m).title)
+res = A.analyse(answers, drop, fit_metric, threshold)
+used = res.used
 k = st.columns(4)
 k[0].metric("Annotators", answers["pid"].nunique())
 k[1].metric("Answers used", f"{len(used):,} of {len(answers):,}")
-alpha = A.agreement(used)
+alpha = res.agreement
 k[2].metric("Krippendorff's α (2AFC)", "n/a" if np.isnan(alpha["2afc"]) else f"{alpha['2afc']:.3f}")
 k[3].metric("Krippendorff's α (same/diff)",
             "n/a" if np.isnan(alpha["samediff"]) else f"{alpha['samediff']:.3f}")
 
 st.subheader("Detection (2AFC: which image was modified?)")
-det = A.detection_by_cell(used)
+det = res.detection
 if det.empty:
     st.caption("No 2AFC answers.")
 else:
@@ -57,26 +57,21 @@ else:
         "rate": st.column_config.NumberColumn(format="percent"),
         "p_value": st.column_config.NumberColumn("p (binomial, > chance)", format="%.3g")})
 
-sd = A.dprime_by_cell(used)
+sd = res.same_different
 if not sd.empty:
     st.subheader("Same / different")
     st.dataframe(sd, hide_index=True, key="ana_sd")
 st.subheader("Catch trials per annotator")
-st.dataframe(failures, hide_index=True, key="ana_catch")
+st.dataframe(res.failures, hide_index=True, key="ana_catch")
 
 st.subheader("Human vs metric")
-images = A.per_image(used)
-corr = A.metric_correlations(images)
-st.dataframe(corr, hide_index=True, key="ana_corr")
-twoafc = used[used["kind"] == "2afc"]
-if fit_metric in twoafc and twoafc[fit_metric].notna().sum() >= 5:
-    fit = A.psychometric_fit(twoafc[fit_metric], twoafc["correct"])
+images, fit = res.images, res.fit
+st.dataframe(res.correlations, hide_index=True, key="ana_corr")
+if fit_metric in images and images[fit_metric].notna().any() and fit["n"] >= 5:
     fig = go.Figure(go.Scatter(x=images[fit_metric], y=images["detection"], mode="markers",
                                name="images", text=images["item"]))
-    if np.isfinite(fit["x75"]):
-        xs = np.linspace(images[fit_metric].min(), images[fit_metric].max(), 200)
-        fig.add_scatter(x=xs, y=0.5 + 0.5 / (1 + np.exp(-(xs - fit["x75"]) / fit["scale"])),
-                        name="logistic fit")
+    if (curve := res.curve()) is not None:
+        fig.add_scatter(x=curve[0], y=curve[1], name="logistic fit")
         st.caption(f"{fit_metric} at 75% detection: **{fit['x75']:.4g}** (scale "
                    f"{fit['scale']:.3g}, {fit['n']} answers)")
     else:
@@ -88,7 +83,7 @@ else:
                f"needs its backbone weights when the attack is run) or too few answers.")
 
 st.subheader("Export")
-summary = A.summary(answers, exclude_failing=drop, fit_metric=fit_metric, min_correct=threshold)
+summary = res.to_dict()
 c = st.columns(4)
 c[0].download_button("Answers (CSV)", answers.to_csv(index=False), "answers.csv", "text/csv",
                      key="ana_csv")

@@ -1,8 +1,7 @@
 """AppTest per page: no exception, and the real content is there."""
 import pytest
+from helpers import ROOT, make_generic
 from streamlit.testing.v1 import AppTest
-
-from conftest import ROOT, make_generic
 
 GOOD = ["u1,A,1,5", "u1,B,2,4", "u2,A,3,3", "u2,C,4,4", "u3,B,5,2", "u3,A,6,5", "u4,C,7,1"]
 
@@ -85,9 +84,9 @@ def finish_jobs():
 
 
 def small_attack():
-    from advrec_core.experiments.attack import AttackJob, attack_params
+    from advrec_core.experiments.attack import AttackJob
 
-    return AttackJob("Sandal", "Running shoe", "pgd", attack_params("pgd", 8), limit=SMALL)
+    return AttackJob("Sandal", "Running shoe", limit=SMALL)  # the paper's PGD-8
 
 
 def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):

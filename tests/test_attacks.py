@@ -135,3 +135,60 @@ def test_every_registered_attack_runs(setup, name):
     attack = ATTACKS.create(name, **kwargs)
     out = run_attack(attack, model, x[:4], target[:4])
     assert out.adv.shape == x[:4].shape and 0 <= out.adv.min() and out.adv.max() <= 1
+
+
+def test_a_new_attack_is_one_class_and_its_registration(monkeypatch):
+    """A toy L-inf attack (a signed random step of eps): registering the class is all it
+    takes for specs, labels, the grid, the CLI's choices and the batched driver to know it."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from advrec_core.attacks import AttackSpec
+    from advrec_core.cli import build_parser
+    from advrec_core.experiments.grid import GridSpec, attack_title
+
+    monkeypatch.setattr(ATTACKS, "_entries", dict(ATTACKS._entries))  # undone after the test
+
+    @ATTACKS.register("toy")
+    @dataclass(frozen=True)
+    class ToySign:
+        eps: float = 4 / 255
+        eps_space: str = "pixel"
+        title: ClassVar[str] = "Toy"
+        takes_eps: ClassVar[bool] = True
+        takes_steps: ClassVar[bool] = False
+
+        def __call__(self, model, x, labels, generator=None):
+            step = torch.randint(0, 2, x.shape, generator=generator).float() * 2 - 1
+            return (x + self.eps * step).clamp(0, 1)
+
+    spec = AttackSpec.parse("toy-2")
+    assert spec == AttackSpec("toy", 2.0) and spec.label == "toy-2" and spec.title == "Toy (ε=2)"
+    assert spec.build() == ToySign(eps=2 / 255)
+    assert attack_title("toy-2") == "Toy (ε=2)"
+    assert GridSpec("a", "b", attacks=("toy-2",)).attack_job("toy-2", "at").spec == spec
+    args = build_parser().parse_args(["attack", "demo", "--source", "a", "--target", "b",
+                                      "--attack", "toy", "--eps", "2"])
+    assert args.attack == "toy"
+    g = torch.Generator().manual_seed(0)
+    x, _ = colour_images(6, g, torch.rand(5, 3, generator=g))
+    out = run_attack(spec.build(), Tiny(), x, torch.zeros(6, dtype=torch.long))
+    assert (out.adv - x).abs().max() <= 2 / 255 + 1e-6
+
+
+def test_attack_specs_hold_one_unit_and_refuse_what_an_attack_does_not_take():
+    from advrec_core.attacks import AttackSpec
+    from advrec_core.errors import AdvRecError
+
+    pgd = AttackSpec.parse("pgd-8").build()
+    assert pgd == PGD(8 / 255) and not pgd.random_start and pgd.steps == 10  # the paper's
+    assert AttackSpec.parse("cw").build() == CarliniWagnerL2()
+    assert AttackSpec.create("fgsm", 4, steps=10).build() == FGSM(4 / 255)  # FGSM: no steps
+    for bad, match in (("pgd", "must look like"), ("cw-8", "must look like"),
+                       ("nope-4", "must look like"), ("pgd-0", "must look like")):
+        with pytest.raises(AdvRecError, match=match):
+            AttackSpec.parse(bad)
+    with pytest.raises(AdvRecError, match="FGSM: .*one step"):
+        AttackSpec("fgsm", 4, steps=3)
+    with pytest.raises(AdvRecError, match="C&W has no random start"):
+        AttackSpec("cw", None, random_start=True)

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from advrec_core.attacks import AttackSpec
 from advrec_core.cache import Cache, NotCached
 from advrec_core.cli import main
 from advrec_core.data import load_dataset
 from advrec_core.data.dataset import Dataset
 from advrec_core.defenses import TrainConfig
 from advrec_core.errors import AdvRecError, CategoryError
-from advrec_core.experiments.attack import AttackJob, cell_label, run_attack_job
-from advrec_core.experiments.categories import (categorize, category_confusion,
-                                                category_counts, overlap)
+from advrec_core.experiments.attack import AttackJob, run_attack_job
+from advrec_core.experiments.categories import categorize, category_confusion, category_counts, overlap
 from advrec_core.experiments.extract import ExtractJob, extract_features
 from advrec_core.experiments.grid import GridSpec
 from advrec_core.experiments.poison import propose_pair
@@ -64,7 +64,7 @@ def test_categorize_predicted_is_the_extractors_prediction(ds, feats):
 def test_attack_with_predicted_categories_attacks_the_items_predicted_as_the_source(ds, feats):
     cds = categorize(ds, QUICK, device="cpu")
     source, target = propose_pair(cds)
-    job = AttackJob(source, target, "fgsm", (("eps", 4 / 255),), QUICK, lpips=())
+    job = AttackJob(source, target, AttackSpec("fgsm", 4), QUICK, lpips=())
     assert job.categories == "predicted"  # the paper's, by default
     res = run_attack_job(ds, job, device="cpu")
     expected = np.flatnonzero(np.array(feats.class_names, dtype=object)[feats.pred] == source)
@@ -150,17 +150,13 @@ def test_bad_categories_and_defenses_are_one_clear_error(ds, capsys):
         GridSpec("Sandal", "Running shoe", categories="nope").attack_job("pgd-8", "at")
     from advrec_core.experiments.regime import regime
 
-    with pytest.raises(AdvRecError, match="defense must be one of traditional, at, free_at"):
+    with pytest.raises(AdvRecError, match="unknown defense .nope.; known: traditional, at, free_at"):
         regime(ds, ("nope",))
 
 
-def test_grid_cells_carry_the_category_mode_and_labels_read_old_entries():
-    from advrec_core.cli import DEFENSES
-    from advrec_core.defenses import DEFENSES as ENGINE_DEFENSES
-
-    assert DEFENSES == ENGINE_DEFENSES
+def test_grid_cells_carry_the_category_mode_and_their_labels():
     spec = GridSpec("Sandal", "Running shoe")
     assert {spec.cell(a, d, "vbpr").attack.categories for a, d, _ in spec.cells()} == {"predicted"}
-    old = {"attack": "pgd", "params": [["eps", 8 / 255]], "extractor": {"defense": "at"}}
-    assert cell_label(old) == "pgd-8/at/given"  # made before the field: the given category
-    assert cell_label({**old, "categories": "predicted"}) == "pgd-8/at"
+    assert spec.attack_job("pgd-8", "at").label == "pgd-8/at"
+    given = GridSpec("Sandal", "Running shoe", categories="true")
+    assert given.attack_job("pgd-8", "at").label == "pgd-8/at/given"

@@ -1,10 +1,14 @@
 """Extraction and the adversary's step on the demo catalog, end to end (small settings)."""
+from dataclasses import replace
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
 
+from advrec_core.attacks import AttackSpec
 from advrec_core.cli import main
-from advrec_core.data import load_dataset
+from advrec_core.data import UNKNOWN, load_dataset
 from advrec_core.defenses import TrainConfig
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
@@ -30,8 +34,8 @@ def test_extract_features_classifies_the_catalog(ds):
 
 
 def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
-    job = AttackJob(source="Sandal", target="Running shoe", attack="pgd",
-                    params=(("eps", 8 / 255),), extractor=QUICK, limit=12, lpips=("vgg",),
+    job = AttackJob(source="Sandal", target="Running shoe", spec=AttackSpec("pgd", 8),
+                    extractor=QUICK, limit=12, lpips=("vgg",),
                     categories="true")  # the given category: a barely trained QUICK may
     # predict few sandals (predicted categories: tests/test_categories.py)
     res = run_attack_job(ds, job, device="cpu")
@@ -69,7 +73,8 @@ def test_cli_attack_prints_the_table_2_metrics(ds, capsys):
     out = capsys.readouterr().out
     assert rc == 0 and "SR " in out and "FL " in out and "SSIM / PSNR" in out
     assert "6 images" in out and "categories   given by the dataset" in out
-    linf = float(next(l for l in out.splitlines() if l.startswith("L-inf")).split()[3].split("/")[0])
+    linf = float(next(row for row in out.splitlines()
+                      if row.startswith("L-inf")).split()[3].split("/")[0])
     assert 0 < linf <= 4.0
 
 
@@ -83,7 +88,7 @@ def test_poison_pipeline_reports_before_after(ds):
     from advrec_core.experiments.poison import PoisonJob, run_poison
     from advrec_core.recommenders import RecConfig
 
-    attack = AttackJob(source="Sandal", target="Running shoe", params=(("eps", 8 / 255),),
+    attack = AttackJob(source="Sandal", target="Running shoe", spec=AttackSpec("pgd", 8),
                        extractor=QUICK, limit=20, lpips=(), categories="true")
     job = PoisonJob(attack, RecConfig(epochs=5), seeds=(0, 1), ks=(10, 20))
     res = run_poison(ds, job, device="cpu")
@@ -95,7 +100,7 @@ def test_poison_pipeline_reports_before_after(ds):
     assert res.ranks["attacked"].sum() == 20 and len(res.ranks) == 60
     assert {"mean_rank_clean", "mean_rank_poisoned", "rank_shift", "in_top@20_poisoned"} <= set(res.ranks)
     # the clean runs do not depend on the attack: a weaker attack reuses them
-    weaker = PoisonJob(AttackJob(**{**attack.__dict__, "params": (("eps", 4 / 255),)}),
+    weaker = PoisonJob(replace(attack, spec=AttackSpec("pgd", 4)),
                        job.rec, job.seeds, job.ks)
     res2 = run_poison(ds, weaker, device="cpu")
     assert res2.runs[(0, "clean")].folder == res.runs[(0, "clean")].folder
@@ -110,13 +115,32 @@ def test_attack_limit_and_unknown_source_fail_early(ds):
     with pytest.raises(AdvRecError, match="limit must be >= 1"):
         source_items(ds, "Sandal", 0)
     with pytest.raises(AdvRecError, match=r"no items in category '\(unknown\)'"):
-        source_items(ds, "(unknown)", None)
+        source_items(ds, UNKNOWN, None)
     assert len(source_items(ds, "sandal", 5)) == 5  # case-insensitive
 
 
-def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys):
+def age_files(*roots, seconds=60):
+    import os
+    import time
+
+    past = time.time() - seconds
+    for root in roots:
+        for f in Path(root).rglob("*"):
+            os.utime(f, (past, past))
+
+
+def count_hashing(monkeypatch) -> list:
+    """Record every file whose bytes are hashed from now on (the memo's misses)."""
+    import advrec_core.cache as C
+
+    calls, real = [], C._hash_bytes
+    monkeypatch.setattr(C, "_hash_bytes", lambda path, *a: calls.append(path) or real(path, *a))
+    return calls
+
+
+def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys, monkeypatch):
     from advrec_core.cache import Cache
-    from advrec_core.experiments.grid import GridSpec, grid_table, paper_tables, parse_attack
+    from advrec_core.experiments.grid import GridSpec, grid_table, paper_tables
     from advrec_core.experiments.poison import run_poison
     from advrec_core.recommenders import RecConfig
 
@@ -125,21 +149,24 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys):
                     rec=RecConfig(epochs=3), extractor=QUICK, categories="true")
     cache = Cache.default()
     cell = spec.cell("pgd-8", "at", "amr")
-    assert dict(cell.attack.params)["eps"] == 8 / 255 and cell.rec.model == "amr"
+    assert cell.attack.spec == AttackSpec("pgd", 8.0) and cell.rec.model == "amr"
+    assert cell.attack.spec.build().eps == 8 / 255  # levels -> pixel units, once
     assert cell.attack.extractor.defense == cell.attack.extractor.train.defense == "at"
     assert cell.attack.extractor.train.epochs == 2 and cell.attack.categories == "true"
     before = grid_table(ds, spec, cache)
     assert not before["computed"].any() and before["SR"].isna().all()  # nothing run yet
     res = run_poison(ds, spec.cell("pgd-8", "traditional", "vbpr"), cache)
-    after = grid_table(ds, spec, cache).set_index("attack")
+    age_files(cache.root, ds.root)  # older than the racy window: digests may be memoised
+    grid_table(ds, spec, cache)
+    hashed = count_hashing(monkeypatch)
+    after = grid_table(ds, spec, cache).set_index("attack")  # a warm page rerun's reads
+    assert hashed == [], f"a warm grid read hashed {len(hashed)} files, e.g. {hashed[:3]}"
     assert after.loc["pgd-8", "computed"] and not after.loc["fgsm-4", "computed"]
     ch = res.change.set_index("K").loc[20]
     assert after.loc["pgd-8", "CHR@20 poisoned"] == pytest.approx(ch["poisoned"])
     assert after.loc["pgd-8", "SR"] == pytest.approx(res.attack_summary["averages"]["SR"])
     assert np.isnan(after.loc["fgsm-4", "change"])
-    assert parse_attack("fgsm-4") == ("fgsm", 4.0) and parse_attack("cw") == ("cw", None)
-    with pytest.raises(AdvRecError, match="fgsm-4, pgd-8 or cw"):
-        parse_attack("pgd")
+    assert spec.cell("cw", "at", "vbpr").attack.spec == AttackSpec("cw", None, steps=spec.cw_steps)
     # the CLI reads the same cells
     args = ["grid", "demo", "--attacks", "pgd-8", "fgsm-4", "--defenses", "traditional",
             "--models", "vbpr", "--seeds", "0", "--limit", "4", "--rec-epochs", "3", "--epochs", "2",

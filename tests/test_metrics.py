@@ -7,9 +7,16 @@ import pytest
 import torch
 import torchvision
 
-from advrec_core.metrics import lpips_metric
-from advrec_core.metrics import (LPIPSMetric, check_backbone, feature_loss, perturbation_norms,
-                                 ssim_psnr, summarize, visual_metrics)
+from advrec_core.metrics import (
+    LPIPSMetric,
+    check_backbone,
+    feature_loss,
+    lpips_metric,
+    perturbation_norms,
+    ssim_psnr,
+    summarize,
+    visual_metrics,
+)
 
 
 def test_norms_and_feature_loss_by_hand():

@@ -7,9 +7,20 @@ import pandas as pd
 import pytest
 import torch
 
-from advrec_core.recommenders import (AMR, RECOMMENDERS, VBPR, RankingData, RecConfig,
-                                      adversarial_delta, bpr_loss, bpr_step, evaluate,
-                                      fit_recommender, scale_features)
+from advrec_core.data import UNKNOWN
+from advrec_core.recommenders import (
+    AMR,
+    RECOMMENDERS,
+    VBPR,
+    RankingData,
+    RecConfig,
+    adversarial_delta,
+    bpr_loss,
+    bpr_step,
+    evaluate,
+    fit_recommender,
+    scale_features,
+)
 from advrec_core.recommenders.sampling import NegativeSampler
 
 
@@ -46,9 +57,9 @@ def test_chr_ncdcg_and_ranks_by_hand():
     # top-3 lists: u0 [1,2,3] -> A,B,B; u1 [4,3,0] -> ?,B,A; u2 [0,1,2] -> A,A,B
     chr3 = rep.chr["CHR@3"]
     assert chr3["A"] == pytest.approx(4 / 3) and chr3["B"] == pytest.approx(4 / 3)
-    assert chr3["(unknown)"] == pytest.approx(1 / 3)
+    assert chr3[UNKNOWN] == pytest.approx(1 / 3)
     assert rep.chr["share@3"]["A"] == pytest.approx(4 / 9)
-    assert rep.chr["CHR@1"].to_dict() == pytest.approx({"A": 2 / 3, "B": 0, "(unknown)": 1 / 3})
+    assert rep.chr["CHR@1"].to_dict() == pytest.approx({"A": 2 / 3, "B": 0, UNKNOWN: 1 / 3})
     # nCDCG@2 of B (2 items, so the ideal is 2 positions): u0 [1,2] -> gain at position 2
     # = 1/log2(3); u1 [4,3] -> 1/log2(3); u2 [0,1] -> 0; ideal 1 + 1/log2(3)
     ideal = 1 + 1 / math.log2(3)
@@ -110,7 +121,8 @@ def test_every_recommender_trains_deterministically_and_learns(name):
     n_users, n_items = 60, 40
     cat = np.arange(n_items) % 4
     taste = rng.integers(0, 4, n_users)  # each user likes one category
-    rows = [(u, i) for u in range(n_users) for i in rng.choice(np.flatnonzero(cat == taste[u]), 6, replace=False)]
+    rows = [(u, i) for u in range(n_users)
+            for i in rng.choice(np.flatnonzero(cat == taste[u]), 6, replace=False)]
     df = pd.DataFrame(rows, columns=["user", "item"])
     test = df.groupby("user").tail(1)
     train = df.drop(test.index)
@@ -210,8 +222,9 @@ def test_bf16_precision_keeps_features_in_bf16_and_gradients_close():
 def test_row_optimizer_matches_torch_optimizers():
     """Whole-tensor steps are torch.optim.Adam / Adagrad; row steps are SparseAdam / sparse
     Adagrad (repeated rows summed), and rows no batch touched never move."""
-    from advrec_core.recommenders import RowOptimizer
     import torch.nn.functional as F
+
+    from advrec_core.recommenders import RowOptimizer
 
     torch.manual_seed(0)
     for rule, dense_ref, sparse_ref in (("adam", torch.optim.Adam, torch.optim.SparseAdam),

@@ -6,15 +6,24 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import stimuli
+from pg import postgres_url, why_no_postgres
 from sqlalchemy import func, select, text
 
 from advrec_core.errors import AdvRecError
-from advrec_core.study import (StudyConfig, Stimulus, answers_frame, create_study,
-                               get_annotator, next_trial, progress, session_factory,
-                               submit_answer, undo_last)
+from advrec_core.study import (
+    StudyConfig,
+    answers_frame,
+    create_study,
+    get_annotator,
+    next_trial,
+    progress,
+    session_factory,
+    submit_answer,
+    undo_last,
+)
 from advrec_core.study import analysis as A
 from advrec_core.study.db import SCHEMA_VERSION, Answer, Assignment, SchemaVersion, dispose
-from pg import postgres_url, why_no_postgres
 
 NO_PG = why_no_postgres()
 
@@ -42,18 +51,6 @@ def db(request, tmp_path):
         eng.dispose()
     yield session_factory(url)
     dispose(url)
-
-
-def stimuli(n_cells=2, per_cell=6, size=8, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for c in range(n_cells):
-        for i in range(per_cell):
-            clean = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            adv = np.clip(clean.astype(int) + rng.integers(-4, 5, clean.shape), 0, 255).astype(np.uint8)
-            out.append(Stimulus(f"pgd-{4 * (c + 1)}/traditional", f"item{c}-{i}", clean, adv,
-                                {"LPIPS-vgg": 0.01 * (i + 1), "SSIM": 1 - 0.01 * i}))
-    return out
 
 
 def test_schema_is_created_once_with_a_version(db):
@@ -224,7 +221,7 @@ def test_psychometric_fit_recovers_a_known_curve_and_correlations():
     assert np.isnan(chance["x75"]) and "not reached" in chance["note"]
     images = pd.DataFrame({"detection": [0.5, 0.6, 0.8, 0.9], "LPIPS-vgg": [0.1, 0.2, 0.3, 0.4],
                            "SSIM": [0.99, 0.98, 0.9, 0.8]})
-    c = A.metric_correlations(images, ("LPIPS-vgg", "SSIM", "FL")).set_index("metric")
+    c = A.metric_correlations(images).set_index("metric")  # every registered metric
     assert c.loc["LPIPS-vgg", "spearman"] == pytest.approx(1.0)
     assert c.loc["SSIM", "kendall"] == pytest.approx(-1.0)
     assert np.isnan(c.loc["FL", "spearman"]) and "unavailable" in c.loc["FL", "note"]

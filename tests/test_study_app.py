@@ -2,12 +2,11 @@
 resume with the same pid, completion), the admin password, study design from a computed
 attack, and the analysis page."""
 import pytest
+from helpers import ROOT, stimuli
 from streamlit.testing.v1 import AppTest
 
 from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
 from advrec_core.study.db import dispose
-from conftest import ROOT
-from test_study import stimuli
 
 PASSWORD = "correct horse"
 
@@ -106,13 +105,12 @@ def test_admin_pages_need_the_password(study_env, monkeypatch):
 def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, demo_dir):
     from advrec_core.data import load_dataset
     from advrec_core.defenses import TrainConfig
-    from advrec_core.experiments.attack import AttackJob, attack_params, run_attack_job
+    from advrec_core.experiments.attack import AttackJob, run_attack_job
     from advrec_core.extractors import ExtractorConfig
 
     ds = load_dataset("demo")
-    run_attack_job(ds, AttackJob("Sandal", "Running shoe", "pgd", attack_params("pgd", 8),
-                                 ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2)), limit=6,
-                                 lpips=()))
+    quick = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))
+    run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=quick, limit=6, lpips=()))
     at = app().switch_page("app_pages/study_admin.py").run()
     at.text_input(key="admin_password").input(PASSWORD).run()
     assert not at.exception and "No study yet" in at.info[0].value

@@ -5,8 +5,8 @@ import re
 import numpy as np
 from PIL import Image
 
-from advrec_core.viz import (amplified, compare_html, heat_overlay, perturbation_map, png_bytes,
-                             thumbnail, upscale)
+from advrec_core.viz import amplified, heat_overlay, perturbation_map, png_bytes, thumbnail, upscale
+from ui.compare import compare_html
 
 
 def rng_image(seed=0, size=8):

@@ -1,16 +1,12 @@
 """Targeted adversarial attacks on the classifier: FGSM, PGD (one gradient loop) and C&W L2.
 
-`ATTACKS.create(name, **settings)` builds an attack object that holds settings only; the
-model and the data come in at call time: ``attack(model, x, labels, generator) -> x_adv``."""
-from ..registry import Registry
-from .common import AttackOutput, quantize, run_attack
-from .cw import CarliniWagnerL2
-from .gradient import FGSM, PGD, LinfGradientAttack
+Each attack module registers its class in ATTACKS; an AttackSpec names one setting (radius in
+8-bit levels) and `build()`s the attack object, which holds settings only; the model and the
+data come in at call time: ``attack(model, x, labels, generator) -> x_adv``."""
+from .common import ATTACKS, AttackOutput, quantize, run_attack
+from .cw import CarliniWagnerL2  # noqa: I001  registers cw
+from .gradient import FGSM, PGD, LinfGradientAttack  # registers fgsm, pgd (the paper's order)
+from .spec import AttackSpec
 
-ATTACKS: Registry = Registry("attack")
-ATTACKS.register("fgsm")(FGSM)
-ATTACKS.register("pgd")(PGD)
-ATTACKS.register("cw")(CarliniWagnerL2)
-
-__all__ = ["ATTACKS", "FGSM", "PGD", "LinfGradientAttack", "CarliniWagnerL2", "quantize",
-           "run_attack", "AttackOutput"]
+__all__ = ["ATTACKS", "AttackSpec", "FGSM", "PGD", "LinfGradientAttack", "CarliniWagnerL2",
+           "quantize", "run_attack", "AttackOutput"]

@@ -8,7 +8,10 @@ import torch
 from torch import nn
 
 from ..progress import Progress
+from ..registry import Registry
 
+ATTACKS: Registry = Registry("attack")  # name -> attack class (settings only; called with
+# (model, x, labels, generator) -> x_adv); each attack's module registers itself
 Attack = Callable[..., torch.Tensor]  # attack(model, x, labels, generator) -> x_adv
 
 

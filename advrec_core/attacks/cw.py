@@ -11,11 +11,12 @@ Inputs (B, C, H, W) in [0, 1], labels (B,) int64 targets. Output (B, C, H, W) in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 
-from .common import quantize
+from .common import ATTACKS, quantize
 
 
 def _margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -26,6 +27,7 @@ def _margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return real - other
 
 
+@ATTACKS.register("cw")
 @dataclass(frozen=True)
 class CarliniWagnerL2:
     steps: int = 1000  # Adam iterations per binary-search step
@@ -35,6 +37,9 @@ class CarliniWagnerL2:
     lr: float = 5e-3  # Adam learning rate
     abort_early: bool = True  # stop a search step when the loss stops falling
     quantize: bool = True  # judge success (and keep the best) on the 8-bit image
+    title: ClassVar[str] = "C&W"
+    takes_eps: ClassVar[bool] = False  # minimises L2; no radius
+    takes_steps: ClassVar[bool] = True
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator | None = None) -> torch.Tensor:

@@ -16,22 +16,30 @@ normalised by the ImageNet std: their eps = 4/255 is eps * std_c ~ 0.9/255 in pi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .common import ATTACKS
 
 EPS_SPACES = ("pixel", "normalized")
 
 
 @dataclass(frozen=True)
 class LinfGradientAttack:
-    eps: float = 8 / 255  # L-inf radius
+    """The L-inf gradient loop shared by FGSM and PGD (use those)."""
+
+    eps: float = 8 / 255  # L-inf radius, in [0, 1] pixel units
     steps: int = 10  # gradient steps
     rel_step: float = 1 / 6  # step size as a fraction of eps (the paper's PGD: eps / 6)
-    random_start: bool = True  # uniform start in the eps-ball
+    random_start: bool = False  # uniform start in the eps-ball (the paper's PGD: none)
     targeted: bool = True  # move towards `labels` (else away from them)
     eps_space: str = "pixel"  # "pixel" or "normalized" (the authors' convention)
+    title: ClassVar[str] = "L-inf gradient"
+    takes_eps: ClassVar[bool] = True  # AttackSpec: the attack has an L-inf radius
+    takes_steps: ClassVar[bool] = True  # ... and a number of iterations
 
     def __post_init__(self):
         if self.eps_space not in EPS_SPACES:
@@ -63,15 +71,30 @@ class LinfGradientAttack:
         return x_adv.detach()
 
 
-def FGSM(eps: float = 4 / 255, targeted: bool = True, eps_space: str = "pixel") -> LinfGradientAttack:
-    """The fast gradient sign method: the loop above with one step of size eps."""
-    return LinfGradientAttack(eps=eps, steps=1, rel_step=1.0, random_start=False,
-                              targeted=targeted, eps_space=eps_space)
+@ATTACKS.register("fgsm")
+@dataclass(frozen=True)
+class FGSM(LinfGradientAttack):
+    """The fast gradient sign method: the loop above with one step of size eps from the
+    clean image."""
+
+    eps: float = 4 / 255
+    steps: int = 1
+    rel_step: float = 1.0
+    title: ClassVar[str] = "FGSM"
+    takes_steps: ClassVar[bool] = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.steps, self.rel_step, self.random_start) != (1, 1.0, False):
+            raise ValueError("FGSM is one step of eps from the clean image: steps, rel_step "
+                             "and random_start cannot be set")
 
 
-def PGD(eps: float = 8 / 255, steps: int = 10, rel_step: float = 1 / 6, random_start: bool = False,
-        targeted: bool = True, eps_space: str = "pixel") -> LinfGradientAttack:
-    """Projected gradient descent, the paper's settings by default: 10 steps of eps / 6 from
-    the clean image (the authors' code has no random start; Madry et al.'s PGD has one)."""
-    return LinfGradientAttack(eps=eps, steps=steps, rel_step=rel_step, random_start=random_start,
-                              targeted=targeted, eps_space=eps_space)
+@ATTACKS.register("pgd")
+@dataclass(frozen=True)
+class PGD(LinfGradientAttack):
+    """Projected gradient descent with the paper's settings by default: 10 steps of eps / 6
+    from the clean image (the authors' code has no random start; Madry et al.'s PGD has one,
+    `random_start=True`)."""
+
+    title: ClassVar[str] = "PGD"

@@ -97,6 +97,14 @@ class Dataset:
                                           [sha256_file(p) for p in self.image_paths])
         return self._images_fp
 
+    def interactions_fingerprint(self) -> str:
+        """Hash of the train/test split: names cache entries trained on it (computed once)."""
+        if getattr(self, "_interactions_fp", None) is None:
+            from ..config import stable_hash
+
+            self._interactions_fp = stable_hash(self.train.to_numpy(), self.test.to_numpy())
+        return self._interactions_fp
+
     def load_images(self, items: np.ndarray | list[int],
                     max_pixels: int = DEFAULT_MAX_PIXELS) -> list[np.ndarray]:
         """Decode the images of `items` -> list of (H, W, 3) uint8 (sizes may differ)."""

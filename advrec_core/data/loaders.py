@@ -28,15 +28,19 @@ from .dataset import Dataset
 from .images import index_images
 from .split import k_core, leave_last_out
 
+DUPLICATES = ("error", "first", "last")  # refuse repeated rows | keep the first | the last
+DEMO = "demo"  # the dataset name of the generated demo catalog
+
 
 @dataclass(frozen=True)
 class DataConfig:
     k_core: int = 0  # generic layout: keep users/items with >= k interactions (0/1: off)
-    duplicates: str = "error"  # repeated (user, item) rows: "error" | "first" | "last"
+    duplicates: str = "error"  # repeated (user, item) rows: one of DUPLICATES
 
     def __post_init__(self):
-        if self.duplicates not in ("error", "first", "last"):
-            raise ValueError(f"duplicates must be 'error', 'first' or 'last', not {self.duplicates!r}")
+        if self.duplicates not in DUPLICATES:
+            raise ValueError(f"duplicates must be one of {', '.join(DUPLICATES)}, not "
+                             f"{self.duplicates!r}")
         if self.k_core < 0:
             raise ValueError(f"k_core must be >= 0, not {self.k_core}")
 
@@ -339,22 +343,41 @@ LAYOUTS.register("generic")(Layout(
     "interactions.csv|.tsv + images/ [+ items.csv]"))
 
 
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which dataset and how it is read: what the Data page keeps and job keys name."""
+
+    source: str = DEMO  # "demo" or a dataset folder
+    config: DataConfig = DataConfig()
+
+    @property
+    def is_demo(self) -> bool:
+        return self.source == DEMO
+
+    @property
+    def title(self) -> str:
+        return "the demo catalog" if self.is_demo else self.source
+
+    def load(self, cache: Cache | None = None, progress: Progress | None = None) -> Dataset:
+        return load_dataset(self.source, self.config, cache, progress)
+
+
 def load_dataset(spec: str | Path, config: DataConfig = DataConfig(), cache: Cache | None = None,
                  progress: Progress | None = None) -> Dataset:
     """"demo" -> the (cached) demo catalog; a folder -> its detected layout."""
-    if str(spec) == "demo":
+    if str(spec) == DEMO:
         from .demo import demo_folder
 
         folder = demo_folder(cache=cache, progress=progress)
         ds = load_generic(folder / "interactions.csv", folder / "images", folder / "items.csv",
-                          config, name="demo")
+                          config, name=DEMO)
         ds.layout, ds.corpus = "demo", folder / "corpus"
         return ds
     root = Path(spec)
     if not root.is_dir():
         raise DataError(root, "dataset folder not found; expected 'demo' or a folder in the "
                               "authors' or the generic layout")
-    for name, layout in LAYOUTS.items():
+    for _, layout in LAYOUTS.items():
         if layout.detect(root):
             return layout.load(root, config)
     expected = "; or ".join(f"{lay.describe} ({n})" for n, lay in LAYOUTS.items())

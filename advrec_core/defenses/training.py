@@ -22,15 +22,36 @@ import torch.nn.functional as F
 
 from ..attacks.gradient import PGD
 from ..device import seed_everything
-from ..progress import Progress
 from ..models.demo_cnn import DemoCNN
+from ..progress import Progress
+from ..registry import Registry
 
-DEFENSES = ("traditional", "at", "free_at")
+
+@dataclass(frozen=True)
+class Defense:
+    """How an extractor is trained, as the paper names it."""
+
+    name: str  # registry name
+    title: str  # "Adversarial Training"
+    short: str  # the paper's column: T, AT, FAT
+    batches: str = "clean"  # what a training step sees: "clean"; "pgd": the batch's PGD examples
+    # (Madry); "free": m replays growing one perturbation (Shafahi)
+    checkpoint: str = ""  # the published robust ResNet50 the paper used ("": ImageNet's own)
+
+
+DEFENSES: Registry[Defense] = Registry("defense")
+TRADITIONAL = Defense("traditional", "Traditional", "T")  # no defense: the paper's T
+for _d in (TRADITIONAL,
+           Defense("at", "Adversarial Training", "AT", "pgd",
+                   "imagenet_linf_4.pt (MadryLab robustness)"),
+           Defense("free_at", "Free Adversarial Training", "FAT", "free",
+                   "model_best.pth.tar (Free AT)")):
+    DEFENSES.register(_d.name)(_d)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    defense: str = "traditional"  # traditional | at | free_at
+    defense: str = TRADITIONAL.name  # DEFENSES registry name
     epochs: int = 12  # Traditional and AT
     free_epochs: int = 5  # Free AT: epochs of m replays each. Shafahi et al. divide the epochs
     # by m (here 3), which left the demo CNN at 20% clean accuracy; 5 x 4 replays fits 6 min
@@ -51,8 +72,7 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self):
-        if self.defense not in DEFENSES:
-            raise ValueError(f"defense must be one of {DEFENSES}, not {self.defense!r}")
+        DEFENSES.get(self.defense)  # unknown names list the known ones
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -125,8 +145,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
     aux_tr = {k: torch.from_numpy(v.astype(np.int64))[tr].to(device) for k, v in (aux or {}).items()}
     model = DemoCNN(class_names, config.width, input_size=images.shape[1],
                     aux={k: int(v.max()) + 1 for k, v in (aux or {}).items()}).to(device)
-    replays = config.replays if config.defense == "free_at" else 1
-    epochs = config.free_epochs if config.defense == "free_at" else config.epochs
+    batches = DEFENSES.get(config.defense).batches
+    replays = config.replays if batches == "free" else 1
+    epochs = config.free_epochs if batches == "free" else config.epochs
     per_epoch = math.ceil(len(x_tr) / config.batch_size)
     total = epochs * per_epoch * replays
     opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
@@ -137,19 +158,19 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
              random_start=True, targeted=False)  # Madry's AT starts at a random point
     delta = torch.zeros((config.batch_size, *x_tr.shape[1:]), device=device)  # Free AT state
     history, step, t0 = [], 0, time.perf_counter()
-    for epoch in range(epochs):
+    for _ in range(epochs):
         order = torch.randperm(len(x_tr), generator=gen).to(device)
         losses = []
         for b in range(per_epoch):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x, y = (_augment(x_tr[idx], gen) if config.augment else x_tr[idx]), y_tr[idx]
             aux_y = {k: v[idx] for k, v in aux_tr.items()}
-            if config.defense == "at":
+            if batches == "pgd":
                 model.eval()
                 x = at(model, x, y, generator=gen)
             for _ in range(replays):
                 model.train()
-                if config.defense == "free_at":
+                if batches == "free":
                     d = delta[:len(x)].clone().requires_grad_(True)
                     loss = _loss(model, (x + d).clamp(0, 1), y, aux_y, config.aux_weight)
                     opt.zero_grad(set_to_none=True)

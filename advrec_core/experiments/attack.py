@@ -12,15 +12,15 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
 
-from ..attacks import ATTACKS, run_attack
+from ..attacks import AttackSpec, run_attack
 from ..cache import Cache, atomic_write_text, verify_entry
+from ..config import from_jsonable
 from ..data.dataset import Dataset
 from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError
@@ -30,13 +30,14 @@ from ..progress import Progress
 from .categories import categorize, check_mode, describe
 from .images import item_images, to_uint8
 
+ATTACK_VERSION = 2  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple
+
 
 @dataclass(frozen=True)
 class AttackJob:
     source: str  # category whose items are perturbed (a low-popularity one)
     target: str  # class the extractor should see (a popular one)
-    attack: str = "pgd"  # registry name: fgsm | pgd | cw
-    params: tuple[tuple[str, Any], ...] = ()  # attack settings, e.g. (("eps", 8 / 255),)
+    spec: AttackSpec = field(default_factory=AttackSpec)  # the attack and its settings
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     limit: int | None = None  # attack only the first `limit` source items
     batch_size: int = 64
@@ -49,8 +50,12 @@ class AttackJob:
         check_mode(self.categories)
         check_limit(self.limit)
 
-    def build_attack(self):
-        return ATTACKS.create(self.attack, **dict(self.params))
+    @property
+    def label(self) -> str:
+        """"pgd-8/traditional": the grid's attack label and the extractor's defense;
+        "pgd-8/traditional/given" when the source items are the dataset's given category."""
+        given = "/given" if self.categories == "true" else ""
+        return f"{self.spec.label}/{self.extractor.defense}{given}"
 
 
 @dataclass
@@ -83,20 +88,6 @@ class AttackResult:
                    pd.read_csv(folder / "metrics.csv", dtype={"item": str}),
                    json.loads((folder / "summary.json").read_text()),
                    np.load(folder / "features_clean.npy"), np.load(folder / "features_adv.npy"))
-
-
-def attack_params(attack: str, eps: float = 8, eps_space: str = "pixel", steps: int = 10,
-                  random_start: bool = False, cw_steps: int | None = None) -> tuple:
-    """Canonical AttackJob.params (so the CLI, the app and the grid share cache entries):
-    FGSM/PGD take `eps` in 8-bit levels (x / 255); C&W its own defaults unless `cw_steps`."""
-    params: dict = {}
-    if attack in ("fgsm", "pgd"):
-        params = {"eps": eps / 255, "eps_space": eps_space}
-        if attack == "pgd":
-            params |= {"steps": steps, "random_start": random_start}
-    elif cw_steps is not None:
-        params = {"steps": cw_steps}
-    return tuple(sorted(params.items()))
 
 
 def class_index(class_names: tuple[str, ...], name: str) -> int:
@@ -137,10 +128,10 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
     cache = cache or Cache.default()
     device = resolve_device(device)
     lpips = [LPIPSMetric(net, device=str(device)) for net in job.lpips]
-    attack = job.build_attack()  # fails early on unknown names or settings
+    attack = job.spec.build()
     cds = categorize(ds, job.extractor, job.categories, cache, device, progress)
     items = source_items(cds, job.source, job.limit, describe(job.categories, job.extractor))
-    inputs = {"images": ds.images_fingerprint(), "items": items.tolist(),
+    inputs = {"version": ATTACK_VERSION, "images": ds.images_fingerprint(), "items": items.tolist(),
               "lpips": {m.name: m.available for m in lpips},
               "extractor": extractor_fingerprint(job.extractor, ds.corpus)}
 
@@ -172,7 +163,7 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
             net = name.split("-", 1)[1].split(" ")[0]
             np.save(folder / f"lpips_{net}.npy", maps[:, 0].numpy().astype(np.float16))
         metrics.to_csv(folder / "metrics.csv", index=False)
-        summary = {"source": job.source, "target": job.target, "attack": job.attack,
+        summary = {"source": job.source, "target": job.target, "attack": job.spec.label,
                    "categories": job.categories, "settings": repr(attack),
                    "extractor": job.extractor.label,
                    "device": str(device), "attack_seconds": round(seconds, 3),
@@ -182,21 +173,10 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
     return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))
 
 
-def cell_label(config: dict) -> str:
-    """"pgd-8/traditional" for a stored AttackJob config (the grid's attack label + defense),
-    "pgd-8/traditional/given" where the source items were the dataset's given category
-    (entries made before the `categories` field were)."""
-    params = dict(config.get("params") or [])
-    eps = params.get("eps")
-    attack = config["attack"] if eps is None or config["attack"] == "cw" else \
-        f"{config['attack']}-{round(eps * 255, 2):g}"
-    given = "/given" if config.get("categories", "true") == "true" else ""
-    return f"{attack}/{config['extractor']['defense']}{given}"
-
-
-def computed_attacks(ds: Dataset, cache: Cache | None = None) -> list[tuple[dict, AttackResult]]:
-    """Every attack result in the cache made on this dataset's images: (its AttackJob config
-    as stored, the result), newest first. Entries that fail verification are skipped."""
+def computed_attacks(ds: Dataset, cache: Cache | None = None) -> list[tuple[AttackJob, AttackResult]]:
+    """Every attack result in the cache made on this dataset's images: (its AttackJob, the
+    result), newest first. Entries that fail verification, or were made by an older version
+    of the job, are skipped."""
     cache = cache or Cache.default()
     fingerprint = ds.images_fingerprint()
     found = []
@@ -205,9 +185,12 @@ def computed_attacks(ds: Dataset, cache: Cache | None = None) -> list[tuple[dict
         if folder.name.startswith(".") or not manifest.is_file():
             continue
         meta = json.loads(manifest.read_text()).get("meta", {})
-        if (meta.get("inputs") or {}).get("images") != fingerprint:
+        inputs = meta.get("inputs") or {}
+        if inputs.get("images") != fingerprint or inputs.get("version") != ATTACK_VERSION:
             continue
         if verify_entry(folder) is not None:  # half-written or damaged: not offered
             continue
-        found.append((manifest.stat().st_mtime, meta["config"], AttackResult.load(folder)))
+        found.append((manifest.stat().st_mtime, from_jsonable(AttackJob, meta["config"]),
+                      AttackResult.load(folder)))
     return [(c, r) for _, c, r in sorted(found, key=lambda t: -t[0])]
+

@@ -51,7 +51,8 @@ def categorize(ds: Dataset, extractor: ExtractorConfig = ExtractorConfig(),
                   item_category=np.searchsorted(used, feats.pred).astype(np.int64),
                   notes=[*ds.notes, f"categories: each item's class as predicted by "
                                     f"{extractor.label} on the clean image ({len(used)} classes)"])
-    out._images_fp = ds.images_fingerprint()  # same images: no need to hash them again
+    out._images_fp = ds.images_fingerprint()  # same images and interactions: no need to
+    out._interactions_fp = ds.interactions_fingerprint()  # hash them again
     return out
 
 

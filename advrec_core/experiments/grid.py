@@ -11,45 +11,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..attacks import AttackSpec
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
-from ..errors import AdvRecError, CategoryError
+from ..defenses import DEFENSES
+from ..errors import CategoryError
 from ..extractors import ExtractorConfig
-from ..recommenders import RecConfig
-from .attack import AttackJob, attack_params, run_attack_job
+from ..recommenders import RECOMMENDERS, RecConfig
+from .attack import AttackJob, run_attack_job
 from .poison import PoisonJob, run_poison
 
 PAPER_TABLES = Path(__file__).resolve().parents[2] / "assets" / "paper_tables.csv"
-ATTACKS = ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8", "cw")  # the paper's rows, in its order
-DEFENSES = ("traditional", "at", "free_at")  # T, AT, FAT
-MODELS = ("vbpr", "amr")
-ATTACK_NAMES = {"none": "No attack", "fgsm-4": "FGSM (ε=4)", "fgsm-8": "FGSM (ε=8)",
-                "pgd-4": "PGD (ε=4)", "pgd-8": "PGD (ε=8)", "cw": "C&W"}
-DEFENSE_NAMES = {"traditional": "Traditional", "at": "Adversarial Training",
-                 "free_at": "Free Adversarial Training"}
+PAPER_ATTACKS = ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8", "cw")  # the paper's rows, in its order
+NO_ATTACK = "none"  # the paper's No-attack row (assets/paper_tables.csv)
+VISUAL_MODELS = tuple(n for n, m in RECOMMENDERS.items() if m.uses_images)  # VBPR, AMR
 
 
-def parse_attack(label: str) -> tuple[str, float | None]:
-    """"pgd-8" -> ("pgd", 8.0); "cw" -> ("cw", None)."""
-    name, _, eps = label.partition("-")
-    try:
-        value = float(eps) if eps else None
-    except ValueError:
-        value = -1.0
-    if name not in ("fgsm", "pgd", "cw") or (name != "cw") != (value is not None) \
-            or (value is not None and value <= 0):
-        raise AdvRecError(f"attack label must look like fgsm-4, pgd-8 or cw (ε in 8-bit "
-                          f"levels), not {label!r}")
-    return name, value
+def attack_title(label: str) -> str:
+    """"pgd-8" -> "PGD (ε=8)"; "none" -> "No attack"."""
+    return "No attack" if label == NO_ATTACK else AttackSpec.parse(label).title
 
 
 @dataclass(frozen=True)
 class GridSpec:
     source: str
     target: str
-    attacks: tuple[str, ...] = ATTACKS
-    defenses: tuple[str, ...] = DEFENSES
-    models: tuple[str, ...] = MODELS
+    attacks: tuple[str, ...] = PAPER_ATTACKS  # AttackSpec labels
+    defenses: tuple[str, ...] = tuple(DEFENSES.available())
+    models: tuple[str, ...] = VISUAL_MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     k: int = 20  # the K of the CHR@K shown (the paper's: 20)
     limit: int | None = None  # attack only the first N source images (None: all)
@@ -59,19 +48,45 @@ class GridSpec:
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
     categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
 
+    def __post_init__(self):
+        for a in self.attacks:
+            AttackSpec.parse(a)  # a clear error before any work
+        for d in self.defenses:
+            DEFENSES.get(d)
+        for m in self.models:
+            RECOMMENDERS.get(m)
+
     def attack_job(self, attack: str, defense: str) -> AttackJob:
-        name, eps = parse_attack(attack)
-        params = attack_params(name, eps if eps is not None else 8, cw_steps=self.cw_steps)
-        return AttackJob(self.source, self.target, name, params,
-                         replace(self.extractor, defense=defense), limit=self.limit,
-                         categories=self.categories)
+        spec = AttackSpec.parse(attack)
+        if spec.eps is None and self.cw_steps is not None:  # the L2 attack: C&W
+            spec = replace(spec, steps=self.cw_steps)
+        return AttackJob(self.source, self.target, spec, replace(self.extractor, defense=defense),
+                         limit=self.limit, categories=self.categories)
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
         return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
                          self.seeds)
 
     def cells(self) -> list[tuple[str, str, str]]:
+        """(attack, defense, model) of every cell, in table order."""
         return [(a, d, m) for m in self.models for a in self.attacks for d in self.defenses]
+
+    def missing(self, table: pd.DataFrame) -> list[tuple[str, PoisonJob]]:
+        """(title, job) of every cell `grid_table` marks as not computed, in table order."""
+        rows = table.loc[~table["computed"], ["attack", "defense", "model"]]
+        return [(cell_title(a, d, m), self.cell(a, d, m)) for a, d, m in rows.itertuples(False)]
+
+
+def cell_title(attack: str, defense: str, model: str) -> str:
+    """"VBPR · PGD (ε=8) · AT"."""
+    return f"{RECOMMENDERS.get(model).title} · {attack_title(attack)} · {DEFENSES.get(defense).short}"
+
+
+def titled(table: pd.DataFrame) -> pd.DataFrame:
+    """`grid_table` with attack, defense and model as people read them."""
+    return table.assign(attack=table["attack"].map(attack_title),
+                        defense=table["defense"].map(lambda d: DEFENSES.get(d).short),
+                        model=table["model"].map(lambda m: RECOMMENDERS.get(m).title))
 
 
 def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.DataFrame:

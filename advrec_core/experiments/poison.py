@@ -27,13 +27,13 @@ from ..device import resolve_device
 from ..errors import CategoryError
 from ..extractors import ExtractorConfig
 from ..progress import Progress
-from ..recommenders import KS, RankingData, RecConfig, evaluate, fit_recommender
+from ..recommenders import KS, RECOMMENDERS, RankingData, RecConfig, evaluate, fit_recommender
+from ..recommenders.evaluation import ACCURACY
 from .attack import AttackJob, run_attack_job, source_items
 from .categories import categorize, describe
 from .extract import ExtractJob, extract_features
 
-
-TRAINER_VERSION = 4  # bump when training or evaluation code changes what a config produces
+TRAINER_VERSION = 5  # bump when training or evaluation code changes what a config produces
 
 
 MIN_ITEMS, MIN_SHARE = 5, 0.03  # a pair candidate holds >= 5 items and >= 3% of the catalog
@@ -98,7 +98,8 @@ class RecRun:
     ranks: pd.DataFrame  # per focus item
 
     def topk(self) -> np.ndarray:
-        """(n_users, 100) item indices, best first, training items excluded."""
+        """(n_users, max K) item indices, best first, training items excluded; -1 where a
+        user has fewer non-training items than K."""
         return np.load(self.folder / "topk.npy")
 
 
@@ -107,7 +108,8 @@ def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
                        device: torch.device, progress: Progress | None = None,
                        ks: tuple[int, ...] = KS) -> RecRun:
     data = RankingData.from_dataset(ds)
-    inputs = {"trainer": TRAINER_VERSION, "interactions": stable_hash(ds.train.to_numpy(), ds.test.to_numpy()),
+    inputs = {"trainer": TRAINER_VERSION,
+              "interactions": ds.interactions_fingerprint(),
               "features": None if features is None else stable_hash(np.ascontiguousarray(features)),
               "focus": focus.tolist(), "ncdcg": ncdcg_category, "ks": list(ks),
               "categories": stable_hash(ds.item_category, list(ds.categories))}
@@ -152,6 +154,18 @@ class PoisonResult:
     runs: dict[tuple[int, str], RecRun]
     dataset: Dataset  # the dataset with the categories CHR@K used (see AttackJob.categories)
 
+    def accuracy_at(self, k: int) -> pd.DataFrame:
+        """phase x HR/nDCG/Recall/Precision@k, mean over seeds."""
+        return self.per_seed.groupby("phase")[[m(k).label for m in ACCURACY]].mean()
+
+    def lists_at(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first seed's top-k lists, clean and poisoned, (n_users, k) item indices (-1:
+        no item), and how many source items each user gained, (n_users,)."""
+        seed = self.job.seeds[0]
+        clean, poisoned = (self.runs[(seed, ph)].topk()[:, :k] for ph in ("clean", "poisoned"))
+        is_src = np.append(self.dataset.category_names() == self.job.attack.source, False)
+        return clean, poisoned, is_src[poisoned].sum(1) - is_src[clean].sum(1)  # -1 -> False
+
 
 def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
     """Mean change, 95% t-interval half-width, paired t-test p-value (NaN for one seed)."""
@@ -176,7 +190,7 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     attacked = run_attack_job(given, a, cache, device, progress)
     poisoned = clean.copy()
     poisoned[attacked.items] = attacked.features_adv
-    uses_images = job.rec.model != "bprmf"
+    uses_images = RECOMMENDERS.get(job.rec.model).uses_images
     rows, runs = [], {}
     for seed in job.seeds:
         rec = replace(job.rec, seed=seed)

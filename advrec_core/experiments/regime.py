@@ -11,22 +11,25 @@ from dataclasses import replace
 
 import torch
 
+from ..attacks import AttackSpec
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
+from ..defenses import DEFENSES, TRADITIONAL
 from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, load_extractor
 from ..models import WeightsUnavailable
 from ..progress import Progress
 from .attack import run_attack_job, source_items
 from .categories import categorize, describe
-from .grid import DEFENSES, GridSpec
+from .grid import PAPER_ATTACKS, GridSpec
 from .poison import choose_pair
 
-REGIME_ATTACKS = ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8")  # + "cw" on request
+REGIME_ATTACKS = tuple(a for a in PAPER_ATTACKS if AttackSpec.parse(a).eps is not None)
+SLOW_ATTACKS = tuple(a for a in PAPER_ATTACKS if a not in REGIME_ATTACKS)  # C&W, with --cw
 ROBUST_EPS, ROBUST_STEPS = 4 / 255, 10  # the robustness check reported as pgd4_acc
 
 
-def regime(ds: Dataset, defenses: tuple[str, ...] = DEFENSES,
+def regime(ds: Dataset, defenses: tuple[str, ...] | None = None,
            extractor: ExtractorConfig = ExtractorConfig(), source: str | None = None,
            target: str | None = None, categories: str = "predicted", limit: int | None = None,
            cw: bool = False, cw_steps: int | None = GridSpec.cw_steps,
@@ -38,13 +41,14 @@ def regime(ds: Dataset, defenses: tuple[str, ...] = DEFENSES,
     None where unavailable (never guessed). The pair defaults to `propose_pair` on the
     Traditional extractor's categories (as the grid's)."""
     cache = cache or Cache.default()
-    unknown = [d for d in defenses if d not in DEFENSES]
-    if unknown or not defenses:
-        raise AdvRecError(f"defense must be one of {', '.join(DEFENSES)}, not "
-                          f"{', '.join(map(repr, unknown)) or 'none'}")
-    source, target = choose_pair(ds, replace(extractor, defense="traditional"), categories,
+    defenses = tuple(DEFENSES.available()) if defenses is None else defenses
+    if not defenses:
+        raise AdvRecError(f"name at least one defense: {', '.join(DEFENSES.available())}")
+    for d in defenses:
+        DEFENSES.get(d)  # unknown names list the known ones
+    source, target = choose_pair(ds, replace(extractor, defense=TRADITIONAL.name), categories,
                                  source, target, cache, device, progress)
-    spec = GridSpec(source, target, attacks=REGIME_ATTACKS + (("cw",) if cw else ()),
+    spec = GridSpec(source, target, attacks=REGIME_ATTACKS + (SLOW_ATTACKS if cw else ()),
                     defenses=tuple(defenses), limit=limit, cw_steps=cw_steps,
                     extractor=extractor, categories=categories)
     return {"dataset": ds.name, "source": source, "target": target, "categories": categories,

@@ -41,6 +41,8 @@ class Pairs:
 
 
 class BPRMF(nn.Module):
+    title = "BPR-MF"
+    uses_images = False  # a control: the same lists whatever the images
     adversarial = False  # AMR sets True: the trainer adds the adversarial feature term
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, init_std: float = 0.01,
@@ -107,6 +109,9 @@ class BPRMF(nn.Module):
 
 
 class VBPR(BPRMF):
+    title = "VBPR"
+    uses_images = True
+
     def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
                  features: torch.Tensor | None = None, init_std: float = 0.01,
                  biases: bool = False, precision: str = "fp32", **_: object):
@@ -193,4 +198,5 @@ class VBPR(BPRMF):
 
 
 class AMR(VBPR):
+    title = "AMR"
     adversarial = True

@@ -13,10 +13,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+
+from ..metrics.registry import IMAGE_METRICS
 
 Z95 = float(stats.norm.ppf(0.975))
 
@@ -120,22 +123,27 @@ def agreement(answers: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def per_image(answers: pd.DataFrame, metrics=("LPIPS-vgg", "SSIM", "PSNR", "L2", "FL")) -> pd.DataFrame:
+def available_metrics(answers: pd.DataFrame) -> list[str]:
+    """The registered image metrics with a value for at least one answer."""
+    return [m for m in IMAGE_METRICS.available() if m in answers and answers[m].notna().any()]
+
+
+def per_image(answers: pd.DataFrame) -> pd.DataFrame:
     """2AFC detection rate per stimulus (trial) with its metrics."""
     g = answers[answers["kind"] == "2afc"]
-    cols = [m for m in metrics if m in g]
+    cols = [m for m in IMAGE_METRICS.available() if m in g]
     agg = g.groupby("trial_id").agg(cell=("cell", "first"), item=("item", "first"),
                                     n=("correct", "size"), detection=("correct", "mean"),
                                     **{m: (m, "first") for m in cols})
     return agg.reset_index()
 
 
-def metric_correlations(images: pd.DataFrame,
-                        metrics=("LPIPS-vgg", "SSIM", "PSNR", "L2", "FL")) -> pd.DataFrame:
-    """Spearman and Kendall correlation of per-image detection with each metric; a metric
-    missing for every image (e.g. LPIPS without its weights) is reported as unavailable."""
+def metric_correlations(images: pd.DataFrame) -> pd.DataFrame:
+    """Spearman and Kendall correlation of per-image detection with each registered image
+    metric; a metric missing for every image (e.g. LPIPS without its weights) is reported
+    as unavailable."""
     rows = []
-    for m in metrics:
+    for m in IMAGE_METRICS.available():
         if m not in images or images[m].notna().sum() < 3:
             rows.append({"metric": m, "images": int(images[m].notna().sum()) if m in images else 0,
                          "spearman": np.nan, "spearman_p": np.nan, "kendall": np.nan,
@@ -185,22 +193,59 @@ def psychometric_fit(x: np.ndarray, correct: np.ndarray) -> dict:
     return out | {"x75": mu}
 
 
-def summary(answers: pd.DataFrame, exclude_failing: bool = True,
-            fit_metric: str = "LPIPS-vgg", min_correct: float = 1.0) -> dict:
-    """Everything the Analysis page shows, as plain data (for the JSON export)."""
+@dataclass
+class Analysis:
+    """Everything the Analysis page shows; `to_dict()` is the JSON export."""
+
+    answers: pd.DataFrame  # every answer
+    used: pd.DataFrame  # after excluding annotators who failed catch trials (if asked)
+    failures: pd.DataFrame  # catch trials per annotator
+    detection: pd.DataFrame  # 2AFC per cell, Wilson interval, binomial test
+    same_different: pd.DataFrame  # d' per cell
+    images: pd.DataFrame  # per stimulus: detection and metrics
+    correlations: pd.DataFrame  # detection vs each image metric
+    agreement: dict[str, float]  # Krippendorff's alpha per trial kind
+    fit_metric: str
+    fit: dict  # psychometric_fit against fit_metric
+    exclude_failing: bool
+
+    def curve(self, n: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
+        """(x, P(correct)) of the fitted logistic over the images' range; None if unfitted."""
+        if not np.isfinite(self.fit.get("x75", float("nan"))):
+            return None
+        x = self.images[self.fit_metric]
+        xs = np.linspace(x.min(), x.max(), n)
+        return xs, 0.5 + 0.5 / (1 + np.exp(-(xs - self.fit["x75"]) / self.fit["scale"]))
+
+    def to_dict(self) -> dict:
+        return {"answers": int(len(self.answers)), "answers_used": int(len(self.used)),
+                "annotators": int(self.answers["pid"].nunique()),
+                "excluded_annotators": sorted(self.failures.loc[self.failures["fails"], "pid"])
+                if self.exclude_failing else [],
+                "detection": self.detection.to_dict("records"),
+                "same_different": self.same_different.to_dict("records"),
+                "catch": self.failures.to_dict("records"),
+                "agreement_alpha": self.agreement,
+                "metric_correlations": self.correlations.to_dict("records"),
+                "psychometric": {"metric": self.fit_metric, **self.fit}}
+
+
+def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str | None = None,
+            min_correct: float = 1.0) -> Analysis:
+    """The study's analysis; `fit_metric` defaults to the first available image metric."""
+    fit_metric = fit_metric or (available_metrics(answers) or IMAGE_METRICS.available())[0]
     failures = catch_failures(answers, min_correct)
     used = exclude(answers, failures) if exclude_failing else answers
     images = per_image(used)
     twoafc = used[used["kind"] == "2afc"]
     fit = (psychometric_fit(twoafc[fit_metric], twoafc["correct"]) if fit_metric in twoafc
            else {"x75": float("nan"), "note": f"{fit_metric} unavailable"})
-    return {"answers": int(len(answers)), "answers_used": int(len(used)),
-            "annotators": int(answers["pid"].nunique()),
-            "excluded_annotators": sorted(failures.loc[failures["fails"], "pid"])
-            if exclude_failing else [],
-            "detection": detection_by_cell(used).to_dict("records"),
-            "same_different": dprime_by_cell(used).to_dict("records"),
-            "catch": failures.to_dict("records"),
-            "agreement_alpha": agreement(used),
-            "metric_correlations": metric_correlations(images).to_dict("records"),
-            "psychometric": {"metric": fit_metric, **fit}}
+    return Analysis(answers, used, failures, detection_by_cell(used), dprime_by_cell(used),
+                    images, metric_correlations(images), agreement(used), fit_metric, fit,
+                    exclude_failing)
+
+
+def summary(answers: pd.DataFrame, exclude_failing: bool = True,
+            fit_metric: str | None = None, min_correct: float = 1.0) -> dict:
+    """The analysis as plain data (the JSON export)."""
+    return analyse(answers, exclude_failing, fit_metric, min_correct).to_dict()

@@ -16,12 +16,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import AdvRecError
+from ..metrics.registry import IMAGE_METRICS
 from ..viz import png_bytes
 from .db import Annotator, Answer, Assignment, Study, Trial, now
 
 TRIAL_KINDS = ("2afc", "samediff")
 PRESENTATIONS = ("unlimited", "timed")
-METRICS = ("LPIPS-vgg", "LPIPS-alex", "SSIM", "PSNR", "L2", "Linf", "FL")
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,25 @@ def stimuli_from_attack(ds, result, cell: str, n: int, seed: int = 0) -> list[St
     for r in rows:
         clean, adv = result.image_pair(ds, int(r))
         row = result.metrics.iloc[int(r)]
-        metrics = {m: float(row[m]) for m in METRICS if m in row and pd.notna(row[m])}
+        metrics = {m: float(row[m]) for m in IMAGE_METRICS.available()
+                   if m in row and pd.notna(row[m])}
         metrics["success"] = bool(row["success"])
         out.append(Stimulus(cell, str(row["item"]), clean, adv, metrics))
     return out
+
+
+def stimuli_from_attacks(ds, found: list, per_cell: int, seed: int = 0) -> list[Stimulus]:
+    """Stimuli of several attack results, (AttackJob, AttackResult) pairs, one study cell
+    each, named by the job's label ("pgd-8/at"); refused, before any image is read, when
+    none is given or two share a label."""
+    if not found:
+        raise AdvRecError("pick at least one attack result")
+    labels = [job.label for job, _ in found]
+    if len(set(labels)) != len(labels):
+        raise AdvRecError(f"two picked results share a cell label ({', '.join(labels)}): "
+                          f"pick one per attack/defense setting")
+    return [st for (job, result) in found
+            for st in stimuli_from_attack(ds, result, job.label, per_cell, seed)]
 
 
 def catch_image(clean: np.ndarray, seed: int) -> np.ndarray:
@@ -337,4 +352,5 @@ def answers_frame(db: sessionmaker, study_id: int) -> pd.DataFrame:
         "pid", "trial_id", "kind", "cell", "item", "identical", "modified_left", "response",
         "correct", "confidence", "rt_ms", "created_at", "metrics"])
     metrics = pd.json_normalize(df.pop("metrics").tolist()) if len(df) else pd.DataFrame()
-    return pd.concat([df, metrics.reindex(columns=[m for m in METRICS if m in metrics])], axis=1)
+    return pd.concat([df, metrics.reindex(columns=[m for m in IMAGE_METRICS.available()
+                                                   if m in metrics])], axis=1)

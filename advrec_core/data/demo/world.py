@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+
 @dataclass(frozen=True)
 class Taste:
     """How much each visible attribute (and the invisible quality) drives choices."""

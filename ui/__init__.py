@@ -8,34 +8,42 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from advrec_core.cache import Cache, NotCached
-from advrec_core.data import DataConfig, load_dataset
+from advrec_core.data import DatasetSpec
 from advrec_core.data.demo import demo_folder, demo_is_cached
+from advrec_core.defenses import DEFENSES
 from advrec_core.device import resolve_device
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
-from advrec_core.experiments.grid import ATTACK_NAMES, ATTACKS, DEFENSES
+from advrec_core.experiments.grid import PAPER_ATTACKS, attack_title
 from advrec_core.jobs import DONE, FAILED, QUEUED, runner
+from advrec_core.recommenders import RECOMMENDERS
 
-DATASET_KEY = "dataset_spec"  # survives page switches: (spec, k_core, duplicates)
+DATASET_KEY = "dataset_spec"  # survives page switches: a DatasetSpec
 ATTACK_JOB_KEY = "attack_job"  # the Attack Lab's AttackJob, read by Recommendation Impact
 
 
+@st.cache_resource(show_spinner=False)
+def startup_gc() -> int:
+    """Once per server process: remove the cache build folders killed runs left behind."""
+    return len(Cache.default().gc())
+
+
 @st.cache_resource(show_spinner="Loading dataset...")
-def _load(spec: str, k_core: int, duplicates: str):
-    return load_dataset(spec, DataConfig(k_core=k_core, duplicates=duplicates))
+def _load(spec: DatasetSpec):
+    return spec.load()
 
 
-def get_dataset(spec: str, k_core: int = 0, duplicates: str = "error"):
+def get_dataset(spec: DatasetSpec):
     """The Dataset for `spec`, generating the demo catalog first (with progress) if needed.
     A bad dataset stops the page with the loader's one-line error."""
-    if spec == "demo" and not demo_is_cached():
+    if spec.is_demo and not demo_is_cached():
         with st.status("Generating the demo catalog (first run only)...", expanded=True) as s:
             bar = st.progress(0.0)
             demo_folder(progress=lambda done, total, desc: bar.progress(
                 done / max(total, 1), text=f"{desc}: {done}/{total}"))
             s.update(label="Demo catalog ready", state="complete", expanded=False)
     try:
-        return _load(spec, k_core, duplicates)
+        return _load(spec)
     except AdvRecError as e:
         st.error(f"Cannot load this dataset. {e}")
         st.stop()
@@ -43,10 +51,15 @@ def get_dataset(spec: str, k_core: int = 0, duplicates: str = "error"):
 
 # --- jobs: submit long work to the core's runner, watch it, show errors -----------------
 
+def current_spec() -> DatasetSpec:
+    """The dataset the user picked on the Data page (the demo catalog by default)."""
+    return st.session_state.get(DATASET_KEY, DatasetSpec())
+
+
 def current_dataset():
-    """(spec tuple, Dataset) the user picked on the Data page (the demo catalog by default)."""
-    spec = st.session_state.get(DATASET_KEY, ("demo", 0, "error"))
-    return spec, get_dataset(*spec)
+    """(DatasetSpec, Dataset) the user picked on the Data page."""
+    spec = current_spec()
+    return spec, get_dataset(spec)
 
 
 def category_mode(prefix: str, index: int = 0, help: str = "") -> str:
@@ -205,17 +218,20 @@ def jobs_sidebar() -> None:
         st.caption(f":red[failed] {j.title}")
 
 
-DEF_SHORT = {"traditional": "T", "at": "AT", "free_at": "FAT"}
+def model_title(name: str) -> str:
+    """"VBPR"; "BPR-MF (no images: a control)"."""
+    m = RECOMMENDERS.get(name)
+    return m.title if m.uses_images else f"{m.title} (no images: a control)"
 
 
 def heatmap(values: pd.DataFrame, title: str, fmt: str, key: str, diverging: bool = False):
     """values: attack x defense; NaN cells are drawn grey and labelled "missing"."""
-    v = values.reindex(index=list(ATTACKS), columns=list(DEFENSES)).astype(float)
+    v = values.reindex(index=list(PAPER_ATTACKS), columns=DEFENSES.available()).astype(float)
     z = v.to_numpy()
     text = [["missing" if not np.isfinite(x) else format(x, fmt) for x in r] for r in z]
     span = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
     fig = go.Figure(go.Heatmap(
-        z=z, x=[DEF_SHORT[d] for d in v.columns], y=[ATTACK_NAMES[a] for a in v.index],
+        z=z, x=[DEFENSES.get(d).short for d in v.columns], y=[attack_title(a) for a in v.index],
         text=text, texttemplate="%{text}", showscale=False, hoverongaps=False,
         colorscale="RdBu_r" if diverging else "Viridis",
         zmin=-span if diverging else None, zmax=span if diverging else None))

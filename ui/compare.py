@@ -1,0 +1,82 @@
+"""Clean-vs-perturbed comparisons in plain HTML + CSS for `st.html` (no script, no CDN, so
+they work offline and inside Streamlit's sanitised HTML): the Attack Lab's wipe / flicker
+widget and the study's two-image trial. Images are lossless PNG, zoomed by integer nearest
+neighbour. Arrays are uint8 (H, W, 3)."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+from PIL import Image
+
+from advrec_core.viz import png_bytes, upscale
+
+
+def png_data_uri(img: np.ndarray | bytes) -> str:
+    """A data: URI of `img` (uint8 (H, W, 3), or PNG bytes already encoded)."""
+    png = img if isinstance(img, bytes) else png_bytes(img)
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def compare_html(clean: np.ndarray, adv: np.ndarray, factor: int = 1, uid: str = "cmp",
+                 labels: tuple[str, str] = ("clean", "perturbed")) -> str:
+    """A wipe comparison (drag the handle at the bottom-right corner of the perturbed layer)
+    and a flicker toggle (the two images alternate twice a second), both CSS only. Both
+    images are lossless PNG at `factor` x native size, drawn without smoothing."""
+    h, w = clean.shape[:2]
+    H, W = h * factor, w * factor
+    a, b = png_data_uri(upscale(clean, factor)), png_data_uri(upscale(adv, factor))
+    u = "".join(ch for ch in uid if ch.isalnum()) or "cmp"
+    la, lb = (html.escape(s) for s in labels)
+    return f"""
+<style>
+.{u} {{font: 13px sans-serif; margin-bottom: .5rem}}
+.{u} .stage {{position: relative; width: {W}px; height: {H}px; border: 1px solid #999}}
+.{u} img {{image-rendering: pixelated; image-rendering: crisp-edges; display: block;
+          width: {W}px; height: {H}px; max-width: none}}
+.{u} .base {{position: absolute; left: 0; top: 0}}
+.{u} .wipe {{position: absolute; left: 0; top: 0; width: {W // 2}px; max-width: {W}px;
+            min-width: 8px; height: {H}px; overflow: hidden; resize: horizontal;
+            border-right: 2px solid #e33}}
+.{u} .flick {{position: absolute; left: 0; top: 0; display: none}}
+.{u} input:checked ~ .stage .flick {{display: block; animation: {u}k 1s steps(1) infinite}}
+.{u} input:checked ~ .stage .wipe {{display: none}}
+@keyframes {u}k {{0% {{opacity: 1}} 50% {{opacity: 0}}}}
+</style>
+<div class="{u}">
+<input type="checkbox" id="{u}f"> <label for="{u}f">flicker</label>
+<span style="color:#666">&nbsp;· left of the red line: {lb}; right: {la}. Drag the
+line's bottom corner to wipe.</span>
+<div class="stage">
+<img class="base" src="{a}" alt="{la}" width="{W}" height="{H}">
+<div class="wipe"><img src="{b}" alt="{lb}" width="{W}" height="{H}"></div>
+<img class="flick" src="{b}" alt="{lb} (flicker)" width="{W}" height="{H}">
+</div></div>"""
+
+
+def pair_html(left_png: bytes, right_png: bytes, zoom: int = 1,
+              hide_after_ms: int | None = None, labels: tuple[str, str] = ("A", "B"),
+              uid: str = "pair") -> str:
+    """Two PNG images side by side at the same size (zoom x the first one's native size,
+    nearest neighbour), for a judgment trial. With `hide_after_ms` both disappear after that
+    exposure (a CSS animation: no script, so the timing does not depend on a round trip)."""
+    w, h = Image.open(io.BytesIO(left_png)).size
+    W, H = w * zoom, h * zoom
+    u = "".join(ch for ch in uid if ch.isalnum()) or "pair"
+    hide = (f"animation: {u}h 0s linear {int(hide_after_ms)}ms forwards;"
+            if hide_after_ms else "")
+    imgs = "".join(
+        f'<figure><img src="{png_data_uri(png)}" '
+        f'width="{W}" height="{H}" alt="{html.escape(lab)}"><figcaption>{html.escape(lab)}'
+        f"</figcaption></figure>" for png, lab in ((left_png, labels[0]), (right_png, labels[1])))
+    return f"""
+<style>
+.{u} {{display: flex; gap: 48px; justify-content: center; font: 15px sans-serif}}
+.{u} figure {{margin: 0; text-align: center}}
+.{u} img {{width: {W}px; height: {H}px; max-width: none; image-rendering: pixelated;
+          image-rendering: crisp-edges; display: block; {hide}}}
+@keyframes {u}h {{to {{visibility: hidden}}}}
+</style>
+<div class="{u}">{imgs}</div>"""
