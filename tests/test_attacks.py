@@ -178,8 +178,10 @@ def test_a_new_attack_is_one_class_and_its_registration(monkeypatch):
 
 def test_attack_specs_hold_one_unit_and_refuse_what_an_attack_does_not_take():
     from advrec_core.attacks import AttackSpec
+    from advrec_core.config import stable_hash
     from advrec_core.errors import AdvRecError
 
+    assert stable_hash(AttackSpec("pgd", 8)) == stable_hash(AttackSpec.parse("pgd-8"))  # 8 == 8.0
     pgd = AttackSpec.parse("pgd-8").build()
     assert pgd == PGD(8 / 255) and not pgd.random_start and pgd.steps == 10  # the paper's
     assert AttackSpec.parse("cw").build() == CarliniWagnerL2()

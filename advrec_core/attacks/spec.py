@@ -21,6 +21,8 @@ class AttackSpec:
     eps_space: str = "pixel"  # "normalized": eps on ImageNet-normalised inputs (authors' code)
 
     def __post_init__(self):
+        if self.eps is not None:  # one type, so 8 and 8.0 name the same cache entry
+            object.__setattr__(self, "eps", float(self.eps))
         cls = ATTACKS.get(self.name)  # unknown names list the known ones
         if cls.takes_eps and (self.eps is None or self.eps <= 0):
             raise AdvRecError(f"{cls.title} needs eps > 0 (in 8-bit levels), not {self.eps}")
