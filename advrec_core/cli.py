@@ -466,8 +466,15 @@ def _add_categories_arg(p: argparse.ArgumentParser) -> None:
                         "dataset's given category")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's error contract: one `error:` line, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m advrec_core",
+    p = _Parser(prog="python -m advrec_core",
                                 description="AdvRec Lab engine: adversarially poisoned product "
                                             "images vs visual recommenders.")
     p.add_argument("--cache", help="cache folder (default: $ADVREC_CACHE or ./cache)")

@@ -67,8 +67,8 @@ with st.form("attack_form"):
                             0, ds.n_items, start.limit or 0, key="lab_limit")
     submitted = st.form_submit_button("Run attack", type="primary", key="lab_run")
 
-spec = AttackSpec.create(attack, eps, int(steps) or None)
-job = AttackJob(source, target, spec, ExtractorConfig(arch=arch, defense=defense),
+chosen = AttackSpec.create(attack, eps, int(steps) or None)
+job = AttackJob(source, target, chosen, ExtractorConfig(arch=arch, defense=defense),
                 limit=int(limit) or None, categories=mode)
 if submitted or prev is None or prev == job:
     st.session_state[ATTACK_JOB_KEY] = job

@@ -1,11 +1,21 @@
+"""Isolation: every test gets its own cache folder, job runner and torch hub folder, so
+no test can pass (or fail) because of what another test left behind, in any order.
+
+Only steps that are pure functions of their config (the demo catalog, trained extractors,
+extracted features) are shared, read-only, through links to a session store: building them
+again in every test would cost minutes and could not change any result."""
 import os
+import shutil
+from pathlib import Path
 
 import pytest
+
+SHARED_STEPS = ("demo", "extractor", "features")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Every test session gets its own cache folder (never the repo's cache/)."""
+    """The session's store of shared steps (never the repo's cache/)."""
     path = tmp_path_factory.mktemp("cache")
     old = os.environ.get("ADVREC_CACHE")
     os.environ["ADVREC_CACHE"] = str(path)
@@ -19,9 +29,41 @@ def isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_dir(isolated_cache):
     """The default demo catalog, generated once per session (~30 s on 2 cores)."""
+    from advrec_core.cache import Cache
     from advrec_core.data.demo import demo_folder
 
-    return demo_folder()
+    return demo_folder(cache=Cache(isolated_cache))
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(isolated_cache, tmp_path_factory, monkeypatch):
+    """This test's own cache folder ($ADVREC_CACHE): links to the shared steps' entries;
+    whatever else the test computes stays its own. Shared-step entries it builds are moved
+    to the session store afterwards, for later tests."""
+    own = tmp_path_factory.mktemp("testcache")
+    for step in SHARED_STEPS:
+        for entry in sorted((isolated_cache / step).glob("[!.]*")):
+            (own / step).mkdir(parents=True, exist_ok=True)
+            (own / step / entry.name).symlink_to(entry, target_is_directory=True)
+    monkeypatch.setenv("ADVREC_CACHE", str(own))
+    yield own
+    for step in SHARED_STEPS:
+        for entry in sorted((own / step).glob("[!.]*")):
+            shared = isolated_cache / step / entry.name
+            if entry.is_dir() and not entry.is_symlink() and not shared.exists():
+                shared.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(entry), str(shared))
+
+
+@pytest.fixture(autouse=True)
+def torch_home(request, tmp_path_factory, monkeypatch):
+    """An empty torch hub folder: no test depends on which weights this machine has.
+    Tests marked `real_weights` see the machine's own (and skip without them)."""
+    if request.node.get_closest_marker("real_weights"):
+        return None
+    path = Path(tmp_path_factory.mktemp("torch_home"))
+    monkeypatch.setenv("TORCH_HOME", str(path))
+    return path
 
 
 @pytest.fixture(autouse=True)

@@ -117,6 +117,35 @@ def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):
     assert not at.exception and at.markdown  # the prediction line follows the item
 
 
+def test_a_second_tab_watches_a_running_job_instead_of_starting_it_again(page, job_runner):
+    """While the attack runs (here: a stand-in blocked on an event), another tab pressing
+    Run with the same settings watches that job: nothing is started a second time."""
+    import threading
+
+    from advrec_core.data import DatasetSpec
+    from advrec_core.jobs import job_key
+
+    key, release, calls = job_key("attack", DatasetSpec(), small_attack()), threading.Event(), []
+
+    def blocked(progress):
+        calls.append(1)
+        progress(1, 3, "attacking")
+        release.wait(60)
+
+    job_runner.submit(key, blocked, "first tab's attack")
+    try:
+        tab_b = page("attack_lab", attack_job=small_attack()).run()
+        tab_b.button(key="lab_run").click().run()
+        assert not tab_b.exception
+        assert [j.key for j in job_runner.jobs()] == [key] and calls == [1]
+        bars = tab_b.get("progress")
+        assert bars and "first tab's attack" in bars[0].proto.text  # watching, not idle
+        assert not [i for i in tab_b.info if "Not computed yet" in i.value]
+    finally:
+        release.set()
+        job_runner.get(key).wait(10)
+
+
 def test_attack_lab_failed_job_shows_its_error(page):
     at = page("attack_lab").run()
     at.selectbox(key="lab_arch").select("resnet50")

@@ -11,10 +11,10 @@ REASON = why_no_browser()
 
 
 @pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
-def test_attack_lab_in_a_browser(demo_dir, isolated_cache, tmp_path):
+def test_attack_lab_in_a_browser(demo_dir, cache_dir, tmp_path):
     shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(isolated_cache) as url, browser_page() as page:
+    with streamlit_server(cache_dir) as url, browser_page() as page:
         page.goto(f"{url}/attack_lab")
         page.get_by_role("heading", name="Attack Lab").wait_for(timeout=120_000)
         # app.py ran (its navigation and sidebar), not the page file on its own
@@ -43,7 +43,7 @@ def test_attack_lab_in_a_browser(demo_dir, isolated_cache, tmp_path):
 
 
 @pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
-def test_study_answered_by_keyboard(tmp_path, isolated_cache, monkeypatch):
+def test_study_answered_by_keyboard(tmp_path, cache_dir, monkeypatch):
     from helpers import stimuli
 
     from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
@@ -56,7 +56,7 @@ def test_study_answered_by_keyboard(tmp_path, isolated_cache, monkeypatch):
     monkeypatch.setenv("ADVREC_STUDY_DB", url)
     shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(isolated_cache) as base, browser_page() as page:
+    with streamlit_server(cache_dir) as base, browser_page() as page:
         page.goto(f"{base}/study?study={study.id}")
         page.get_by_text("I have read the above").click()
         page.get_by_role("button", name="Start").click()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from advrec_core.attacks import AttackSpec
@@ -13,7 +14,7 @@ from advrec_core.defenses import TrainConfig
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.extract import ExtractJob, extract_features
-from advrec_core.extractors import ExtractorConfig
+from advrec_core.extractors import ExtractorConfig, load_extractor
 
 QUICK = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))  # ~25 s on 2 cores
 
@@ -55,6 +56,17 @@ def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
     else:
         assert res.lpips_map("vgg").shape == (12, *clean.shape[:2])
     assert run_attack_job(ds, job, device="cpu").folder == res.folder  # cached
+    # round trip: what the seller uploads (the stored PNGs), decoded and classified again,
+    # is what the result reports: predictions, success and features
+    model, _ = load_extractor(QUICK, ds.corpus, device="cpu")
+    uploaded = torch.stack([torch.from_numpy(np.asarray(Image.open(res.adv_path(i)).convert("RGB")))
+                            for i in res.metrics["item"]]).permute(0, 3, 1, 2).float().div(255)
+    with torch.no_grad():
+        feats, pred, _ = model.classify(uploaded)
+    names = np.array(model.class_names)[pred.numpy()]
+    assert list(names) == list(res.metrics["pred_adv"])
+    assert (res.metrics["success"].to_numpy() == (names == "Running shoe")).all()
+    np.testing.assert_allclose(feats.numpy(), res.features_adv, rtol=1e-5, atol=1e-5)
 
 
 def test_attack_job_bad_names(ds):

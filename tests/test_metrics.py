@@ -92,6 +92,7 @@ def test_lpips_loads_backbone_file_into_its_slices(tmp_path, monkeypatch):
     assert torch.equal(getattr(net.slice5, "10").bias, alex.features[10].bias)
 
 
+@pytest.mark.real_weights
 @pytest.mark.skipif(check_backbone("vgg") is not None, reason="ImageNet VGG16 weights not present")
 def test_lpips_real_weights_order_distortions():
     m = LPIPSMetric("vgg")

@@ -168,12 +168,16 @@ class PoisonResult:
 
 
 def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
-    """Mean change, 95% t-interval half-width, paired t-test p-value (NaN for one seed)."""
+    """Mean change, 95% t-interval half-width and paired t-test p-value of the per-seed
+    differences `d` (scipy's one-sample t-test against 0); NaN for one seed. Identical
+    differences have no spread: p is 0 (or 1 if they are all 0) and the half-width 0."""
     if len(d) < 2:
         return float(d.mean()), float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
-    p = float(stats.ttest_1samp(d, 0.0).pvalue) if d.std() > 0 else (0.0 if d.mean() else 1.0)
-    return float(d.mean()), half, p
+    if d.std() == 0:
+        return float(d.mean()), 0.0, 0.0 if d.mean() else 1.0
+    test = stats.ttest_1samp(d, 0.0)
+    ci = test.confidence_interval(0.95)
+    return float(d.mean()), float(ci.high - ci.low) / 2, float(test.pvalue)
 
 
 def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,

@@ -1,0 +1,85 @@
+"""The CLI contract: every command the README shows, with tiny settings, exits 0 and prints
+its key lines; bad input to each exits 2 with one `error:` line and no traceback."""
+import pytest
+
+from advrec_core.cli import main
+
+TINY = ["--epochs", "2"]  # demo CNN epochs (Free AT: epochs of 4 replays)
+PAIR = ["--source", "Sandal", "--target", "Running shoe", "--categories", "true"]
+REC = ["--rec-epochs", "3", "--seeds", "0"]
+
+
+def run(capsys, argv):
+    try:
+        rc = main(["-q", *argv])
+    except SystemExit as e:  # --help
+        rc = e.code
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+GOOD = {
+    "help": (["--help"], ["demo", "grid", "regime", "cache"]),
+    "demo": (["demo"], ["demo catalog:"]),
+    "info": (["info", "demo"], ["users", "per category"]),
+    "info-json": (["info", "demo", "--json"], ['"users": 2000']),
+    "train-extractor": (["train-extractor", "--defense", "traditional", *TINY],
+                        ["clean acc", "robust acc"]),
+    "extract": (["extract", "demo", *TINY], ["600 items x 256 dims"]),
+    "attack-pgd": (["attack", "demo", *PAIR, "--attack", "pgd", "--eps", "8", "--limit", "4",
+                    "--lpips", "", *TINY], ["PGD(eps=0.0313", "SR ", "4 images"]),
+    "attack-cw-free-at": (["attack", "demo", *PAIR, "--attack", "cw", "--defense", "free_at",
+                           "--steps", "5", "--limit", "2", "--lpips", "", "--epochs", "1"],
+                          ["CarliniWagnerL2(steps=5", "demo-cnn/free_at"]),
+    "attack-random-start-normalized": (["attack", "demo", *PAIR, "--random-start",
+                                        "--eps-space", "normalized", "--limit", "2",
+                                        "--lpips", "", *TINY],
+                                       ["random_start=True", "eps_space='normalized'"]),
+    "lpips-weights": (["lpips-weights", "status"], ["LPIPS-vgg:", "LPIPS-alex:"]),
+    "train-rec": (["train-rec", "demo", "--model", "vbpr", "--rec-epochs", "3",
+                   "--categories", "true", *TINY], ["nDCG", "CHR@K per category"]),
+    "poison": (["poison", "demo", *PAIR, "--attack", "fgsm", "--eps", "4", "--limit", "4",
+                *REC, *TINY], ["CHR@K of Sandal", "accuracy before / after"]),
+    "grid": (["grid", "demo", *PAIR, "--attacks", "fgsm-4", "--defenses", "traditional",
+              "--models", "vbpr", "--limit", "4", *REC, *TINY, "--run", "--csv", "{tmp}/g.csv"],
+             ["1/1 cells computed", "written"]),
+    "cache-gc": (["cache", "gc"], ["stale build folder"]),
+    "cache-verify": (["cache", "verify"], ["0 corrupt entries"]),
+}
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_readme_command_runs(name, capsys, tmp_path, demo_dir):
+    argv, expect = GOOD[name]
+    rc, out, err = run(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert rc == 0, err
+    for line in expect:
+        assert line in out, (line, out[-800:])
+
+
+BAD = {
+    "unknown command": ["frobnicate"],
+    "info: no such folder": ["info", "/nonexistent/shop"],
+    "extract: unknown defense": ["extract", "demo", "--defense", "nope"],
+    "attack: unknown source": ["attack", "demo", "--source", "Nope", "--target", "Sandal",
+                               "--categories", "true", *TINY],
+    "attack: unknown target class": ["attack", "demo", "--source", "Sandal", "--target",
+                                     "Unicorn", "--categories", "true", *TINY],
+    "attack: bad eps": ["attack", "demo", *PAIR, "--eps", "0"],
+    "attack: C&W has no eps space":
+        ["attack", "demo", *PAIR, "--attack", "cw", "--eps-space", "normalized"],
+    "train-rec: unknown model": ["train-rec", "demo", "--model", "nope"],
+    "poison: bad limit": ["poison", "demo", *PAIR, "--limit", "0"],
+    "grid: bad attack label": ["grid", "demo", "--attacks", "pgd"],
+    "regime: unknown defense": ["regime", "demo", "--defense", "nope"],
+    "study: export without id": ["study", "export", "--db", "sqlite:///{tmp}/s.sqlite"],
+    "cache: unknown action": ["cache", "clean"],
+}
+
+
+@pytest.mark.parametrize("name", BAD)
+def test_bad_input_is_one_error_line(name, capsys, tmp_path, demo_dir):
+    rc, out, err = run(capsys, [a.replace("{tmp}", str(tmp_path)) for a in BAD[name]])
+    lines = [line for line in err.strip().splitlines() if line]
+    assert rc == 2 and "Traceback" not in err, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
