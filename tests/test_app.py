@@ -138,8 +138,9 @@ def test_a_second_tab_watches_a_running_job_instead_of_starting_it_again(page, j
         tab_b.button(key="lab_run").click().run()
         assert not tab_b.exception
         assert [j.key for j in job_runner.jobs()] == [key] and calls == [1]
-        bars = tab_b.get("progress")
-        assert bars and "first tab's attack" in bars[0].proto.text  # watching, not idle
+        watching = [c.value for c in tab_b.main.caption if "the job keeps running" in c.value]
+        assert watching, "the page does not watch the running job"  # (the sidebar lists it anyway)
+        assert any("first tab's attack" in b.proto.text for b in tab_b.main.get("progress"))
         assert not [i for i in tab_b.info if "Not computed yet" in i.value]
     finally:
         release.set()
