@@ -105,7 +105,7 @@ def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):
         assert not view.exception
         metrics = {m.label: m.value for m in view.metric}
         assert metrics["Success rate"].endswith("%") and metrics["L-inf"] == "8.0/255"
-        assert metrics["LPIPS (VGG)"] == "unavailable" or float(metrics["LPIPS (VGG)"]) >= 0
+        assert metrics["LPIPS (VGG)"] == "unavailable"  # the test's torch hub folder is empty
         shown = list(view.get("image")[0].proto.imgs)
         assert [im.caption for im in shown][:3] == ["clean", "perturbed", "perturbation x10"]
         assert all(im.url.endswith(".png") for im in shown)  # lossless, not JPEG
@@ -210,4 +210,13 @@ def test_grid_page_shows_missing_cells_and_runs_one(page):
     at.run()
     assert not at.exception and "1 of 30 cells computed" in at.caption[0].value
     row = at.dataframe[0].value.iloc[0]
-    assert row["computed"] and 0 <= row["SR"] <= 1 and row["CHR@20 clean"] > 0
+    assert row["computed"] and row["CHR@20 clean"] > 0
+    from advrec_core.cache import Cache
+    from advrec_core.data import load_dataset
+    from advrec_core.experiments.attack import run_attack_job
+    from advrec_core.experiments.grid import GridSpec  # the table shows the attack's own SR
+
+    spec = GridSpec("Sandal", "Running shoe", seeds=(0,))
+    res = run_attack_job(load_dataset("demo"), spec.attack_job("fgsm-4", "traditional"),
+                         Cache.default().read_only())
+    assert row["SR"] == pytest.approx(res.metrics["success"].mean())

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy import stats
 
 from advrec_core.attacks import AttackSpec
 from advrec_core.cli import main
@@ -108,7 +109,10 @@ def test_poison_pipeline_reports_before_after(ds):
     assert set(res.change["K"]) == {10, 20}
     row = res.change.set_index("K").loc[20]
     assert row["poisoned"] - row["clean"] == pytest.approx(row["change"])
-    assert np.isfinite(row["ci95"]) and 0 <= row["p_value"] <= 1
+    seeds = res.per_seed.set_index(["phase", "seed"])["CHR@20"]
+    d = (seeds["poisoned"] - seeds["clean"]).to_numpy()
+    assert row["ci95"] == pytest.approx(12.706204736 * d.std(ddof=1) / np.sqrt(2))  # t, 1 df
+    assert row["p_value"] == pytest.approx(stats.ttest_rel(seeds["poisoned"], seeds["clean"]).pvalue)
     assert res.ranks["attacked"].sum() == 20 and len(res.ranks) == 60
     assert {"mean_rank_clean", "mean_rank_poisoned", "rank_shift", "in_top@20_poisoned"} <= set(res.ranks)
     # the clean runs do not depend on the attack: a weaker attack reuses them

@@ -100,5 +100,4 @@ def test_each_defense_trains(demo_dir, defense):
     assert report["optimizer_steps"] == 4 * 14  # 850 training images / 64 -> 14 batches
     # photos in the wild at 96 px after 4 passes over 850 images: above chance (0.1)
     assert report["clean_accuracy"] > 0.15
-    assert 0 <= report["robust_accuracy"] <= 1
     assert not model.training and all(not p.requires_grad for p in model.parameters())
