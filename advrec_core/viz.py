@@ -36,22 +36,31 @@ def amplified(clean: np.ndarray, adv: np.ndarray, gain: float = 10.0) -> np.ndar
     return np.clip(128 + gain * d, 0, 255).round().astype(np.uint8)
 
 
+def heat_colours(heat: np.ndarray, vmax: float | None = None,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
+    """`heat` (h, w) >= 0 -> uint8 (H, W, 3) through HEAT_LUT, 0 darkest and `vmax` (default:
+    the map's max) brightest; resized to `size` (H, W) by nearest neighbour (a feature-grid
+    map shows its cells as blocks)."""
+    heat = np.asarray(heat, dtype=np.float32)
+    if size is not None and heat.shape != tuple(size):
+        heat = np.asarray(Image.fromarray(heat).resize(size[::-1], Image.NEAREST))
+    top = float(vmax) if vmax else float(heat.max()) or 1.0
+    return HEAT_LUT[np.clip(heat / top * 255, 0, 255).astype(np.uint8)]
+
+
 def heat_overlay(img: np.ndarray, heat: np.ndarray, vmax: float | None = None,
                  alpha: float = 0.6) -> np.ndarray:
     """`heat` (h, w) >= 0 coloured and blended over a greyed `img` (H, W, 3); the heat map is
     resized to the image by nearest neighbour. vmax: value shown brightest (default max)."""
-    heat = np.asarray(heat, dtype=np.float32)
-    if heat.shape != img.shape[:2]:
-        heat = np.asarray(Image.fromarray(heat).resize(img.shape[1::-1], Image.NEAREST))
-    top = float(vmax) if vmax else float(heat.max()) or 1.0
-    colour = HEAT_LUT[np.clip(heat / top * 255, 0, 255).astype(np.uint8)].astype(np.float32)
+    colour = heat_colours(heat, vmax, img.shape[:2]).astype(np.float32)
     grey = img.astype(np.float32).mean(2, keepdims=True).repeat(3, 2)
     return np.clip((1 - alpha) * grey + alpha * colour, 0, 255).round().astype(np.uint8)
 
 
-def perturbation_map(clean: np.ndarray, adv: np.ndarray) -> np.ndarray:
-    """(H, W) largest absolute change over the colour channels, in 8-bit levels."""
-    return np.abs(adv.astype(np.int16) - clean.astype(np.int16)).max(2).astype(np.float32)
+def colour_bar(width: int = 256, height: int = 12) -> np.ndarray:
+    """uint8 (height, width, 3) HEAT_LUT from 0 (left) to the scale's top (right)."""
+    ramp = np.linspace(0, 255, width).round().astype(np.uint8)
+    return np.broadcast_to(HEAT_LUT[ramp][None], (height, width, 3)).copy()
 
 
 def png_bytes(img: np.ndarray) -> bytes:

@@ -15,6 +15,7 @@ from advrec_core.defenses import TrainConfig
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.extract import ExtractJob, extract_features
+from advrec_core.experiments.images import item_images
 from advrec_core.extractors import ExtractorConfig, load_extractor
 
 QUICK = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))  # ~25 s on 2 cores
@@ -53,9 +54,17 @@ def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
         assert adv.shape == clean.shape and adv.dtype == np.uint8
         assert np.abs(adv.astype(int) - clean).max() <= 8
     if "LPIPS-vgg" in res.summary["unavailable"]:  # no ImageNet weights here: said, not faked
-        assert "LPIPS-vgg" not in res.metrics and res.lpips_map("vgg") is None
+        assert "LPIPS-vgg" not in res.metrics and res.map("LPIPS-vgg") is None
     else:
-        assert res.lpips_map("vgg").shape == (12, *clean.shape[:2])
+        assert res.map("LPIPS-vgg").shape == (12, *clean.shape[:2])
+    # the weight-free metrics exist on every install, with their maps
+    for name in ("FLIP", "DeltaE2000", "SSIM", "FLmap", "Linf"):
+        assert np.isfinite(res.metrics[name]).all(), name
+        assert name in res.maps()
+    for name in ("FLIP", "DeltaE2000", "SSIM", "Linf"):
+        assert res.map(name).shape == (12, *clean.shape[:2])
+    assert res.map("FLmap").shape == (12, 6, 6)  # the demo CNN's last grid at 96 px
+    np.testing.assert_allclose(res.map("Linf").max(axis=(1, 2)), res.metrics["Linf"], atol=1e-3)
     assert run_attack_job(ds, job, device="cpu").folder == res.folder  # cached
     # round trip: what the seller uploads (the stored PNGs), decoded and classified again,
     # is what the result reports: predictions, success and features
@@ -63,8 +72,12 @@ def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
     uploaded = torch.stack([torch.from_numpy(np.asarray(Image.open(res.adv_path(i)).convert("RGB")))
                             for i in res.metrics["item"]]).permute(0, 3, 1, 2).float().div(255)
     with torch.no_grad():
-        feats, pred, _ = model.classify(uploaded)
+        fmap, feats, pred, _ = model.classify_map(uploaded)
+        fmap_clean = model.feature_map(item_images(ds, res.items, model.input_size))
     names = np.array(model.class_names)[pred.numpy()]
+    fl_map = (fmap - fmap_clean).pow(2).mean(dim=1).numpy()  # what the CNN sees changed
+    np.testing.assert_allclose(fl_map.mean(axis=(1, 2)), res.metrics["FLmap"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fl_map, res.map("FLmap"), rtol=2e-3, atol=1e-3)  # stored in fp16
     assert list(names) == list(res.metrics["pred_adv"])
     assert (res.metrics["success"].to_numpy() == (names == "Running shoe")).all()
     np.testing.assert_allclose(feats.numpy(), res.features_adv, rtol=1e-5, atol=1e-5)

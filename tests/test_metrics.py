@@ -33,7 +33,7 @@ def test_norms_and_feature_loss_by_hand():
 
 
 def test_ssim_psnr_identical_and_known_noise():
-    x = torch.rand(2, 3, 32, 32)
+    x = torch.rand(2, 3, 32, 32) * 0.98  # images in [0, 1], also after the +0.01 below
     ssim, psnr = ssim_psnr(x, x.clone())
     assert np.allclose(ssim, 1.0) and np.isinf(psnr).all()
     y = x.clone()
@@ -70,7 +70,7 @@ def test_lpips_unavailable_without_weights(tmp_path, monkeypatch):
     (tmp_path / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"tampered")
     assert "sha256 does not start with 397923af" in check_backbone("vgg")
     df, extra = visual_metrics(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8), torch.zeros(1, 4),
-                               torch.zeros(1, 4), torch.tensor([True]), [m])
+                               torch.zeros(1, 4), torch.tensor([True]), lpips=[m])
     assert "LPIPS-vgg" not in df.columns and "LPIPS-vgg" in extra["unavailable"]
 
 

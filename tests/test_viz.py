@@ -5,7 +5,17 @@ import re
 import numpy as np
 from PIL import Image
 
-from advrec_core.viz import amplified, heat_overlay, perturbation_map, png_bytes, thumbnail, upscale
+from advrec_core.metrics.perceptual import abs_change
+from advrec_core.viz import (
+    HEAT_LUT,
+    amplified,
+    colour_bar,
+    heat_colours,
+    heat_overlay,
+    png_bytes,
+    thumbnail,
+    upscale,
+)
 from ui.compare import compare_html
 
 
@@ -33,8 +43,19 @@ def test_amplified_perturbation_and_map():
     adv[3, 3, 0] = 97  # -3 levels
     amp = amplified(clean, adv, gain=10)
     assert amp[0, 0, 1] == 148 and amp[3, 3, 0] == 98 and amp[1, 1, 1] == 128
-    m = perturbation_map(clean, adv)
-    assert m[0, 0] == 2 and m[3, 3] == 3 and m.sum() == 5
+    _, m = abs_change(clean[None] / 255, adv[None] / 255)  # the stored |δ| map
+    np.testing.assert_allclose(m[0] * 255, [[2, 0, 0, 0], [0] * 4, [0] * 4, [0, 0, 0, 3]],
+                               atol=1e-4)
+
+
+def test_heat_colours_and_colour_bar():
+    heat = np.array([[0.0, 1.0], [2.0, 4.0]], np.float32)
+    c = heat_colours(heat, vmax=2.0, size=(4, 4))  # nearest neighbour: 2 x 2 blocks
+    assert c.shape == (4, 4, 3) and (c[:2, :2] == HEAT_LUT[0]).all()
+    assert (c[2:, 2:] == HEAT_LUT[255]).all() and (c[2:, :2] == HEAT_LUT[255]).all()  # clipped
+    bar = colour_bar(256, 3)
+    assert bar.shape == (3, 256, 3) and (bar[:, 0] == HEAT_LUT[0]).all()
+    assert (bar[:, -1] == HEAT_LUT[255]).all()
 
 
 def test_heat_overlay_brightest_where_the_heat_is():

@@ -7,6 +7,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..metrics.visual import feature_loss_map
 from ..progress import Progress
 from ..registry import Registry
 
@@ -32,13 +33,14 @@ class AttackOutput:
     features_clean: torch.Tensor  # (N, D)
     features_adv: torch.Tensor  # (N, D)
     success: torch.Tensor  # (N,) bool: pred_adv == target (targeted)
+    fl_map: torch.Tensor  # (N, h, w) squared change of the last conv feature map (FL map)
 
 
 def run_attack(attack: Attack, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                batch_size: int = 64, device: torch.device | str = "cpu", seed: int = 0,
                targeted: bool = True, progress: Progress | None = None) -> AttackOutput:
     """Attack `images` (N, 3, H, W) in [0, 1] towards `labels` (N,) in batches on `device`,
-    quantise to 8 bits, and classify / extract features before and after."""
+    quantise to 8 bits, and classify / extract features (and the FL map) before and after."""
     gen = torch.Generator().manual_seed(seed)
     parts: dict[str, list[torch.Tensor]] = {}
     n = len(images)
@@ -46,11 +48,12 @@ def run_attack(attack: Attack, model: nn.Module, images: torch.Tensor, labels: t
         x = images[start:start + batch_size].to(device)
         y = labels[start:start + batch_size].to(device)
         adv = quantize(attack(model, x, y, generator=gen))
-        fc, pc, cc = model.classify(x)
-        fa, pa, ca = model.classify(adv)
+        mc, fc, pc, cc = model.classify_map(x)
+        ma, fa, pa, ca = model.classify_map(adv)
         ok = (pa == y) if targeted else (pa != y)
         for k, v in dict(adv=adv, pred_clean=pc, conf_clean=cc, pred_adv=pa, conf_adv=ca,
-                         features_clean=fc, features_adv=fa, success=ok).items():
+                         features_clean=fc, features_adv=fa, success=ok,
+                         fl_map=feature_loss_map(mc, ma)).items():
             parts.setdefault(k, []).append(v.detach().float().cpu() if v.is_floating_point()
                                            else v.cpu())
         if progress:

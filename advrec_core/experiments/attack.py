@@ -3,9 +3,12 @@ target category, store what the seller would upload (8-bit PNGs), and measure it
 
 Cache entry ``attack/<hash>/``: ``adv/<item_id>.png``, ``items.npy`` (attacked item indices),
 ``features_clean.npy`` / ``features_adv.npy`` (N, D), ``metrics.csv`` (one row per image:
-predictions and confidences before/after, success, FL, L-inf, L2, SSIM, PSNR, LPIPS-*),
-``lpips_<net>.npy`` (N, H, W) spatial maps, and ``summary.json`` (averages, timing, and the
-reason for every metric that could not be computed)."""
+predictions and confidences before/after, success, then one column per registered image
+metric: FL, FLmap, L-inf, L2, FLIP, ΔE2000, SSIM, PSNR, LPIPS-* where its weights exist),
+``maps/<metric>.npy`` float16 spatial maps (pixel metrics (N, H, W); FLmap (N, h, w) at the
+feature grid), and ``summary.json`` (averages, timing, and the reason for every metric that
+could not be computed). Maps cost 2 bytes per pixel each: 18 KB per image and map at 96 px,
+100 KB at 224 px."""
 from __future__ import annotations
 
 import json
@@ -19,18 +22,22 @@ import torch
 from PIL import Image
 
 from ..attacks import AttackSpec, run_attack
-from ..cache import Cache, atomic_write_text, verify_entry
+from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
 from ..config import from_jsonable
 from ..data.dataset import Dataset
 from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
-from ..metrics import LPIPSMetric, summarize, visual_metrics
+from ..metrics import IMAGE_METRICS, LPIPSMetric, summarize, visual_metrics
 from ..progress import Progress
 from .categories import categorize, check_mode, describe
 from .images import item_images, to_uint8
 
-ATTACK_VERSION = 2  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple
+ATTACK_VERSION = 3  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple;
+# 3: FLIP, ΔE2000, FL map and the spatial maps in maps/
+
+
+F16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,23 @@ class AttackJob:
         return f"{self.spec.label}/{self.extractor.defense}{given}"
 
 
+def _heat(metric: str, values: np.ndarray) -> np.ndarray:
+    """Oriented so that higher = more different (1 - SSIM); unregistered names as they are."""
+    return IMAGE_METRICS.get(metric).heat(values) if metric in IMAGE_METRICS else values
+
+
+@dataclass(frozen=True)
+class HeatMap:
+    """One image's spatial map of one metric, ready to colour: `heat` (h, w) >= 0, higher =
+    more different (pixel metrics at the image's size, FLmap at the feature grid)."""
+
+    metric: str  # registered name ("FLIP", "FLmap", ...)
+    title: str  # what the colours show ("FLIP (flicker difference)", "1 − SSIM")
+    heat: np.ndarray
+    vmax: float  # top of the colour scale: the largest heat over the attack's images
+    value: float  # this image's value of the metric (its metrics.csv cell)
+
+
 @dataclass
 class AttackResult:
     folder: Path
@@ -70,10 +94,29 @@ class AttackResult:
     def adv_path(self, item_id: object) -> Path:
         return self.folder / "adv" / f"{item_id}.png"
 
-    def lpips_map(self, net: str) -> np.ndarray | None:
-        """(N, H, W) LPIPS spatial maps, or None when that LPIPS was unavailable."""
-        p = self.folder / f"lpips_{net}.npy"
-        return np.load(p) if p.is_file() else None
+    def map(self, metric: str) -> np.ndarray | None:
+        """(N, h, w) float16 spatial maps of a metric column (memory-mapped: reading one row
+        reads one image's map), or None when it was not computed (LPIPS without weights)."""
+        p = self.folder / "maps" / f"{metric}.npy"
+        return np.load(p, mmap_mode="r") if p.is_file() else None
+
+    def heatmap(self, metric: str, row: int) -> HeatMap:
+        """The row-th attacked image's map of `metric` (one of `maps()`), oriented and scaled
+        for display."""
+        maps = self.map(metric)
+        if maps is None:
+            raise AdvRecError(f"no {metric} map in {self.folder} (stored: "
+                              f"{', '.join(self.maps()) or 'none'})")
+        heat = _heat(metric, np.asarray(maps[row], dtype=np.float32))
+        spec = IMAGE_METRICS.get(metric)
+        return HeatMap(metric, spec.heat_title, heat,
+                       self.summary["heat_max"].get(metric) or float(heat.max()),
+                       float(self.metrics[metric].iloc[row]))
+
+    def maps(self) -> list[str]:
+        """The registered metrics with a stored map, in registry order (LPIPS first)."""
+        return [m for m in IMAGE_METRICS.available()
+                if (self.folder / "maps" / f"{m}.npy").is_file()]
 
     def image_pair(self, ds: Dataset, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(clean, perturbed) uint8 (H, W, 3) of the row-th attacked item: the clean image as
@@ -145,7 +188,7 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
                          progress=progress)
         seconds = time.perf_counter() - t0
         df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
-                                   out.success, lpips)
+                                   out.success, out.fl_map, lpips)
         names = np.array(model.class_names, dtype=object)
         head = pd.DataFrame({"item": ds.item_ids[items].astype(str), "item_index": items,
                              "pred_clean": names[out.pred_clean.numpy()],
@@ -159,15 +202,19 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
         np.save(folder / "items.npy", items)
         np.save(folder / "features_clean.npy", out.features_clean.numpy())
         np.save(folder / "features_adv.npy", out.features_adv.numpy())
-        for name, maps in extra["lpips_maps"].items():
-            net = name.split("-", 1)[1].split(" ")[0]
-            np.save(folder / f"lpips_{net}.npy", maps[:, 0].numpy().astype(np.float16))
+        (folder / "maps").mkdir()
+        for name, maps in extra["maps"].items():
+            np.save(folder / "maps" / f"{name}.npy",
+                    np.clip(maps, -F16_MAX, F16_MAX).astype(np.float16))
         metrics.to_csv(folder / "metrics.csv", index=False)
+        heat_max = {name: float(_heat(name, maps).max()) if maps.size else 0.0
+                    for name, maps in extra["maps"].items()}
         summary = {"source": job.source, "target": job.target, "attack": job.spec.label,
                    "categories": job.categories, "settings": repr(attack),
                    "extractor": job.extractor.label,
                    "device": str(device), "attack_seconds": round(seconds, 3),
-                   "averages": summarize(df), "unavailable": extra["unavailable"]}
+                   "averages": summarize(df), "heat_max": heat_max,
+                   "unavailable": extra["unavailable"]}
         atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
 
     return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))
@@ -194,3 +241,65 @@ def computed_attacks(ds: Dataset, cache: Cache | None = None) -> list[tuple[Atta
                       AttackResult.load(folder)))
     return [(c, r) for _, c, r in sorted(found, key=lambda t: -t[0])]
 
+
+
+def find_attack(ds: Dataset, ref: str, cache: Cache | None = None) -> AttackResult:
+    """An attack result on `ds`: by its cache folder (``cache/attack/<key>``), or by its
+    cell label ("pgd-8/traditional": the newest computed one). One clear error otherwise."""
+    folder = Path(ref)
+    if folder.is_dir():
+        manifest = folder / "manifest.json"
+        if not manifest.is_file() or not (folder / "metrics.csv").is_file():
+            raise AdvRecError(f"{folder}: not an attack result (expected a cache/attack/<key> "
+                              f"folder with manifest.json and metrics.csv)")
+        if (why := verify_entry(folder)) is not None:
+            raise AdvRecError(f"{folder}: damaged attack result: {why}")
+        inputs = json.loads(manifest.read_text()).get("meta", {}).get("inputs") or {}
+        if inputs.get("images") != ds.images_fingerprint():
+            raise AdvRecError(f"{folder}: made on another dataset's images, not this one")
+        return AttackResult.load(folder)
+    found = computed_attacks(ds, cache)
+    for job, result in found:
+        if job.label == ref:
+            return result
+    known = ", ".join(dict.fromkeys(job.label for job, _ in found)) or "none"
+    raise AdvRecError(f"{ref!r} is neither an attack result folder nor a computed attack on "
+                      f"this dataset (computed: {known})")
+
+
+def export_maps(ds: Dataset, result: AttackResult, item: str, out: Path,
+                zoom: int = 1) -> list[Path]:
+    """Write one attacked item's pictures into `out` as lossless PNG at `zoom` x native size
+    (nearest neighbour): clean, perturbed, the perturbation x10, every stored map coloured
+    (`<metric>.png`, 0 = darkest, the attack's largest value = brightest) and over the image
+    (`<metric>_overlay.png`), the colour bar, and `maps.json` (each map's value and scale)."""
+    from ..viz import amplified, colour_bar, heat_colours, heat_overlay, png_bytes, upscale
+
+    if zoom < 1:
+        raise AdvRecError(f"zoom must be an integer >= 1, not {zoom}")
+    rows = np.flatnonzero(result.metrics["item"].astype(str).to_numpy() == str(item))
+    if len(rows) == 0:
+        ids = result.metrics["item"].astype(str).tolist()
+        raise AdvRecError(f"item {item!r} is not among this attack's {len(ids)} images "
+                          f"(first: {', '.join(ids[:8])})")
+    row = int(rows[0])
+    clean, adv = result.image_pair(ds, row)
+    pictures = {"clean": clean, "perturbed": adv, "perturbation_x10": amplified(clean, adv, 10)}
+    described = {}
+    for metric in result.maps():
+        h = result.heatmap(metric, row)
+        pictures[metric] = heat_colours(h.heat, h.vmax, clean.shape[:2])
+        pictures[f"{metric}_overlay"] = heat_overlay(clean, h.heat, h.vmax)
+        described[metric] = {"title": h.title, "value": h.value, "colour_scale": [0.0, h.vmax],
+                             "grid": list(h.heat.shape)}
+    pictures["colour_bar"] = colour_bar(256, 12)
+    out = Path(out)
+    written = []
+    for name, img in pictures.items():
+        path = out / f"{name}.png"
+        atomic_write_bytes(path, png_bytes(upscale(img, 1 if name == "colour_bar" else zoom)))
+        written.append(path)
+    atomic_write_text(out / "maps.json", json.dumps(
+        {"item": str(item), "attack": result.summary["attack"], "zoom": zoom,
+         "maps": described}, indent=1))
+    return [*written, out / "maps.json"]

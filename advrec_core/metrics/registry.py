@@ -1,9 +1,12 @@
-"""The per-image metrics an attack result stores (one column each in `metrics.csv`): their
-names, what they measure and which way they go. The study's lists, the analysis and the
-pages read them from here."""
+"""The per-image metrics an attack result stores (one column each in `metrics.csv`, and a
+spatial map in ``maps/<name>.npy`` where `has_map`): their names, what they measure and which
+way they go. The CSV, the grid, the study's lists, the analysis and the pages read them from
+here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from ..registry import Registry
 
@@ -17,15 +20,34 @@ class ImageMetric:
     high: float
     has_map: bool = False  # a spatial map is stored beside the value
     perceptual: bool = True  # about the image pixels (FL is about the CNN's features)
+    needs_weights: bool = False  # computed only where downloaded weights exist (LPIPS)
+
+    @property
+    def heat_title(self) -> str:
+        """What `heat` shows: the metric, or its complement for a similarity (1 - SSIM)."""
+        return self.title if self.more_different > 0 else f"{self.high:g} − {self.title}"
+
+    def heat(self, values: np.ndarray) -> np.ndarray:
+        """A map (or values) oriented so that higher = more different and 0 = identical."""
+        values = np.asarray(values, dtype=np.float32)
+        return values if self.more_different > 0 else np.float32(self.high) - values
 
 
 IMAGE_METRICS: Registry[ImageMetric] = Registry("image metric")
-for _m in (ImageMetric("LPIPS-vgg", "LPIPS (VGG)", +1, 0.0, float("inf"), has_map=True),
-           ImageMetric("LPIPS-alex", "LPIPS (AlexNet)", +1, 0.0, float("inf"), has_map=True),
-           ImageMetric("SSIM", "SSIM", -1, -1.0, 1.0),
+for _m in (ImageMetric("LPIPS-vgg", "LPIPS (VGG)", +1, 0.0, float("inf"), has_map=True,
+                       needs_weights=True),
+           ImageMetric("LPIPS-alex", "LPIPS (AlexNet)", +1, 0.0, float("inf"), has_map=True,
+                       needs_weights=True),
+           ImageMetric("FLIP", "FLIP (flicker difference)", +1, 0.0, 1.0, has_map=True),
+           ImageMetric("DeltaE2000", "ΔE2000 (CIEDE2000 colour difference)", +1, 0.0,
+                       float("inf"), has_map=True),
+           ImageMetric("SSIM", "SSIM", -1, -1.0, 1.0, has_map=True),
            ImageMetric("PSNR", "PSNR (dB)", -1, 0.0, float("inf")),
            ImageMetric("L2", "L2 norm of the perturbation", +1, 0.0, float("inf")),
-           ImageMetric("Linf", "L-inf norm of the perturbation", +1, 0.0, 1.0),
+           ImageMetric("Linf", "|δ| (L-inf norm of the perturbation)", +1, 0.0, 1.0,
+                       has_map=True),
            ImageMetric("FL", "feature loss (MSE of the CNN features)", +1, 0.0, float("inf"),
-                       perceptual=False)):
+                       perceptual=False),
+           ImageMetric("FLmap", "FL map (squared change of the last conv feature map)", +1,
+                       0.0, float("inf"), has_map=True, perceptual=False)):
     IMAGE_METRICS.register(_m.name)(_m)

@@ -24,10 +24,12 @@ class Normalize(nn.Module):
 class Classifier(nn.Module):
     """Base: `normalize` -> `body` (-> pooled features) -> `head` (-> logits).
 
-    Subclasses set `body`, `head`, `class_names`, `input_size` and `feature_dim`."""
+    Subclasses set `body`, `head`, `class_names`, `input_size` and `feature_dim`; `body` is
+    a Sequential whose last two modules are the global pooling and the flatten, so
+    `body[:-2]` gives the last convolutional feature map (the FL map is made from it)."""
 
     normalize: Normalize
-    body: nn.Module  # (B, C, H, W) normalised -> (B, feature_dim)
+    body: nn.Sequential  # (B, C, H, W) normalised -> (B, feature_dim); [..., pool, flatten]
     head: nn.Module  # (B, feature_dim) -> (B, n_classes)
     class_names: tuple[str, ...]
     input_size: int  # images are resized to input_size x input_size before the model
@@ -41,13 +43,25 @@ class Classifier(nn.Module):
         """(B, 3, H, W) in [0, 1] -> (B, n_classes) logits."""
         return self.head(self.forward_features(x))
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> (B, D, h, w): the last convolutional feature map, before
+        the global pooling that gives `forward_features` (demo CNN 96 px: 6 x 6; ResNet50
+        224 px: 7 x 7)."""
+        return self.body[:-2](self.normalize(x))
+
     @torch.no_grad()
+    def classify_map(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(B, 3, H, W) in [0, 1] -> feature map (B, D, h, w), pooled features (B, D),
+        predicted class (B,) and its softmax probability (B,), from one pass."""
+        fmap = self.feature_map(x)
+        feats = self.body[-2:](fmap)
+        conf, pred = self.head(feats).softmax(dim=1).max(dim=1)
+        return fmap, feats, pred, conf
+
     def classify(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(B, 3, H, W) in [0, 1] -> features (B, D), predicted class (B,), its softmax
         probability (B,), from one pass."""
-        feats = self.forward_features(x)
-        conf, pred = self.head(feats).softmax(dim=1).max(dim=1)
-        return feats, pred, conf
+        return self.classify_map(x)[1:]
 
     @property
     def std(self) -> torch.Tensor:
