@@ -147,6 +147,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from .data.loaders import load_dataset
     from .experiments.attack import AttackJob, run_attack_job
     from .experiments.categories import describe
+    from .metrics.registry import IMAGE_METRICS
 
     progress = TqdmProgress(disable=args.quiet)
     ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
@@ -165,14 +166,34 @@ def _cmd_attack(args: argparse.Namespace) -> int:
           f"({s['attack_seconds']:.1f} s on {s['device']})")
     print(f"categories   {describe(job.categories, job.extractor)}")
     print(f"SR           {avg['SR']:.2%}  (after 8-bit quantisation)")
-    print(f"FL           {avg['FL']:.6g}")
-    print(f"L-inf / L2   {avg['Linf'] * 255:.2f}/255 / {avg['L2']:.4f}")
-    print(f"SSIM / PSNR  {avg['SSIM']:.4f} / {avg['PSNR']:.2f} dB")
-    for name in [c for c in avg if c.startswith("LPIPS")]:
-        print(f"{name:12} {avg[name]:.5f}")
+    for name, metric in IMAGE_METRICS.items():  # means over the images, as in metrics.csv
+        if name in avg:
+            value = (f"{avg[name] * 255:.2f}/255" if name == "Linf" else f"{avg[name]:.6g}")
+            print(f"{name:12} {value:14} {metric.title}")
     for name, why in s["unavailable"].items():
         print(f"{name:12} unavailable: {why}")
     print(f"results      {res.folder}")
+    return 0
+
+
+def _cmd_maps(args: argparse.Namespace) -> int:
+    from .data.loaders import load_dataset
+    from .experiments.attack import export_maps, find_attack
+
+    if args.zoom < 1:
+        raise AdvRecError(f"--zoom must be an integer >= 1, not {args.zoom}")
+    cache = _cache(args)
+    ds = load_dataset(args.dataset, cache=cache, progress=TqdmProgress(disable=args.quiet))
+    res = find_attack(ds, args.result, cache)
+    written = export_maps(ds, res, args.item, Path(args.out), args.zoom)
+    maps = json.loads(written[-1].read_text())["maps"]
+    print(f"attack       {res.summary['attack']} on {res.summary['extractor']} "
+          f"({res.summary['source']} -> {res.summary['target']}), item {args.item}")
+    for name, m in maps.items():
+        grid = "x".join(map(str, m["grid"]))
+        print(f"{name:12} {m['value']:<12.6g} map {grid}, colours 0..{m['colour_scale'][1]:.4g} "
+              f"({m['title']})")
+    print(f"written      {len(written)} files to {args.out}")
     return 0
 
 
@@ -282,7 +303,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .errors import CategoryError
-    from .experiments.grid import GridSpec, grid_table
+    from .experiments.grid import GridSpec, grid_table, perceptual_columns
     from .experiments.poison import run_poison
 
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
@@ -315,8 +336,11 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     print("categories   " + ("predicted by each cell's extractor" if spec.categories == "predicted"
                              else "given by the dataset"))
     cols = ["model", "attack", "defense", f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned",
-            "relative", "p_value", "SR", "FL", "LPIPS"]
+            "relative", "p_value", "SR", "FL", *perceptual_columns(table)]
     print(table[cols].round(4).to_string(index=False, na_rep="-"))
+    if "LPIPS-vgg" not in cols and table["SR"].notna().any():
+        print("LPIPS-vgg    unavailable (no VGG16 ImageNet weights: 'lpips-weights status'); "
+              "FLIP, DeltaE2000 and SSIM are weight-free perceptual metrics, not LPIPS")
     if args.csv:
         from .cache import atomic_write_text
 
@@ -529,6 +553,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extractor_args(a)
     _add_categories_arg(a)
     a.set_defaults(func=_cmd_attack)
+
+    mp = sub.add_parser("maps", help="one attacked item's clean, perturbed and metric maps "
+                                     "as PNG files")
+    mp.add_argument("result", help="an attack result folder (cache/attack/<key>) or a computed "
+                                   "cell label such as pgd-8/traditional")
+    mp.add_argument("--dataset", default="demo", help="the dataset it was made on (default: demo)")
+    mp.add_argument("--item", required=True, help="the attacked item's id (metrics.csv 'item')")
+    mp.add_argument("--out", required=True, help="folder to write the PNGs into")
+    mp.add_argument("--zoom", type=int, default=1, help="integer nearest-neighbour zoom")
+    mp.set_defaults(func=_cmd_maps)
 
     r = sub.add_parser("train-rec", help="train and evaluate a recommender on clean features")
     r.add_argument("dataset", help="'demo' or a dataset folder")

@@ -5,7 +5,6 @@ import pandas as pd
 import streamlit as st
 
 from advrec_core.attacks import ATTACKS, AttackSpec
-from advrec_core.data.images import display_factor
 from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
@@ -13,9 +12,22 @@ from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.poison import pair_choices
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
-from advrec_core.viz import amplified, heat_overlay, perturbation_map, upscale
+from advrec_core.metrics import IMAGE_METRICS
+from advrec_core.metrics.perceptual import display_zoom
+from advrec_core.viz import amplified, heat_overlay, upscale
 from ui import ATTACK_JOB_KEY, category_mode, current_dataset, result_or_job, show_pngs
-from ui.compare import compare_html
+from ui.compare import compare_html, heat_html
+
+# tiles over the result: (metric, short label that fits a tile)
+TILES = (("FL", "Feature loss"), ("FLmap", "FL map"), ("LPIPS-vgg", "LPIPS (VGG)"),
+         ("FLIP", "FLIP"), ("DeltaE2000", "ΔE2000"), ("SSIM", "SSIM"), ("PSNR", "PSNR"),
+         ("Linf", "L-inf"))
+
+
+def tile_value(name: str, value: float) -> str:
+    return {"Linf": f"{value * 255:.1f}/255", "PSNR": f"{value:.1f} dB",
+            "SSIM": f"{value:.3f}"}.get(name, f"{value:.4g}")
+
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
@@ -90,19 +102,27 @@ summary, m = result.summary, result.metrics
 avg = summary["averages"]
 st.subheader(f"{job.spec.title} · {summary['source']} → {summary['target']} · "
              f"{summary['extractor']}")
-k = st.columns(6)
-k[0].metric("Success rate", f"{avg['SR']:.1%}", help="share classified as the target")
-k[1].metric("Feature loss", f"{avg['FL']:.4g}", help="MSE of the features, clean vs perturbed")
-lp = avg.get("LPIPS-vgg")
-k[2].metric("LPIPS (VGG)", f"{lp:.4f}" if lp is not None and np.isfinite(lp) else "unavailable")
-k[3].metric("SSIM", f"{avg['SSIM']:.3f}")
-k[4].metric("PSNR", f"{avg['PSNR']:.1f} dB")
-k[5].metric("L-inf", f"{avg['Linf'] * 255:.1f}/255")
+tiles = [("Success rate", f"{avg['SR']:.1%}", "share classified as the target")]
+for name, shown in TILES:  # what the CNN sees, then what a person would see
+    if name in avg and np.isfinite(avg[name]):
+        tiles.append((shown, tile_value(name, avg[name]), IMAGE_METRICS.get(name).title))
+for row_tiles in (tiles[:5], tiles[5:]):
+    for col, (label, value, helptext) in zip(st.columns(5), row_tiles):
+        col.metric(label, value, help=helptext)
 st.caption(f"{avg['n']} images (categories {MODE_NAMES[summary.get('categories', 'true')]}) · "
            f"attack took {summary['attack_seconds']:.1f} s on {summary['device']} · "
            f"{summary['settings']}")
-for metric, reason in summary.get("unavailable", {}).items():
-    st.caption(f"{metric}: unavailable. {reason}")
+missing = summary.get("unavailable", {})
+if missing:
+    st.caption(f"{', '.join(missing)}: unavailable here (needs ImageNet backbone weights); FLIP, "
+               f"ΔE2000 and SSIM are weight-free perceptual metrics, not LPIPS.")
+    with st.expander("How to add LPIPS"):
+        st.markdown("LPIPS, the paper's perceptual metric, needs torchvision's ImageNet "
+                    "backbone weights in torch's hub cache. With internet: `python -m "
+                    "advrec_core lpips-weights fetch`; from a file: `python -m advrec_core "
+                    "lpips-weights import FILE`. Then run the attack again (a new result).")
+        for metric, reason in missing.items():
+            st.caption(f"{metric}: {reason}")
 
 st.subheader("Image by image")
 rows = np.arange(len(m))
@@ -112,24 +132,36 @@ pick = st.selectbox("Item", rows, key="lab_item", format_func=lambda r: (
 clean, adv = result.image_pair(ds, int(pick))
 c = st.columns([1, 1, 1])
 factor = c[0].select_slider("Zoom (nearest neighbour)", [1, 2, 3, 4, 6, 8],
-                            value=display_factor(*clean.shape[:2]), key="lab_zoom")
+                            value=display_zoom(*clean.shape[:2]), key="lab_zoom")
 gain = c[1].select_slider("Perturbation gain", [1, 5, 10, 20, 50], value=10, key="lab_gain")
 row = m.iloc[int(pick)]
 c[2].markdown(f"**Prediction** clean: {row['pred_clean']} ({row['conf_clean']:.0%})  \n"
               f"perturbed: **{row['pred_adv']}** ({row['conf_adv']:.0%})")
-lpips_maps = result.lpips_map("vgg")
-if lpips_maps is None:
-    heat, heat_caption = perturbation_map(clean, adv), "|δ| map"
-    st.caption("Heatmap: largest |perturbation| per pixel; the LPIPS spatial map is "
-               "unavailable (see above).")
-else:
-    heat, heat_caption = lpips_maps[int(pick)].astype(np.float32), "LPIPS map"
 show_pngs([upscale(clean, factor), upscale(adv, factor),
-           upscale(amplified(clean, adv, gain), factor), upscale(heat_overlay(clean, heat), factor)],
-          ["clean", "perturbed", f"perturbation x{gain}", heat_caption])
+           upscale(amplified(clean, adv, gain), factor)],
+          ["clean", "perturbed", f"perturbation x{gain}"])
 st.caption(f"Lossless PNG, {clean.shape[1]}x{clean.shape[0]} px shown at x{factor} by "
            f"nearest neighbour; the perturbed image is the 8-bit PNG the seller uploads.")
 st.html(compare_html(clean, adv, factor, uid=f"cmp{pick}"))
+
+person_maps = [n for n in result.maps() if IMAGE_METRICS.get(n).perceptual]
+cnn_maps = [n for n in result.maps() if not IMAGE_METRICS.get(n).perceptual]
+c = st.columns(2)
+with c[0]:
+    st.markdown("**What a person would see**")
+    shown = st.selectbox("Heatmap", person_maps, key="lab_heat",
+                         format_func=lambda n: IMAGE_METRICS.get(n).title)
+with c[1]:
+    st.markdown("**What the CNN sees**")
+    st.caption("Squared change of the extractor's last convolutional feature map (before "
+               "pooling), at its own grid, drawn as blocks; its mean is the FL map value.")
+for col, name in zip(c, [shown, *cnn_maps[:1]]):
+    hm = result.heatmap(name, int(pick))
+    grid = "x".join(map(str, hm.heat.shape))
+    with col:
+        st.html(heat_html(heat_overlay(clean, hm.heat, hm.vmax), hm.title, hm.vmax, hm.value,
+                          name, factor, f"map {grid}; colours from 0 to the largest value "
+                                        f"over this attack's {len(m)} images"))
 
 st.subheader("All images")
 table = m.drop(columns=["item_index"]).rename(columns={"success": "SR"})

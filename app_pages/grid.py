@@ -9,6 +9,7 @@ from advrec_core.errors import AdvRecError
 from advrec_core.experiments.grid import (
     NO_ATTACK,
     PAPER_ATTACKS,
+    PAPER_METRIC,
     VISUAL_MODELS,
     GridSpec,
     attack_title,
@@ -17,11 +18,13 @@ from advrec_core.experiments.grid import (
     grid_table,
     paper_rows,
     paper_tables,
+    perceptual_columns,
     titled,
 )
 from advrec_core.experiments.poison import pair_choices, run_poison
 from advrec_core.extractors import ExtractorConfig
 from advrec_core.jobs import job_key, runner
+from advrec_core.metrics import IMAGE_METRICS
 from advrec_core.recommenders import RECOMMENDERS
 from ui import cached, category_mode, current_dataset, heatmap, job_panel, submit
 
@@ -68,7 +71,7 @@ paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
                     horizontal=True, key="grid_paper_ds")
 
 
-tab1, tab2 = st.tabs(["Table 1: CHR@20 shift", "Table 2: SR, FL, LPIPS"])
+tab1, tab2 = st.tabs(["Table 1: CHR@20 shift", "Table 2: SR, FL, perceptual metrics"])
 with tab1:
     for m in VISUAL_MODELS:
         st.subheader(RECOMMENDERS.get(m).title)
@@ -89,18 +92,35 @@ with tab1:
                 f"{DEFENSES.get(d).short} {none[d]:.4f}" for d in DEFENSES.available()))
 with tab2:
     attack_only = table.drop_duplicates(["attack", "defense"])
-    for metric, fmt in (("SR", ".0%"), ("FL", ".2g"), ("LPIPS", ".3f")):
+    ours = ["SR", "FL", *perceptual_columns(attack_only)]
+    has_lpips = "LPIPS-vgg" in ours
+    lone = []  # our metrics without a paper counterpart: two per row after the pairs
+    for metric in ours:
+        title = "SR" if metric == "SR" else IMAGE_METRICS.get(metric).title
+        fmt = {"SR": ".0%", "FL": ".2g"}.get(metric, ".3g")
+        paper_metric = PAPER_METRIC.get(metric) or ("LPIPS" if not has_lpips and metric == ours[2]
+                                                     else None)
+        if paper_metric is None:
+            lone.append((metric, title, fmt))
+            continue
         c = st.columns(2)
         with c[0]:
-            heatmap(by_attack_defense(attack_only, metric), f"ours: {metric}", fmt, f"grid_{metric}")
+            heatmap(by_attack_defense(attack_only, metric), f"ours: {title}", fmt, f"grid_{metric}")
         with c[1]:
-            p = paper_rows(paper, "table2", paper_ds, metric=metric)
-            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {metric}", fmt,
-                    f"grid_paper_{metric}")
-    if attack_only["LPIPS"].isna().all() and attack_only["SR"].notna().any():
-        st.caption("LPIPS is missing where the VGG backbone weights are not installed: "
-                   "`python -m advrec_core lpips-weights fetch` (needs internet) or "
-                   "`lpips-weights import FILE`.")
+            p = paper_rows(paper, "table2", paper_ds, metric=paper_metric)
+            note = "" if PAPER_METRIC.get(metric) else " (a different metric: reference only)"
+            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {paper_metric}{note}",
+                    ".3f" if paper_metric == "LPIPS" else fmt, f"grid_paper_{metric}")
+    for n in range(0, len(lone), 2):
+        for col, (metric, title, fmt) in zip(st.columns(2), lone[n:n + 2]):
+            with col:
+                heatmap(by_attack_defense(attack_only, metric), f"ours: {title}", fmt,
+                        f"grid_{metric}")
+    if not has_lpips and attack_only["SR"].notna().any():
+        st.caption("LPIPS-vgg (the paper's metric) is unavailable: it needs the VGG16 ImageNet "
+                   "weights (`python -m advrec_core lpips-weights fetch`, or `import FILE`). "
+                   "FLIP, ΔE2000 and SSIM are weight-free perceptual metrics, not LPIPS: the "
+                   "paper's LPIPS is beside FLIP for reference only.")
 
 st.subheader("Run cells")
 missing = table[~table["computed"]]

@@ -105,7 +105,11 @@ def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):
         assert not view.exception
         metrics = {m.label: m.value for m in view.metric}
         assert metrics["Success rate"].endswith("%") and metrics["L-inf"] == "8.0/255"
-        assert metrics["LPIPS (VGG)"] == "unavailable"  # the test's torch hub folder is empty
+        assert {"FLIP", "ΔE2000", "SSIM", "FL map"} <= set(metrics)
+        assert "LPIPS (VGG)" not in metrics  # the test's torch hub folder is empty: one line
+        lines = [c.value for c in view.caption if "unavailable" in c.value]
+        assert len(lines) == 1 and lines[0].startswith("LPIPS-vgg, LPIPS-alex: unavailable")
+        assert all(len(v) <= 9 for v in metrics.values())  # fits a tile, never "unavai…"
         shown = list(view.get("image")[0].proto.imgs)
         assert [im.caption for im in shown][:3] == ["clean", "perturbed", "perturbation x10"]
         assert all(im.url.endswith(".png") for im in shown)  # lossless, not JPEG
@@ -113,6 +117,9 @@ def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):
         assert len(table) == SMALL and {"SR", "FL", "SSIM", "PSNR", "Linf", "L2"} <= set(table)
         html = view.get("html")[0].proto.body
         assert html.count("data:image/png;base64,") == 3 and "<script" not in html
+        person, cnn = (h.proto.body for h in view.get("html")[1:3])
+        assert "FLIP (flicker difference)" in person and "colour bar" in person
+        assert "FL map" in cnn and "map 6x6" in cnn
     at.selectbox(key="lab_item").select(2).run()
     assert not at.exception and at.markdown  # the prediction line follows the item
 
@@ -200,7 +207,9 @@ def test_grid_page_shows_missing_cells_and_runs_one(page):
     at = page("grid").run()
     assert not at.exception and at.title[0].value == "Grid"
     assert "0 of 30 cells computed" in at.caption[0].value
-    assert len(at.get("plotly_chart")) == 12  # 3 per recommender (Table 1) + 3 x 2 (Table 2)
+    # Table 1: 3 per recommender; Table 2: SR, FL and FLIP beside the paper's SR, FL and
+    # LPIPS (no LPIPS weights here), then ΔE2000, SSIM and |δ|
+    assert len(at.get("plotly_chart")) == 6 + 6 + 3
     table = at.dataframe[0].value
     assert len(table) == 30 and not table["computed"].any()
     assert len(at.get("download_button")) == 2

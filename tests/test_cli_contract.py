@@ -74,7 +74,39 @@ BAD = {
     "regime: unknown defense": ["regime", "demo", "--defense", "nope"],
     "study: export without id": ["study", "export", "--db", "sqlite:///{tmp}/s.sqlite"],
     "cache: unknown action": ["cache", "clean"],
+    "maps: no such result": ["maps", "pgd-8/nope", "--item", "P00002", "--out", "{tmp}/m"],
+    "maps: zoom 0": ["maps", "pgd-8/traditional", "--item", "P00002", "--out", "{tmp}/m",
+                     "--zoom", "0"],
 }
+
+
+def test_maps_writes_every_map_of_an_attacked_item(capsys, tmp_path, demo_dir):
+    """README: `attack`, then `maps <label> --item ID --out DIR` (lossless PNG, integer zoom)."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    rc, out, err = run(capsys, ["attack", "demo", *PAIR, "--limit", "3", "--lpips", "", *TINY])
+    assert rc == 0, err
+    for line in ("FLIP ", "DeltaE2000 ", "SSIM ", "FLmap ", "Linf "):
+        assert line in out, out
+    rc, out, err = run(capsys, ["maps", "pgd-8/traditional/given", "--item", "nope", "--out",
+                                str(tmp_path)])
+    assert rc == 2 and err.count("\n") == 1 and "item 'nope' is not among" in err
+    item = "P00002"  # the first Sandal of the demo
+    rc, out, err = run(capsys, ["maps", "pgd-8/traditional/given", "--item", item, "--out",
+                                str(tmp_path / "m"), "--zoom", "2"])
+    assert rc == 0, err
+    meta = json.loads((tmp_path / "m" / "maps.json").read_text())
+    assert set(meta["maps"]) == {"FLIP", "DeltaE2000", "SSIM", "Linf", "FLmap"}
+    assert meta["maps"]["FLmap"]["grid"] == [6, 6] and meta["maps"]["FLIP"]["grid"] == [96, 96]
+    for name in ("clean", "perturbed", "perturbation_x10", *meta["maps"],
+                 *(f"{m}_overlay" for m in meta["maps"])):
+        img = Image.open(tmp_path / "m" / f"{name}.png")
+        assert img.format == "PNG" and img.size == (192, 192), name  # 96 px x 2
+    clean = np.asarray(Image.open(tmp_path / "m" / "clean.png"))
+    assert (clean[::2, ::2] == clean[1::2, 1::2]).all()  # nearest neighbour: 2 x 2 blocks
 
 
 @pytest.mark.parametrize("name", BAD)

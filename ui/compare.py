@@ -11,7 +11,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from advrec_core.viz import png_bytes, upscale
+from advrec_core.viz import colour_bar, png_bytes, upscale
 
 
 def png_data_uri(img: np.ndarray | bytes) -> str:
@@ -80,3 +80,23 @@ def pair_html(left_png: bytes, right_png: bytes, zoom: int = 1,
 @keyframes {u}h {{to {{visibility: hidden}}}}
 </style>
 <div class="{u}">{imgs}</div>"""
+
+
+def heat_html(overlay: np.ndarray, title: str, vmax: float, value: float, value_name: str,
+              factor: int = 1, note: str = "") -> str:
+    """A heatmap drawn over the image (lossless PNG at `factor` x native size, nearest
+    neighbour) with its colour bar (0 .. `vmax`) and the image's value of the metric."""
+    h, w = overlay.shape[:2]
+    H, W = h * factor, w * factor
+    img, bar = png_data_uri(upscale(overlay, factor)), png_data_uri(colour_bar(256, 12))
+    t, vn, nt = (html.escape(s) for s in (title, value_name, note))
+    return f"""
+<figure style="margin:0;font:13px sans-serif;width:{max(W, 200)}px">
+<img src="{img}" width="{W}" height="{H}" alt="{t}" style="image-rendering:pixelated;
+ image-rendering:crisp-edges;display:block;width:{W}px;height:{H}px;max-width:none">
+<img src="{bar}" width="{W}" height="12" alt="colour bar" style="display:block;width:{W}px;
+ height:12px;margin-top:4px">
+<div style="display:flex;justify-content:space-between;width:{W}px;color:#555">
+<span>0</span><span>{vmax:.3g}</span></div>
+<figcaption><b>{t}</b><br>{vn} of this image: <b>{value:.4g}</b>{'<br>' + nt if nt else ''}
+</figcaption></figure>"""

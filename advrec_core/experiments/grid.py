@@ -17,6 +17,7 @@ from ..data.dataset import Dataset
 from ..defenses import DEFENSES
 from ..errors import CategoryError
 from ..extractors import ExtractorConfig
+from ..metrics.registry import IMAGE_METRICS
 from ..recommenders import RECOMMENDERS, RecConfig
 from .attack import AttackJob, run_attack_job
 from .poison import PoisonJob, run_poison
@@ -91,8 +92,10 @@ def titled(table: pd.DataFrame) -> pd.DataFrame:
 
 def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.DataFrame:
     """One row per (model, attack, defense): `computed`, the source's CHR@K clean /
-    poisoned / change / relative change / p-value, and the attack's SR, FL, LPIPS-vgg
-    (NaN where a cell is missing; attack metrics show as soon as the attack is computed).
+    poisoned / change / relative change / p-value, and the attack's SR and mean of every
+    registered image metric (`TABLE2_METRICS`: FL, LPIPS-vgg, FLIP, ...; NaN where a cell
+    is missing or a metric was unavailable, e.g. LPIPS without weights; attack metrics show
+    as soon as the attack is computed).
     A cell whose extractor predicts no item as the source stays missing; running it says so."""
     ro = (cache or Cache.default()).read_only()
     attack_rows: dict[tuple[str, str], dict] = {}
@@ -102,8 +105,7 @@ def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.Da
                 avg = run_attack_job(ds, spec.attack_job(a, d), ro).summary["averages"]
             except (NotCached, CategoryError):  # CategoryError: no item predicted as the source
                 avg = {}
-            attack_rows[(a, d)] = {"SR": avg.get("SR", np.nan), "FL": avg.get("FL", np.nan),
-                                   "LPIPS": avg.get("LPIPS-vgg", np.nan)}
+            attack_rows[(a, d)] = {m: avg.get(m, np.nan) for m in TABLE2_METRICS}
     rows = []
     k = spec.k
     for a, d, m in spec.cells():
@@ -122,9 +124,22 @@ def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.Da
     return pd.DataFrame(rows)
 
 
+# the attack's columns of the grid: the paper's SR and FL, then every registered image metric
+TABLE2_METRICS = ("SR", *IMAGE_METRICS.available())
+PAPER_METRIC = {"SR": "SR", "FL": "FL", "LPIPS-vgg": "LPIPS"}  # ours -> the paper's Table 2
+
+
+def perceptual_columns(table: pd.DataFrame) -> list[str]:
+    """Table 2's perceptual metrics (those with a map): the weight-free ones (FLIP, ΔE2000,
+    SSIM, |δ|) always, LPIPS where some computed cell has it; in registry order."""
+    return [m for m, spec in IMAGE_METRICS.items() if spec.perceptual and spec.has_map
+            and (not spec.needs_weights or (m in table and table[m].notna().any()))]
+
+
 def paper_tables(path: Path = PAPER_TABLES) -> pd.DataFrame:
     """The paper's Tables 1 and 2, long format: table, dataset, model, attack, defense,
-    metric (CHR@20 | SR | FL | LPIPS), value (SR as a share, LPIPS unscaled)."""
+    metric (CHR@20 | SR | FL | LPIPS), value (SR as a share, LPIPS unscaled: the paper
+    prints it x100). The paper's LPIPS is the VGG one; ours is `LPIPS-vgg` (PAPER_METRIC)."""
     df = pd.read_csv(path, keep_default_na=False, na_values=[""])
     df["model"] = df["model"].fillna("")
     return df
