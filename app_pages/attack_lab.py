@@ -171,7 +171,8 @@ st.dataframe(table, hide_index=True, key="lab_table", column_config={
     "conf_clean": st.column_config.NumberColumn(format="percent"),
     "conf_adv": st.column_config.NumberColumn(format="percent"),
     "Linf": st.column_config.NumberColumn("L-inf (/255)", format="%.1f")})
-means = pd.DataFrame([{k2: v for k2, v in avg.items() if k2 != "n"}])
+means = pd.DataFrame([{k2: v * 255 if k2 == "Linf" else v for k2, v in avg.items()
+                       if k2 != "n"}]).rename(columns={"Linf": "L-inf (/255)"})
 st.dataframe(means, hide_index=True, key="lab_means")
 st.download_button("Per-image metrics (CSV)", m.to_csv(index=False), "attack_metrics.csv",
                    "text/csv", key="lab_csv")

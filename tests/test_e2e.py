@@ -26,7 +26,7 @@ def test_attack_lab_in_a_browser(demo_dir, cache_dir, tmp_path):
         page.get_by_text("Image by image").wait_for(timeout=900_000)
         page.get_by_text("Success rate").wait_for()
         images = page.locator('[data-testid="stImage"] img')
-        images.nth(3).wait_for()
+        images.nth(2).wait_for()  # clean, perturbed, perturbation (the maps follow in HTML)
         perturbed = images.nth(1)
         page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
                                arg=perturbed.element_handle())
@@ -39,8 +39,31 @@ def test_attack_lab_in_a_browser(demo_dir, cache_dir, tmp_path):
         assert page.get_by_text("3 images").count() >= 1  # the small attack, not all sandals
         perturbed.scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "attack_lab.png"))
+        # the heatmaps: each person map (chosen in the selector) beside the FL map, drawn
+        # over the image as lossless PNG at 4 x 96 px with a colour bar and the value
+        heat = page.get_by_text("What a person would see")
+        heat.scroll_into_view_if_needed()
+        shown = {"FLIP": "FLIP (flicker difference)",
+                 "DeltaE2000": "ΔE2000 (CIEDE2000 colour difference)", "SSIM": "1 − SSIM",
+                 "Linf": "|δ| (L-inf norm of the perturbation)"}
+        for name, title in shown.items():
+            if not title.startswith("FLIP"):
+                page.get_by_label("Heatmap").click()
+                page.get_by_role("option", name=title.replace("1 − ", "")).click()
+            for alt in (title, "FL map (squared change of the last conv feature map)"):
+                overlay = page.locator(f'img[alt="{alt}"]').first
+                overlay.wait_for(timeout=60_000)
+                page.wait_for_function("(img) => img.complete && img.naturalWidth > 0",
+                                       arg=overlay.element_handle())
+                assert overlay.get_attribute("src").startswith("data:image/png;base64,")
+                natural, shown = overlay.evaluate("(i) => [i.naturalWidth, i.clientWidth]")
+                assert natural == shown == 96 * 4, (alt, natural, shown)
+            assert page.locator('img[alt="colour bar"]').count() == 2
+            page.get_by_text("of this image:").first.wait_for()
+            page.locator('img[alt="colour bar"]').first.scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / f"attack_lab_heat_{name}.png"))
     assert (shots / "attack_lab.png").stat().st_size > 10_000
-    print(f"screenshot: {shots / 'attack_lab.png'}")
+    print(f"screenshots: {shots}")
 
 
 @pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
