@@ -6,10 +6,11 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from advrec_core.experiments.attack import computed_attacks
 from advrec_core.metrics.registry import IMAGE_METRICS
 from advrec_core.study import all_studies, answers_frame
 from advrec_core.study import analysis as A
-from ui import require_admin, study_db
+from ui import current_dataset, require_admin, study_db
 
 st.title("Study analysis")
 require_admin()
@@ -81,6 +82,31 @@ if fit_metric in images and images[fit_metric].notna().any() and fit["n"] >= 5:
 else:
     st.caption(f"No psychometric fit: {fit_metric} is unavailable for these stimuli (LPIPS "
                f"needs its backbone weights when the attack is run) or too few answers.")
+
+st.subheader("Which metric predicts these people best")
+model = res.perceptibility
+st.caption("2AFC logistic models (P(correct) = 0.5 + 0.5·sigmoid(a + b·metric), statsmodels) "
+           "of every answer on each metric and on all of them together; AUC from 5-fold "
+           "cross-validation grouped by image (an image never sits in a training and a test "
+           "fold at once). 0.5 = the metric says nothing about who sees the change.")
+st.dataframe(model.table, hide_index=True, key="ana_models", column_config={
+    "auc": st.column_config.NumberColumn("AUC (cross-validated)", format="%.3f"),
+    "auc_sd": st.column_config.NumberColumn("AUC sd over folds", format="%.3f"),
+    "x75": st.column_config.NumberColumn("value at 75% detection", format="%.4g")})
+if model.best is None:
+    st.caption("No model could be fitted: too few answers, images or spread in the metrics.")
+else:
+    spec, ds = current_dataset()
+    studied = set(answers["cell"].dropna())
+    pred = A.predicted_detection(model, computed_attacks(ds), studied)
+    st.markdown(f"**Predicted detection of every computed attack on {spec.title}** "
+                f"(best model: {model.best}); cells no study has shown yet are what to study "
+                f"next.")
+    st.dataframe(pred, hide_index=True, key="ana_predicted", column_config={
+        "SR": st.column_config.NumberColumn(format="percent"),
+        "predicted_detection": st.column_config.NumberColumn("predicted 2AFC detection",
+                                                             format="percent"),
+        "in_study": st.column_config.CheckboxColumn("in this study")})
 
 st.subheader("Export")
 summary = res.to_dict()

@@ -227,6 +227,66 @@ def test_psychometric_fit_recovers_a_known_curve_and_correlations():
     assert np.isnan(c.loc["FL", "spearman"]) and "unavailable" in c.loc["FL", "note"]
 
 
+def simulated_answers(seed=0, n_items=90, cells=("pgd-4/traditional", "fgsm-8/traditional"),
+                      annotators=12, x75=0.06, scale=0.012):
+    """2AFC answers of simulated people whose detection is a known 2AFC logistic of FLIP:
+    P(correct) = 0.5 + 0.5 * sigmoid((FLIP - x75) / scale). The other metrics are noisier
+    relatives (ΔE2000), unrelated (SSIM) or a constant (L-inf: every image at 8/255)."""
+    rng = np.random.default_rng(seed)
+    rows, trial = [], 0
+    for cell in cells:  # the same items in two cells: one image, two stimuli
+        for i in range(n_items):
+            flip = rng.uniform(0.0, 0.15)
+            metrics = {"FLIP": flip, "DeltaE2000": 20 * flip + rng.normal(0, 1.2),
+                       "SSIM": rng.uniform(0.9, 1.0), "Linf": 8 / 255}
+            p = 0.5 + 0.5 / (1 + np.exp(-(flip - x75) / scale))
+            for a in range(annotators):
+                rows.append({"pid": f"p{a}", "trial_id": trial, "kind": "2afc", "cell": cell,
+                             "item": f"i{i}", "correct": bool(rng.random() < p), **metrics})
+            trial += 1
+    return pd.DataFrame(rows)
+
+
+def test_perceptibility_model_finds_the_metric_people_follow():
+    answers = simulated_answers()
+    model = A.perceptibility_model(answers)
+    table = model.table.set_index("model")
+    singles = model.table[model.table["model"] != A.COMBINATION]
+    assert singles["model"].iloc[0] == "FLIP"  # ranked first among the metrics
+    assert table.loc["FLIP", "auc"] > table.loc["DeltaE2000", "auc"] > table.loc["SSIM", "auc"]
+    assert table.loc["SSIM", "auc"] == pytest.approx(0.5, abs=0.06)  # unrelated: chance
+    assert "Linf" not in table.index  # no spread: no model
+    assert table.loc["FLIP", "x75"] == pytest.approx(0.06, rel=0.10)  # the 75% point
+    assert table.loc["FLIP", "folds"] == 5 and table.loc["FLIP", "images"] == 90
+    # the folds are by image: every answer about an item (in either cell) in one test fold
+    assert (model.folds.groupby("item")["fold"].nunique() == 1).all()
+    assert (model.folds["fold"] >= 0).all() and model.folds["fold"].nunique() == 5
+    # predictions: higher FLIP, higher predicted detection, between chance and 1
+    grid = pd.DataFrame({"FLIP": [0.0, 0.06, 0.15]})
+    p = model.predict(grid, "FLIP")
+    assert np.all(np.diff(p) > 0) and p[0] >= 0.5 and p[1] == pytest.approx(0.75, abs=0.05)
+
+
+def test_predicted_detection_for_cells_not_yet_studied():
+    from types import SimpleNamespace
+
+    model = A.perceptibility_model(simulated_answers(seed=1))
+
+    def found(label, flips):
+        job = SimpleNamespace(label=label, spec=SimpleNamespace(title=label),
+                              extractor=SimpleNamespace(defense="traditional"))
+        metrics = pd.DataFrame({"FLIP": flips, "DeltaE2000": np.array(flips) * 20,
+                                "SSIM": 0.95, "success": True})
+        return job, SimpleNamespace(metrics=metrics)
+
+    table = A.predicted_detection(model, [found("pgd-4/traditional", [0.01, 0.02]),
+                                          found("fgsm-16/traditional", [0.12, 0.14])],
+                                  studied={"pgd-4/traditional"}).set_index("cell")
+    assert table.loc["fgsm-16/traditional", "predicted_detection"] > 0.9
+    assert table.loc["pgd-4/traditional", "predicted_detection"] < 0.6
+    assert table["in_study"].tolist() == [True, False]
+
+
 def test_cli_lists_and_exports_a_study(tmp_path, capsys):
     from advrec_core.cli import main
 

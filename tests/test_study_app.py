@@ -138,3 +138,11 @@ def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, de
     det = an.dataframe[0].value  # detection by cell
     assert det.iloc[0]["cell"] == "pgd-8/traditional" and det.iloc[0]["n"] >= 1
     assert len(an.get("download_button")) == 4
+    tables = [d.value for d in an.dataframe]
+    models = next(t for t in tables if "auc" in t)  # which metric predicts people best
+    assert {"FLIP", "DeltaE2000", "SSIM", "FL"} <= set(models["model"])  # weight-free: here
+    assert (models["answers"] == det["n"].sum()).all()  # every 2AFC answer used
+    assert (models["images"] <= 6).all()  # grouped by image (6 stimuli in the study)
+    predicted = [t for t in tables if "predicted_detection" in t]
+    if predicted:  # a model fits only when the 12 answers are not all right (or all wrong)
+        assert predicted[0].set_index("cell").loc["pgd-8/traditional", "in_study"]

@@ -7,17 +7,27 @@
 * catch-trial failures per annotator (and their exclusion);
 * agreement: Krippendorff's alpha for nominal data;
 * human vs metric: per image, Spearman and Kendall correlations of the detection rate with
-  LPIPS, SSIM, PSNR, L2, FL; a psychometric logistic fit of 2AFC detection vs a metric,
+  every registered image metric (LPIPS where computed, FLIP, ΔE2000, SSIM, PSNR, L2, L-inf,
+  FL, FL map); a psychometric logistic fit of 2AFC detection vs a metric,
   P(correct) = 0.5 + 0.5 / (1 + exp(-(x - x75) / s)), whose x75 is the value detected 75% of
-  the time."""
+  the time (statsmodels' GLM with that 2AFC link);
+* the perceptibility model: the same 2AFC logistic on each metric and on all together,
+  AUC cross-validated by image (scikit-learn's GroupKFold), ranked; and the best model's
+  predicted detection rate for computed attacks no study has shown yet.
+
+Krippendorff's alpha and d' are written out here (short formulas; the packages that compute
+them would each be a new dependency for a few lines)."""
 from __future__ import annotations
 
-import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+import statsmodels.api as sm
+from scipy import special, stats
+from statsmodels.genmod.families.links import Link
+from statsmodels.stats.proportion import proportion_confint
 
 from ..metrics.registry import IMAGE_METRICS
 
@@ -28,11 +38,8 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion k / n ((nan, nan) for n = 0)."""
     if n == 0:
         return float("nan"), float("nan")
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return centre - half, centre + half
+    lo, hi = proportion_confint(k, n, alpha=2 * float(stats.norm.sf(z)), method="wilson")
+    return float(lo), float(hi)
 
 
 def detection_by_cell(answers: pd.DataFrame) -> pd.DataFrame:
@@ -159,12 +166,71 @@ def metric_correlations(images: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+class TwoAFCLogit(Link):
+    """The 2AFC link g(p) = logit(2p - 1): P(correct) = 0.5 + 0.5 * sigmoid(eta), a guess
+    rate of 0.5 built in (a plain logistic would pull the 75% point towards 0.5)."""
+
+    @staticmethod
+    def _q(p):
+        return np.clip(2 * np.asarray(p, float) - 1, LINK_EPS, 1 - LINK_EPS)
+
+    def __call__(self, p):
+        q = self._q(p)
+        return np.log(q / (1 - q))
+
+    def inverse(self, z):
+        return 0.5 + 0.5 * special.expit(z)
+
+    def deriv(self, p):
+        q = self._q(p)
+        return 2 / (q * (1 - q))
+
+    def inverse_deriv(self, z):
+        e = special.expit(z)
+        return 0.5 * e * (1 - e)
+
+    def deriv2(self, p):
+        q = self._q(p)
+        return -4 * (1 - 2 * q) / (q * (1 - q)) ** 2
+
+
+LINK_EPS = 1e-6
+
+
+def fit_2afc(X: np.ndarray, correct: np.ndarray, ridge: float = 0.0):
+    """statsmodels GLM, binomial with the 2AFC link, of trial outcomes `correct` (n,) in {0, 1}
+    on the columns of X (n, k) (an intercept is added) -> its parameters (k + 1,) or None when
+    it does not converge. `ridge` > 0: L2-penalised (for several correlated metrics)."""
+    with warnings.catch_warnings():
+        # the link's domain (0.5, 1) is narrower than the binomial's, and perfect-separation /
+        # iteration warnings: convergence and finiteness are checked below
+        warnings.simplefilter("ignore")
+        model = sm.GLM(np.asarray(correct, float),
+                       sm.add_constant(np.asarray(X, float), has_constant="add"),
+                       family=sm.families.Binomial(link=TwoAFCLogit(), check_link=False))
+        try:
+            res = (model.fit_regularized(alpha=ridge, L1_wt=0.0) if ridge
+                   else model.fit(maxiter=200))
+        except (np.linalg.LinAlgError, ValueError, sm.tools.sm_exceptions.PerfectSeparationError):
+            return None
+    params = np.asarray(res.params, float)
+    if not np.all(np.isfinite(params)) or (not ridge and not res.converged):
+        return None
+    return params
+
+
+def p_correct(params: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(n,) P(correct) of a `fit_2afc` model on X (n, k)."""
+    return 0.5 + 0.5 * special.expit(params[0] + np.asarray(X, float) @ params[1:])
+
+
 def psychometric_fit(x: np.ndarray, correct: np.ndarray) -> dict:
     """Maximum-likelihood 2AFC logistic, P = 0.5 + 0.5 * sigmoid((x - x75) / s), on trial
-    outcomes (correct in {0, 1}); s < 0 for metrics that fall as images differ more (SSIM,
-    PSNR). Returns x75 (the metric value detected 75% of the time), s, the log-likelihood and
-    n. x75 is NaN, with a note, when it cannot be fitted or lies outside the observed range
-    (an extrapolation is not a measurement)."""
+    outcomes (correct in {0, 1}), fitted by statsmodels' GLM (binomial, 2AFC link); s < 0 for
+    metrics that fall as images differ more (SSIM, PSNR). Returns x75 (the metric value
+    detected 75% of the time), s, the log-likelihood and n. x75 is NaN, with a note, when it
+    cannot be fitted or lies outside the observed range (an extrapolation is not a
+    measurement)."""
     x, y = np.asarray(x, float), np.asarray(correct, float)
     keep = np.isfinite(x)
     x, y = x[keep], y[keep]
@@ -173,24 +239,128 @@ def psychometric_fit(x: np.ndarray, correct: np.ndarray) -> dict:
     if len(x) < 5 or np.ptp(x) == 0:
         return out | {"note": "too few answers or no spread in the metric"}
     lo, hi, span = float(x.min()), float(x.max()), float(np.ptp(x))
-
-    def nll(theta):
-        mu, s = theta
-        s = s if abs(s) > 1e-6 * span else 1e-6 * span
-        p = np.clip(0.5 + 0.5 / (1 + np.exp(np.clip(-(x - mu) / s, -60, 60))), 1e-9, 1 - 1e-9)
-        return -(y * np.log(p) + (1 - y) * np.log(1 - p)).sum()
-
-    starts = [(mu0, sign * span / 4) for mu0 in np.quantile(x, [0.25, 0.5, 0.75])
-              for sign in (1, -1)]
-    best = min((optimize.minimize(nll, start, method="Nelder-Mead",
-                                  options={"xatol": 1e-9, "fatol": 1e-10, "maxiter": 4000})
-                for start in starts), key=lambda r: r.fun)
-    mu, scale = float(best.x[0]), float(best.x[1])
-    out |= {"scale": scale, "loglik": float(-best.fun)}
+    params = fit_2afc((x - lo)[:, None] / span, y)  # on [0, 1]: well-conditioned
+    if params is None or params[1] == 0:
+        return out | {"note": "the 2AFC logistic did not converge (e.g. every answer correct)"}
+    a, b = params
+    p = np.clip(p_correct(params, (x - lo)[:, None] / span), 1e-12, 1 - 1e-12)
+    mu, scale = lo - a / b * span, span / b
+    out |= {"scale": float(scale),
+            "loglik": float((y * np.log(p) + (1 - y) * np.log(1 - p)).sum())}
     if not lo <= mu <= hi:
         return out | {"note": f"75% detection is not reached within the observed range "
                               f"[{lo:.4g}, {hi:.4g}]"}
-    return out | {"x75": mu}
+    return out | {"x75": float(mu)}
+
+
+@dataclass
+class PerceptibilityModel:
+    """Which metric predicts these people best: 2AFC logistic models of each answer's
+    correctness on each available metric and on all of them together ("combination",
+    standardised, ridge), with AUC cross-validated by image: folds group the answers by the
+    item shown (GroupKFold), so an image never sits in both a training and a test fold."""
+
+    table: pd.DataFrame  # per model: model, metrics, auc, auc_sd, folds, x75, scale, answers,
+    # images, note; best first
+    params: dict[str, np.ndarray]  # model -> fit_2afc parameters on all answers
+    columns: dict[str, list[str]]  # model -> its metric columns
+    scaling: dict[str, tuple[np.ndarray, np.ndarray]]  # model -> (mean, sd) of its columns
+    folds: pd.DataFrame  # per 2AFC answer: item, fold (where it was tested)
+
+    @property
+    def best(self) -> str | None:
+        ok = self.table.dropna(subset=["auc"])
+        return None if ok.empty else str(ok["model"].iloc[0])
+
+    def predict(self, frame: pd.DataFrame, model: str | None = None) -> np.ndarray:
+        """(n,) P(correct) in 2AFC for rows of `frame` holding the model's metric columns
+        (NaN where one is missing)."""
+        model = model or self.best
+        if model is None:
+            raise ValueError("no perceptibility model could be fitted")
+        cols = self.columns[model]
+        mean, sd = self.scaling[model]
+        X = (frame[cols].to_numpy(float) - mean) / sd
+        out = p_correct(self.params[model], np.nan_to_num(X))
+        return np.where(np.isnan(X).any(axis=1), np.nan, out)
+
+
+COMBINATION = "combination"
+
+
+def perceptibility_model(answers: pd.DataFrame, folds: int = 5,
+                         ridge: float = 1e-3) -> PerceptibilityModel:
+    """Fit and cross-validate the 2AFC models of `answers` (its 2AFC rows) on every available
+    metric with some spread, and on all of them together."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import GroupKFold
+
+    twoafc = answers[answers["kind"] == "2afc"]
+    metrics = [m for m in available_metrics(twoafc)
+               if twoafc[m].notna().all() and np.ptp(twoafc[m].to_numpy(float)) > 0
+               and np.isfinite(twoafc[m].to_numpy(float)).all()]
+    y = twoafc["correct"].to_numpy(float)
+    groups = twoafc["item"].astype(str).to_numpy()
+    n_folds = min(folds, len(set(groups)))
+    splits = list(GroupKFold(n_splits=n_folds).split(y, y, groups)) if n_folds >= 2 else []
+    fold = np.full(len(y), -1)
+    for k, (_, test) in enumerate(splits):
+        fold[test] = k
+    models = {m: [m] for m in metrics}
+    if len(metrics) > 1:
+        models[COMBINATION] = metrics
+    rows, params, scaling = [], {}, {}
+    for name, cols in models.items():
+        X = twoafc[cols].to_numpy(float)
+        ridge_here = ridge if len(cols) > 1 else 0.0
+        mean, sd = X.mean(axis=0), X.std(axis=0)
+        scaling[name] = (mean, sd)
+        params[name] = fit_2afc((X - mean) / sd, y, ridge_here)
+        aucs, oof = [], np.full(len(y), np.nan)
+        for train, test in splits:
+            m, s = X[train].mean(axis=0), X[train].std(axis=0)
+            s = np.where(s > 0, s, 1.0)
+            p = fit_2afc((X[train] - m) / s, y[train], ridge_here)
+            if p is None:
+                continue
+            oof[test] = p_correct(p, (X[test] - m) / s)
+            if len(set(y[test])) == 2:
+                aucs.append(roc_auc_score(y[test], oof[test]))
+        done = ~np.isnan(oof)
+        auc = (float(roc_auc_score(y[done], oof[done]))
+               if done.sum() >= 2 and len(set(y[done])) == 2 else float("nan"))
+        fit = psychometric_fit(X[:, 0], y) if len(cols) == 1 else {}
+        note = ("" if np.isfinite(auc) else "no cross-validated AUC (too few images, or every "
+                "answer the same)")
+        rows.append({"model": name, "metrics": ", ".join(cols), "auc": auc,
+                     "auc_sd": float(np.std(aucs)) if aucs else float("nan"),
+                     "folds": len(aucs), "x75": fit.get("x75", float("nan")),
+                     "scale": fit.get("scale", float("nan")), "answers": int(len(y)),
+                     "images": int(len(set(groups))), "note": note or fit.get("note", "")})
+    table = pd.DataFrame(rows, columns=["model", "metrics", "auc", "auc_sd", "folds", "x75",
+                                        "scale", "answers", "images", "note"])
+    table = table.sort_values("auc", ascending=False, na_position="last", kind="stable")
+    keep = [n for n in models if params[n] is not None]
+    return PerceptibilityModel(table.reset_index(drop=True), {n: params[n] for n in keep},
+                               {n: models[n] for n in keep}, {n: scaling[n] for n in keep},
+                               pd.DataFrame({"item": groups, "fold": fold}))
+
+
+def predicted_detection(model: PerceptibilityModel, found: list,
+                        studied: set[str] = frozenset()) -> pd.DataFrame:
+    """The best model's mean predicted 2AFC detection rate per computed attack cell
+    (`found`: (AttackJob, AttackResult) pairs, e.g. `computed_attacks(ds)`), including cells
+    no study has shown yet (`in_study` False): what to study next."""
+    rows = []
+    best = model.best
+    for job, result in found:
+        p = model.predict(result.metrics, best) if best else np.full(len(result.metrics), np.nan)
+        rows.append({"cell": job.label, "attack": job.spec.title, "defense": job.extractor.defense,
+                     "images": int(len(result.metrics)), "SR": float(result.metrics["success"].mean()),
+                     "predicted_detection": float(np.nanmean(p)) if np.isfinite(p).any()
+                     else float("nan"), "model": best or "", "in_study": job.label in studied})
+    return pd.DataFrame(rows, columns=["cell", "attack", "defense", "images", "SR",
+                                       "predicted_detection", "model", "in_study"])
 
 
 @dataclass
@@ -208,6 +378,7 @@ class Analysis:
     fit_metric: str
     fit: dict  # psychometric_fit against fit_metric
     exclude_failing: bool
+    perceptibility: PerceptibilityModel  # which metric predicts these people best
 
     def curve(self, n: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
         """(x, P(correct)) of the fitted logistic over the images' range; None if unfitted."""
@@ -227,7 +398,9 @@ class Analysis:
                 "catch": self.failures.to_dict("records"),
                 "agreement_alpha": self.agreement,
                 "metric_correlations": self.correlations.to_dict("records"),
-                "psychometric": {"metric": self.fit_metric, **self.fit}}
+                "psychometric": {"metric": self.fit_metric, **self.fit},
+                "perceptibility_models": self.perceptibility.table.to_dict("records"),
+                "best_model": self.perceptibility.best}
 
 
 def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str | None = None,
@@ -242,7 +415,7 @@ def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str
            else {"x75": float("nan"), "note": f"{fit_metric} unavailable"})
     return Analysis(answers, used, failures, detection_by_cell(used), dprime_by_cell(used),
                     images, metric_correlations(images), agreement(used), fit_metric, fit,
-                    exclude_failing)
+                    exclude_failing, perceptibility_model(used))
 
 
 def summary(answers: pd.DataFrame, exclude_failing: bool = True,
