@@ -303,7 +303,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .errors import CategoryError
-    from .experiments.grid import GridSpec, grid_table, perceptual_columns
+    from .experiments.grid import GridSpec, grid_table, table2_columns
     from .experiments.poison import run_poison
 
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
@@ -336,7 +336,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     print("categories   " + ("predicted by each cell's extractor" if spec.categories == "predicted"
                              else "given by the dataset"))
     cols = ["model", "attack", "defense", f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned",
-            "relative", "p_value", "SR", "FL", *perceptual_columns(table)]
+            "relative", "p_value", *table2_columns(table)]
     print(table[cols].round(4).to_string(index=False, na_rep="-"))
     if "LPIPS-vgg" not in cols and table["SR"].notna().any():
         print("LPIPS-vgg    unavailable (no VGG16 ImageNet weights: 'lpips-weights status'); "

@@ -18,7 +18,7 @@ from advrec_core.experiments.grid import (
     grid_table,
     paper_rows,
     paper_tables,
-    perceptual_columns,
+    table2_columns,
     titled,
 )
 from advrec_core.experiments.poison import pair_choices, run_poison
@@ -92,13 +92,13 @@ with tab1:
                 f"{DEFENSES.get(d).short} {none[d]:.4f}" for d in DEFENSES.available()))
 with tab2:
     attack_only = table.drop_duplicates(["attack", "defense"])
-    ours = ["SR", "FL", *perceptual_columns(attack_only)]
+    ours = table2_columns(attack_only)
     has_lpips = "LPIPS-vgg" in ours
     lone = []  # our metrics without a paper counterpart: two per row after the pairs
     for metric in ours:
         title = "SR" if metric == "SR" else IMAGE_METRICS.get(metric).title
         fmt = {"SR": ".0%", "FL": ".2g"}.get(metric, ".3g")
-        paper_metric = PAPER_METRIC.get(metric) or ("LPIPS" if not has_lpips and metric == ours[2]
+        paper_metric = PAPER_METRIC.get(metric) or ("LPIPS" if not has_lpips and metric == "FLIP"
                                                      else None)
         if paper_metric is None:
             lone.append((metric, title, fmt))

@@ -1,4 +1,5 @@
 """AppTest per page: no exception, and the real content is there."""
+import pandas as pd
 import pytest
 from helpers import ROOT, make_generic
 from streamlit.testing.v1 import AppTest
@@ -208,8 +209,8 @@ def test_grid_page_shows_missing_cells_and_runs_one(page):
     assert not at.exception and at.title[0].value == "Grid"
     assert "0 of 30 cells computed" in at.caption[0].value
     # Table 1: 3 per recommender; Table 2: SR, FL and FLIP beside the paper's SR, FL and
-    # LPIPS (no LPIPS weights here), then ΔE2000, SSIM and |δ|
-    assert len(at.get("plotly_chart")) == 6 + 6 + 3
+    # LPIPS (no LPIPS weights here), then the FL map, ΔE2000, SSIM and |δ|
+    assert len(at.get("plotly_chart")) == 6 + 6 + 4
     table = at.dataframe[0].value
     assert len(table) == 30 and not table["computed"].any()
     assert len(at.get("download_button")) == 2
@@ -229,3 +230,6 @@ def test_grid_page_shows_missing_cells_and_runs_one(page):
     res = run_attack_job(load_dataset("demo"), spec.attack_job("fgsm-4", "traditional"),
                          Cache.default().read_only())
     assert row["SR"] == pytest.approx(res.metrics["success"].mean())
+    for metric in ("FLIP", "DeltaE2000", "SSIM", "FLmap"):  # weight-free: in every cell
+        assert row[metric] == pytest.approx(res.metrics[metric].mean()), metric
+    assert pd.isna(row["LPIPS-vgg"])  # no VGG weights here: missing, not zero

@@ -129,6 +129,11 @@ TABLE2_METRICS = ("SR", *IMAGE_METRICS.available())
 PAPER_METRIC = {"SR": "SR", "FL": "FL", "LPIPS-vgg": "LPIPS"}  # ours -> the paper's Table 2
 
 
+def table2_columns(table: pd.DataFrame) -> list[str]:
+    """Table 2 as shown: the paper's SR and FL, our FL map, then `perceptual_columns`."""
+    return ["SR", "FL", "FLmap", *perceptual_columns(table)]
+
+
 def perceptual_columns(table: pd.DataFrame) -> list[str]:
     """Table 2's perceptual metrics (those with a map): the weight-free ones (FLIP, ΔE2000,
     SSIM, |δ|) always, LPIPS where some computed cell has it; in registry order."""
