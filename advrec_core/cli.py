@@ -170,8 +170,9 @@ def _cmd_attack(args: argparse.Namespace) -> int:
         if name in avg:
             value = (f"{avg[name] * 255:.2f}/255" if name == "Linf" else f"{avg[name]:.6g}")
             print(f"{name:12} {value:14} {metric.title}")
-    for name, why in s["unavailable"].items():
-        print(f"{name:12} unavailable: {why}")
+    if s["unavailable"]:  # one line: which, and where to read why (status gives the paths)
+        print(f"{'LPIPS':12} unavailable ({', '.join(s['unavailable'])}): no usable ImageNet "
+              f"backbone weights; see 'python -m advrec_core lpips-weights status'")
     print(f"results      {res.folder}")
     return 0
 

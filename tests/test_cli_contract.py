@@ -87,8 +87,10 @@ def test_maps_writes_every_map_of_an_attacked_item(capsys, tmp_path, demo_dir):
     import numpy as np
     from PIL import Image
 
-    rc, out, err = run(capsys, ["attack", "demo", *PAIR, "--limit", "3", "--lpips", "", *TINY])
+    rc, out, err = run(capsys, ["attack", "demo", *PAIR, "--limit", "3", *TINY])
     assert rc == 0, err
+    lines = [row for row in out.splitlines() if "unavailable" in row]  # no weights here
+    assert len(lines) == 1 and "LPIPS-vgg, LPIPS-alex" in lines[0], out
     for line in ("FLIP ", "DeltaE2000 ", "SSIM ", "FLmap ", "Linf "):
         assert line in out, out
     rc, out, err = run(capsys, ["maps", "pgd-8/traditional/given", "--item", "nope", "--out",

@@ -13,7 +13,7 @@ from advrec_core.cli import main
 from advrec_core.data import UNKNOWN, load_dataset
 from advrec_core.defenses import TrainConfig
 from advrec_core.errors import AdvRecError
-from advrec_core.experiments.attack import AttackJob, run_attack_job
+from advrec_core.experiments.attack import AttackJob, AttackResult, run_attack_job
 from advrec_core.experiments.extract import ExtractJob, extract_features
 from advrec_core.experiments.images import item_images
 from advrec_core.extractors import ExtractorConfig, load_extractor
@@ -97,11 +97,13 @@ def test_cli_attack_prints_the_table_2_metrics(ds, capsys):
                "--attack", "fgsm", "--eps", "4", "--limit", "6", "--epochs", "2", "--lpips", "",
                "--categories", "true"])
     out = capsys.readouterr().out
-    assert rc == 0 and "SR " in out and "FL " in out and "SSIM / PSNR" in out
-    assert "6 images" in out and "categories   given by the dataset" in out
-    linf = float(next(row for row in out.splitlines()
-                      if row.startswith("L-inf")).split()[3].split("/")[0])
-    assert 0 < linf <= 4.0
+    assert rc == 0 and "6 images" in out and "categories   given by the dataset" in out
+    rows = {row.split()[0]: row.split()[1] for row in out.splitlines() if row.strip()}
+    res = AttackResult.load(Path(rows["results"]))  # every mean printed as stored
+    for name in ("FL", "FLmap", "FLIP", "DeltaE2000", "SSIM", "PSNR", "L2"):
+        assert float(rows[name]) == pytest.approx(res.summary["averages"][name], rel=1e-5), name
+    linf = float(rows["Linf"].split("/")[0])
+    assert 0 < linf <= 4.0 and linf == pytest.approx(res.summary["averages"]["Linf"] * 255, abs=0.01)
 
 
 def test_propose_pair_is_the_papers_shape(ds):
