@@ -58,8 +58,11 @@ def make_generic(root: Path, rows: list[str], items=None, header="user,item,time
 
 
 def make_authors(root: Path, train: list[str], test: list[str], items=None,
-                 classes: list[str] | None = None) -> Path:
-    """An authors'-layout folder: tab-separated train/test, original/images/<id>.jpg."""
+                 classes: list[str] | None = None, classes_in: str = "",
+                 defense_classes: dict[str, list[str]] | None = None) -> Path:
+    """An authors'-layout folder: tab-separated train/test, original/images/<id>.jpg, and
+    classes.csv rows in `<root>/<classes_in>/` (the release: "original"; "" = the root) and
+    in each `defense_classes` folder (e.g. "madry_original")."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "trainingset.tsv").write_text("\n".join(train) + "\n")
     (root / "testset.tsv").write_text("\n".join(test) + "\n")
@@ -67,6 +70,9 @@ def make_authors(root: Path, train: list[str], test: list[str], items=None,
         items = sorted({r.split("\t")[1] for r in train + test})
     for it in items:
         write_image(root / "original" / "images" / f"{it}.jpg", fmt="JPEG")
-    if classes is not None:
-        (root / "classes.csv").write_text("\n".join(["ImageID,ClassStr,ClassNum,Prob", *classes]) + "\n")
+    header = "ImageID,ClassStr,ClassNum,Prob"
+    files = {**({classes_in: classes} if classes is not None else {}), **(defense_classes or {})}
+    for folder, rows in files.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / "classes.csv").write_text("\n".join([header, *rows]) + "\n")
     return root

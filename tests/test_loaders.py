@@ -72,6 +72,49 @@ def test_authors_layout_with_classes(tmp_path):
     assert ds.image_paths[0].name == "10.jpg"
 
 
+AUTHORS_TRAIN = ["1\t10\t5\t100", "1\t11\t4\t101", "2\t10\t3\t102", "2\t12\t5\t103"]
+AUTHORS_TEST = ["1\t12\t5\t200", "2\t13\t4\t201"]
+
+
+def test_authors_release_layout_classes_per_extractor(tmp_path):
+    """As released: original/classes.csv (ImageNet ResNet50's classes: the paper's categories)
+    and one classes.csv per robust ResNet50 (madry_original/, free_adv_original/); a predicted-
+    category ResNet50 reads its own, without computing features."""
+    from advrec_core.experiments.attack import source_items
+    from advrec_core.experiments.categories import categorize
+    from advrec_core.extractors import ExtractorConfig
+
+    root = make_authors(tmp_path / "a", AUTHORS_TRAIN, AUTHORS_TEST, classes_in="original",
+                        classes=["10,sandal,774,0.9", "11,running shoe,770,0.8",
+                                 "12,sandal,774,0.7", "13,brassiere,459,0.6"],
+                        defense_classes={"madry_original": [
+                            "10,sandal,774,0.5", "11,sandal,774,0.4", "12,clog,502,0.3",
+                            "13,brassiere,459,0.6"]})
+    ds = load_dataset(root)
+    assert ds.categories == ("brassiere", "running shoe", "sandal")
+    assert set(ds.given_predictions) == {"traditional", "at"}  # no free_adv_original/ here
+    t = categorize(ds, ExtractorConfig(arch="resnet50"), "predicted", cache=None)
+    assert source_items(t, "Sandal", None).tolist() == [0, 2]  # case-insensitive
+    at = categorize(ds, ExtractorConfig(arch="resnet50", defense="at"), "predicted", cache=None)
+    assert at.categories == ("brassiere", "clog", "sandal")
+    assert source_items(at, "sandal", None).tolist() == [0, 1]
+    assert any("madry_original/classes.csv" in n for n in at.notes)
+
+
+def test_authors_classes_at_the_root_still_read(tmp_path):
+    root = make_authors(tmp_path / "a", AUTHORS_TRAIN, AUTHORS_TEST,
+                        classes=["10,Sandal,774,0.9", "11,Running shoe,770,0.8"])
+    assert load_dataset(root).categories == ("Running shoe", "Sandal")
+
+
+def test_authors_defense_classes_defect_names_the_file(tmp_path, capsys):
+    root = make_authors(tmp_path / "a", AUTHORS_TRAIN, AUTHORS_TEST, classes_in="original",
+                        classes=["10,Sandal,774,0.9"],
+                        defense_classes={"free_adv_original": ["99,Sandal,774,0.9"]})
+    err = cli_error(capsys, "info", str(root))
+    assert "free_adv_original/classes.csv, line 2" in err and "unknown item id '99'" in err
+
+
 def test_duplicates_policy_first_keeps_one(tmp_path):
     rows = GOOD + ["u1,A,9,1"]
     ds = load_dataset(make_generic(tmp_path / "g", rows), DataConfig(duplicates="first"))

@@ -36,6 +36,9 @@ class Dataset:
     item_attributes: pd.DataFrame | None = None  # extra per-item columns, row i = item i
     notes: list[str] = field(default_factory=list)  # what loading did: filtered, moved...
     corpus: Path | None = None  # labelled classifier-training images (demo only)
+    given_predictions: dict = field(default_factory=dict)  # defense -> (class names,
+    # (n_items,) codes): a ResNet50's classes of the clean images shipped with the data (the
+    # authors' classes.csv per extractor), used as its predicted categories
 
     def __post_init__(self):
         if len(self.item_category) == 0:

@@ -5,7 +5,9 @@ Layouts (registered in LAYOUTS, detected from the folder's files):
 * ``authors``: the layout released with the paper (sisinflab/Perceptual-Rec-Mutation-of-
   Adv-VRs): ``original/images/<item_id>.jpg``, ``trainingset.tsv`` and ``testset.tsv``
   (tab-separated ``user item [rating [timestamp]]``, integer ids, no header; the split is
-  given), optional ``classes.csv`` (``ImageID,ClassStr,ClassNum,Prob``).
+  given), optional ``original/classes.csv`` (or ``classes.csv``; ``ImageID,ClassStr,ClassNum,
+  Prob``: ImageNet ResNet50's class of each clean image, the paper's categories) and, per
+  defense, ``madry_original/classes.csv`` (AT) and ``free_adv_original/classes.csv`` (Free AT).
 * ``generic``: ``interactions.csv`` or ``.tsv`` with a header ``user,item,timestamp[,rating]``
   (any ids), ``images/<item_id>.<ext>``, optional ``items.csv`` (``item,category[,...]``).
   k-core filtering and the time-aware leave-one-out split are applied here.
@@ -258,12 +260,38 @@ def load_authors(root: Path, config: DataConfig = DataConfig()) -> Dataset:
     paths = _image_paths(items, root / "original" / "images",
                          lambda i: f"used in {tr_path.name} or {te_path.name}")
     names, codes, extra = (), np.full(len(items), -1, np.int64), None
-    if (root / "classes.csv").is_file():
-        known = {p.stem for p in paths} | {p.stem for p in (root / "original" / "images").iterdir()}
-        names, codes, extra = _categories(root / "classes.csv", "ImageID", "ClassStr", items,
-                                          known, "ImageID,ClassStr,ClassNum,Prob")
+    known = {p.stem for p in paths} | {p.stem for p in (root / "original" / "images").iterdir()}
+    predictions = {}  # defense -> (class names, (n_items,) codes): the authors' ResNet50s'
+    for defense, path in _authors_classes(root).items():
+        got = _categories(path, "ImageID", "ClassStr", items, known, AUTHORS_CLASSES)
+        predictions[defense] = got[:2]
+        if defense == "traditional":  # the paper's categories: ImageNet ResNet50's classes
+            names, codes, extra = got
+            notes.append(f"categories: {path.relative_to(root)} (the authors' ResNet50 "
+                         f"classes of the clean images)")
     return Dataset(root.name, "authors", root, users, items, train.reset_index(drop=True),
-                   test.reset_index(drop=True), paths, names, codes, extra, notes)
+                   test.reset_index(drop=True), paths, names, codes, extra, notes,
+                   given_predictions=predictions)
+
+
+AUTHORS_CLASSES = "ImageID,ClassStr,ClassNum,Prob (the authors' classes.csv)"
+
+
+def _authors_classes(root: Path) -> dict[str, Path]:
+    """defense -> its classes.csv in the authors' release: ``original/classes.csv`` (falling
+    back to ``<root>/classes.csv``) for Traditional, ``madry_original/`` for AT,
+    ``free_adv_original/`` for Free AT (`Defense.authors_folder`)."""
+    from ..defenses import DEFENSES
+
+    found = {}
+    for name, defense in DEFENSES.items():
+        candidates = [root / defense.authors_folder / "classes.csv"]
+        if defense.authors_folder == "original":
+            candidates.append(root / "classes.csv")
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is not None:
+            found[name] = path
+    return found
 
 
 # --- the generic layout -------------------------------------------------------------------

@@ -37,15 +37,17 @@ class Defense:
     batches: str = "clean"  # what a training step sees: "clean"; "pgd": the batch's PGD examples
     # (Madry); "free": m replays growing one perturbation (Shafahi)
     checkpoint: str = ""  # the published robust ResNet50 the paper used ("": ImageNet's own)
+    authors_folder: str = "original"  # its folder in the authors' released datasets, holding
+    # classes.csv (the ResNet50's class of each clean image) and features.npy
 
 
 DEFENSES: Registry[Defense] = Registry("defense")
 TRADITIONAL = Defense("traditional", "Traditional", "T")  # no defense: the paper's T
 for _d in (TRADITIONAL,
            Defense("at", "Adversarial Training", "AT", "pgd",
-                   "imagenet_linf_4.pt (MadryLab robustness)"),
+                   "imagenet_linf_4.pt (MadryLab robustness)", "madry_original"),
            Defense("free_at", "Free Adversarial Training", "FAT", "free",
-                   "model_best.pth.tar (Free AT)")):
+                   "model_best.pth.tar (Free AT)", "free_adv_original")):
     DEFENSES.register(_d.name)(_d)
 
 

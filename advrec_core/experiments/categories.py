@@ -13,6 +13,7 @@ import torch
 
 from ..cache import Cache
 from ..data.dataset import Dataset
+from ..defenses import DEFENSES
 from ..errors import AdvRecError
 from ..extractors import ExtractorConfig
 from ..progress import Progress
@@ -41,10 +42,21 @@ def categorize(ds: Dataset, extractor: ExtractorConfig = ExtractorConfig(),
                progress: Progress | None = None) -> Dataset:
     """`ds` itself for "true"; for "predicted" a shallow copy whose `categories` are the
     extractor's classes that at least one item is predicted as (class-index order) and whose
-    `item_category` (n_items,) indexes them. Features are extracted (and cached) as needed;
-    a read-only cache raises NotCached when they are not computed yet."""
+    `item_category` (n_items,) indexes them. A ResNet50 whose classes the dataset ships (the
+    authors' classes.csv for that defense) uses them; otherwise features are extracted (and
+    cached) as needed; a read-only cache raises NotCached when they are not computed yet."""
     if check_mode(mode) == "true":
         return ds
+    shipped = ds.given_predictions.get(extractor.defense) if extractor.arch == "resnet50" else None
+    if shipped is not None:  # the authors' classes.csv of this ResNet50: the paper's own
+        names, codes = shipped
+        out = replace(ds, categories=names, item_category=codes,
+                      notes=[*ds.notes, f"categories: each item's class as predicted by "
+                                        f"{extractor.label}, read from the dataset's "
+                                        f"{DEFENSES.get(extractor.defense).authors_folder}/"
+                                        f"classes.csv ({len(names)} classes)"])
+        out._images_fp, out._interactions_fp = ds.images_fingerprint(), ds.interactions_fingerprint()
+        return out
     feats = extract_features(ds, ExtractJob(extractor), cache, device, progress)
     used = np.unique(feats.pred)  # sorted class indices
     out = replace(ds, categories=tuple(feats.class_names[i] for i in used),
