@@ -138,6 +138,12 @@ def test_missing_image(tmp_path, capsys):
     assert "interactions.csv line 5" in line and "expected" in line
 
 
+def test_missing_image_with_integer_ids_reads_plainly(tmp_path, capsys):
+    root = make_authors(tmp_path / "a", AUTHORS_TRAIN, AUTHORS_TEST, items=["10", "11", "12"])
+    line = cli_error(capsys, "info", str(root))
+    assert "no image for item 13 (" in line and "np." not in line, line
+
+
 def test_empty_interactions_file(tmp_path, capsys):
     root = make_generic(tmp_path / "g", GOOD)
     (root / "interactions.csv").write_text("")

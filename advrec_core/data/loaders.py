@@ -177,7 +177,7 @@ def _image_paths(item_ids: np.ndarray, folder: Path, first_line: Callable[[objec
     images = index_images(folder)
     missing = [i for i in item_ids if str(i) not in images]
     if missing:
-        raise DataError(folder, f"no image for item {missing[0]!r} ({first_line(missing[0])}); "
+        raise DataError(folder, f"no image for item {_py(missing[0])!r} ({first_line(missing[0])}); "
                                 f"{len(missing)} of {len(item_ids)} items lack an image; "
                                 f"expected {folder}/<item_id>.jpg or .png for every item")
     return tuple(images[str(i)] for i in item_ids)
