@@ -251,15 +251,18 @@ def _cmd_train_rec(args: argparse.Namespace) -> int:
     return 0
 
 
-def _dataset_and_pair(args: argparse.Namespace, extractor):
+def _dataset_and_pair(args: argparse.Namespace, extractor, ks: tuple[int, ...]):
     """(progress, cache, dataset, source, target): --source/--target, else the pair proposed
-    on the items' categories (--categories; predicted by `extractor`)."""
+    on the items' categories (--categories; predicted by `extractor`). Cut-offs `ks` that
+    the catalog cannot fill are refused first, before any extraction or attack."""
     from .data.loaders import load_dataset
     from .experiments.poison import choose_pair
+    from .recommenders.evaluation import check_cutoffs
 
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
     ds = load_dataset(args.dataset, cache=cache, progress=progress)
+    check_cutoffs(ks, ds.n_items)
     source, target = choose_pair(ds, extractor, args.categories, args.source, args.target,
                                  cache, args.device, progress)
     return progress, cache, ds, source, target
@@ -271,7 +274,7 @@ def _cmd_poison(args: argparse.Namespace) -> int:
     from .experiments.poison import PoisonJob, run_poison
 
     extractor = _extractor_config(args)
-    progress, cache, ds, source, target = _dataset_and_pair(args, extractor)
+    progress, cache, ds, source, target = _dataset_and_pair(args, extractor, tuple(args.k))
     job = PoisonJob(AttackJob(source=source, target=target, spec=_attack_spec(args),
                               extractor=extractor,
                               limit=args.limit, lpips=(), categories=args.categories),
@@ -312,13 +315,16 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     for a in args.attacks or ():
         AttackSpec.parse(a)  # a clear error before any work
     extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": TRADITIONAL.name}))
-    progress, cache, ds, source, target = _dataset_and_pair(args, extractor)
+    progress, cache, ds, source, target = _dataset_and_pair(args, extractor, (GridSpec.k,))
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
                     categories=args.categories,
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
-    spec = replace(spec, rec=replace(spec.rec, **rec))
+    spec = replace(spec, rec=replace(spec.rec, **rec)).fitted(ds.n_items)
+    if spec.ks != GridSpec.ks:
+        print(f"cut-offs     {' '.join(map(str, spec.ks))} (those above the {ds.n_items} items "
+              f"dropped)")
     table = grid_table(ds, spec, cache)
     missing = table[~table["computed"]]
     if args.run:

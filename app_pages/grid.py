@@ -47,8 +47,12 @@ with st.expander("Grid settings", expanded=False):
     cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, GridSpec.cw_steps,
                                  step=10, key="grid_cw", help="1000 is the attack's default "
                                  "(about 5 s per image on 2 CPU cores); the grid's is 100")
-spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))), cw_steps=int(cw_steps),
-                     categories=mode)
+try:  # cut-offs above the catalog's size dropped; a catalog smaller than K=20 refused
+    spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))),
+                         cw_steps=int(cw_steps), categories=mode).fitted(ds.n_items)
+except AdvRecError as e:
+    st.error(f"This dataset has no grid: {e}")
+    st.stop()
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)

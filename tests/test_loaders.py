@@ -299,3 +299,22 @@ def test_too_few_categories_is_one_line_before_any_work(tmp_path, capsys, argv):
         assert "demo-cnn trains on the demo corpus" in line
     else:
         assert "needs at least two categories with >= 5 items" in line
+
+
+@pytest.mark.parametrize("argv", [
+    ["poison", "{root}", "--source", "Bag", "--target", "Shoe", "--categories", "true"],
+    ["poison", "{root}", "--source", "Bag", "--target", "Shoe", "--categories", "true",
+     "--k", "2", "9"],
+    ["grid", "{root}", "--source", "Bag", "--target", "Shoe", "--categories", "true"]])
+def test_cut_offs_the_catalog_cannot_fill_are_refused_first(tmp_path, capsys, argv):
+    """A 3-item shop: K=10/20/50/100 (poison's default), K=9 or the grid's K=20 fail at once,
+    in one line, before any feature extraction or attack (no extractor could load here)."""
+    import time
+
+    root = make_generic(tmp_path / "g", GOOD, categories=["A,Bag", "B,Shoe", "C,Shoe"])
+    t0 = time.perf_counter()
+    err = cli_error(capsys, *[a.replace("{root}", str(root)) for a in argv])
+    assert time.perf_counter() - t0 < 2
+    assert ("does not fit the 3 items" in err or "exceeds the 3 items" in err), err
+    if "--k" in argv:
+        assert "K=9" in err and "e.g. --k 2" in err

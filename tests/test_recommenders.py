@@ -147,7 +147,7 @@ def test_vbpr_needs_features():
 def test_cut_off_larger_than_catalog_is_a_clear_error():
     from advrec_core.errors import AdvRecError
 
-    with pytest.raises(AdvRecError, match="K=10 exceeds the 5 items"):
+    with pytest.raises(AdvRecError, match="K=10 does not fit the 5 items; expected 1 <= K <= 5"):
         evaluate(*scores_to_vectors(SCORES), tiny_data(), ks=(10,))
 
 

@@ -15,10 +15,10 @@ from ..attacks import AttackSpec
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES
-from ..errors import CategoryError
+from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig
 from ..metrics.registry import IMAGE_METRICS
-from ..recommenders import RECOMMENDERS, RecConfig
+from ..recommenders import KS, RECOMMENDERS, RecConfig
 from .attack import AttackJob, run_attack_job
 from .poison import PoisonJob, run_poison
 
@@ -42,6 +42,7 @@ class GridSpec:
     models: tuple[str, ...] = VISUAL_MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
     k: int = 20  # the K of the CHR@K shown (the paper's: 20)
+    ks: tuple[int, ...] = KS  # every cut-off each cell evaluates (k among them)
     limit: int | None = None  # attack only the first N source images (None: all)
     cw_steps: int | None = 100  # C&W iterations per search step (None: the attack's 1000);
     # 100 keeps a C&W cell to about a minute on 2 CPU cores on the demo catalog
@@ -66,7 +67,15 @@ class GridSpec:
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
         return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
-                         self.seeds)
+                         self.seeds, self.ks)
+
+    def fitted(self, n_items: int) -> "GridSpec":
+        """The grid for a catalog of `n_items`: cut-offs above it dropped (said by the
+        caller); refused, before any work, when the shown K itself does not fit."""
+        if self.k > n_items:
+            raise AdvRecError(f"the grid's K={self.k} exceeds the {n_items} items; expected a "
+                              f"catalog of at least {self.k} items")
+        return replace(self, ks=tuple(k for k in self.ks if k <= n_items))
 
     def cells(self) -> list[tuple[str, str, str]]:
         """(attack, defense, model) of every cell, in table order."""

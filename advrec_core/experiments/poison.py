@@ -28,7 +28,7 @@ from ..errors import CategoryError
 from ..extractors import ExtractorConfig
 from ..progress import Progress
 from ..recommenders import KS, RECOMMENDERS, RankingData, RecConfig, evaluate, fit_recommender
-from ..recommenders.evaluation import ACCURACY
+from ..recommenders.evaluation import ACCURACY, check_cutoffs
 from .attack import AttackJob, run_attack_job, source_items
 from .categories import categorize, describe
 from .extract import ExtractJob, extract_features
@@ -182,6 +182,7 @@ def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
 
 def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
                device: str | torch.device = "auto", progress: Progress | None = None) -> PoisonResult:
+    check_cutoffs(job.ks, ds.n_items)  # before any extraction, attack or training
     cache = cache or Cache.default()
     device = resolve_device(device)
     a = job.attack

@@ -225,6 +225,16 @@ class RankingReport:
     topk: np.ndarray | None = None  # (n_users, max K) item indices (-1: no item), if asked
 
 
+def check_cutoffs(ks: tuple[int, ...], n_items: int) -> None:
+    """Refuse, before any work, cut-offs K that a list of `n_items` items cannot fill."""
+    too_big = [k for k in ks if k > n_items]
+    if too_big or not ks or min(ks) < 1:
+        fits = [k for k in ks if 1 <= k <= n_items]
+        raise AdvRecError(f"cut-off K={too_big[0] if too_big else min(ks, default=0)} does not "
+                          f"fit the {n_items} items; expected 1 <= K <= {n_items}"
+                          + (f" (e.g. --k {' '.join(map(str, fits))})" if fits else ""))
+
+
 @torch.no_grad()
 def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData,
              ks: tuple[int, ...] = KS, focus_items: np.ndarray | None = None,
@@ -233,9 +243,8 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
     """user_vecs (n_users, d), item_vecs (n_items, d): scores are their dot products.
     Computed on the CPU (batched; the matmul dominates and fits any machine). One loop asks
     every list metric (accuracy, CHR@K, nCDCG@K) for its per-user values."""
+    check_cutoffs(ks, data.n_items)
     kmax = max(ks)
-    if kmax > data.n_items:
-        raise AdvRecError(f"cut-off K={kmax} exceeds the {data.n_items} items; use smaller K")
     user_vecs, item_vecs = user_vecs.detach().float().cpu(), item_vecs.detach().float().cpu()
     n_cat = len(data.categories)
     metrics: list[ListMetric] = [m(k) for m in ACCURACY for k in ks] + [CHR(k) for k in ks]
