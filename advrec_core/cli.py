@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -485,6 +486,9 @@ def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True) -> Non
     if defense:
         p.add_argument("--defense", default=TRADITIONAL.name, choices=DEFENSES.available())
     p.add_argument("--weights", help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
+    p.add_argument("--trust-checkpoint", action="store_true",
+                   help="unpickle a checkpoint that holds objects a weights-only load refuses "
+                        "(can run code from the file: only for files you trust)")
     p.add_argument("--epochs", type=int,
                    help="demo-cnn: training epochs (Free AT: epochs of m replays each)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
@@ -661,6 +665,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command != "cache":
         _cache(args).gc()  # debris of killed runs (dead builders, or older than an hour)
+    if getattr(args, "trust_checkpoint", False):
+        from .models.resnet import TRUST_ENV
+
+        os.environ[TRUST_ENV] = "1"  # the loader's one switch
     try:
         return args.func(args)
     except AdvRecError as e:

@@ -24,10 +24,17 @@ def test_robust_checkpoint_formats(tmp_path, reference, fmt):
         sd |= {f"module.attacker.model.{k}": v + 1 for k, v in list(reference.items())[:5]}
         sd |= {"module.normalizer.new_mean": torch.zeros(3, 1, 1),
                "module.attacker.normalize.new_std": torch.ones(3, 1, 1)}
-        obj, name = {"model": sd, "epoch": 100}, "imagenet_linf_4.pt"
-    elif fmt == "free_at":
-        obj = {"state_dict": {f"module.{k}": v for k, v in reference.items()}, "epoch": 90,
-               "best_prec1": 0.6}
+        # as published: the optimizer's and the schedule's state beside the model
+        obj = {"model": sd, "epoch": 100, "schedule": {"last_epoch": 99, "base_lrs": [0.1]},
+               "optimizer": {"state": {0: {"momentum_buffer": torch.zeros(3)}},
+                             "param_groups": [{"lr": 1e-4, "momentum": 0.9, "nesterov": False,
+                                               "params": [0]}]}}
+        name = "imagenet_linf_4.pt"
+    elif fmt == "free_at":  # as published: best_prec1 a numpy scalar, the optimizer's state
+        obj = {"epoch": np.int64(90), "arch": "resnet50",
+               "state_dict": {f"module.{k}": v for k, v in reference.items()},
+               "best_prec1": np.float64(60.2), "optimizer": {
+                   "state": {}, "param_groups": [{"lr": np.float32(0.01), "params": [0]}]}}
         name = "model_best.pth.tar"
     else:
         obj, name = reference, "resnet50.pth"
@@ -45,6 +52,27 @@ def test_robust_checkpoint_formats(tmp_path, reference, fmt):
     assert model.forward_features(x).shape == (2, 2048)
     assert model(x).shape == (2, 1000) and len(model.class_names) == 1000
     assert model.class_names[770] == "running shoe"
+
+
+def test_checkpoint_with_other_objects_needs_trust(tmp_path, reference, monkeypatch, capsys):
+    """A pickled object a weights-only load refuses: one line saying how to trust the file;
+    with --trust-checkpoint it loads (a harmless date here)."""
+    import datetime
+
+    from advrec_core.cli import main
+
+    path = tmp_path / "other.pth.tar"
+    torch.save({"state_dict": reference, "saved": datetime.date(2020, 1, 1)}, path)
+    with pytest.raises(WeightsUnavailable, match="--trust-checkpoint"):
+        load_resnet50(path)
+    monkeypatch.delenv("ADVREC_TRUST_CHECKPOINTS", raising=False)
+    argv = ["-q", "regime", "demo", "--extractor", "resnet50", "--weights", str(path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trust-checkpoint" in err
+    monkeypatch.setenv("ADVREC_TRUST_CHECKPOINTS", "1")
+    model, source = load_resnet50(path)
+    assert torch.equal(model.head.weight, reference["fc.weight"])
 
 
 def test_checkpoint_that_does_not_fit(tmp_path, reference):

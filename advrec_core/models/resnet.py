@@ -11,6 +11,9 @@ Weights, in order of what the user gives:
 Class names come from the weights' metadata; inputs are resized to 224 x 224."""
 from __future__ import annotations
 
+import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -70,18 +73,51 @@ def convert_checkpoint(obj: Any, source: str = "checkpoint") -> tuple[dict[str, 
     return sd, fmt
 
 
+TRUST_ENV = "ADVREC_TRUST_CHECKPOINTS"  # "1": a checkpoint a safe load refuses is unpickled
+
+
+def _numpy_globals() -> list:
+    """What published checkpoints pickle beside tensors (Free-AT's best_prec1 can be a numpy
+    scalar): numpy's scalar constructor and dtypes, under numpy 1's and numpy 2's names."""
+    import numpy as np
+
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    dtypes = [type(np.dtype(t)) for t in ("f2", "f4", "f8", "i4", "i8", "u1", "b1")]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+
+
+def read_checkpoint(path: Path) -> Any:
+    """torch.load a checkpoint as published: weights-only (no code runs), with the numpy
+    scalars and dtypes MadryLab / Free-AT files carry allowed; anything else is refused
+    unless $ADVREC_TRUST_CHECKPOINTS=1 (CLI: --trust-checkpoint), which unpickles it fully."""
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        why = str(e).replace("\n", " ")
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", why)
+        if found is None:  # not a pickle of objects: a truncated or foreign file
+            raise WeightsUnavailable(f"{path}: cannot read checkpoint (not a torch checkpoint "
+                                     f"a weights-only load can parse)") from None
+        if os.environ.get(TRUST_ENV) != "1":
+            glob = found.group(1)
+            raise WeightsUnavailable(
+                f"{path}: holds {glob}, which a weights-only load refuses; if you trust where "
+                f"the file comes from, pass --trust-checkpoint ({TRUST_ENV}=1): a full pickle "
+                f"load can run code from the file") from None
+    except Exception as e:  # truncated files, not a torch file, ...
+        raise WeightsUnavailable(f"{path}: cannot read checkpoint ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:200]})") from None
+    return torch.load(path, map_location="cpu", weights_only=False)  # trusted by the user
+
+
 def load_resnet50(weights: str | Path | None = None, progress: bool = True) -> tuple[ResNet50, str]:
     """-> (frozen-ready model, description of where its weights came from)."""
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
             raise WeightsUnavailable(f"{path}: weights file not found")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle payloads, truncated files, ...
-            raise WeightsUnavailable(f"{path}: cannot read checkpoint ({type(e).__name__}: "
-                                     f"{str(e).splitlines()[0][:200]})") from None
-        sd, fmt = convert_checkpoint(obj, str(path))
+        sd, fmt = convert_checkpoint(read_checkpoint(path), str(path))
         return ResNet50(sd), f"{fmt} checkpoint {path}"
     w = ResNet50_Weights.IMAGENET1K_V1
     try:
