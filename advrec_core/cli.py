@@ -103,6 +103,21 @@ def _extractor_config(args: argparse.Namespace):
                            train=train)
 
 
+def _weights_pairs(values: list[str]) -> tuple[tuple[str, str], ...]:
+    """--weights DEFENSE=FILE ... -> ((defense, file), ...), checked before any work."""
+    pairs = {}
+    for v in values:
+        name, sep, file = v.partition("=")
+        if not sep or not file:
+            raise AdvRecError(f"--weights {v!r}: expected DEFENSE=FILE with DEFENSE one of "
+                              f"{', '.join(DEFENSES.available())}")
+        DEFENSES.get(name)  # unknown names list the known ones
+        if not Path(file).is_file():
+            raise AdvRecError(f"--weights {name}={file}: file not found")
+        pairs[name] = file
+    return tuple(pairs.items())
+
+
 def _cache(args: argparse.Namespace) -> Cache:
     return Cache(Path(args.cache)) if args.cache else Cache.default()
 
@@ -315,11 +330,15 @@ def _cmd_grid(args: argparse.Namespace) -> int:
              "seeds": args.seeds}
     for a in args.attacks or ():
         AttackSpec.parse(a)  # a clear error before any work
-    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": TRADITIONAL.name}))
-    progress, cache, ds, source, target = _dataset_and_pair(args, extractor, (GridSpec.k,))
+    weights = _weights_pairs(args.weights)
+    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "weights": None,
+                                                        "defense": TRADITIONAL.name}))
+    progress, cache, ds, source, target = _dataset_and_pair(
+        args, GridSpec("", "", extractor=extractor, weights=weights).extractor_for(
+            TRADITIONAL.name), (GridSpec.k,))
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
-                    categories=args.categories,
+                    categories=args.categories, weights=weights,
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
     spec = replace(spec, rec=replace(spec.rec, **rec)).fitted(ds.n_items)
@@ -363,13 +382,15 @@ def _cmd_regime(args: argparse.Namespace) -> int:
     from .data.loaders import load_dataset
     from .experiments.regime import regime
 
+    weights = _weights_pairs(args.weights)  # before any work
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
     ds = load_dataset(args.dataset, cache=cache, progress=progress)
-    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "defense": TRADITIONAL.name}))
+    extractor = _extractor_config(argparse.Namespace(**{**vars(args), "weights": None,
+                                                        "defense": TRADITIONAL.name}))
     out = regime(ds, tuple(dict.fromkeys(args.defense)), extractor, args.source, args.target,
                  args.categories, args.limit, args.cw, args.cw_steps or None, cache, args.device,
-                 progress)
+                 progress, weights)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -481,11 +502,19 @@ def _cmd_lpips_weights(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True) -> None:
+def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True,
+                        per_defense: bool = False) -> None:
     p.add_argument("--extractor", default=ExtractorConfig.arch, choices=EXTRACTORS.available())
     if defense:
         p.add_argument("--defense", default=TRADITIONAL.name, choices=DEFENSES.available())
-    p.add_argument("--weights", help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
+    if per_defense:
+        p.add_argument("--weights", nargs="+", metavar="DEFENSE=FILE", default=[],
+                       help="resnet50: each defense's checkpoint, e.g. at=imagenet_linf_4.pt "
+                            "free_at=model_best.pth.tar (traditional: torchvision's ImageNet "
+                            "weights unless given)")
+    else:
+        p.add_argument("--weights",
+                       help="resnet50: local checkpoint (torchvision, MadryLab, Free-AT)")
     p.add_argument("--trust-checkpoint", action="store_true",
                    help="unpickle a checkpoint that holds objects a weights-only load refuses "
                         "(can run code from the file: only for files you trust)")
@@ -612,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_precision_arg(g)
     g.add_argument("--run", action="store_true", help="compute the missing cells")
     g.add_argument("--csv", help="also write the table to this CSV file")
-    _add_extractor_args(g, defense=False)
+    _add_extractor_args(g, defense=False, per_defense=True)
     _add_categories_arg(g)
     g.set_defaults(func=_cmd_grid)
 
@@ -629,7 +658,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="C&W iterations per search step (default 100, as the grid's; "
                          "0 = the attack's 1000)")
     rg.add_argument("--json", action="store_true", help="one JSON object")
-    _add_extractor_args(rg, defense=False)
+    _add_extractor_args(rg, defense=False, per_defense=True)
     _add_categories_arg(rg)
     rg.set_defaults(func=_cmd_regime)
 

@@ -66,7 +66,8 @@ def test_checkpoint_with_other_objects_needs_trust(tmp_path, reference, monkeypa
     with pytest.raises(WeightsUnavailable, match="--trust-checkpoint"):
         load_resnet50(path)
     monkeypatch.delenv("ADVREC_TRUST_CHECKPOINTS", raising=False)
-    argv = ["-q", "regime", "demo", "--extractor", "resnet50", "--weights", str(path)]
+    argv = ["-q", "regime", "demo", "--extractor", "resnet50", "--weights", f"traditional={path}",
+            "--defense", "traditional"]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--trust-checkpoint" in err

@@ -151,3 +151,17 @@ def test_poisoned_features_move_the_source_category_up():
             chr10.append(rep.chr.loc["d", "CHR@10"])
         gains.append(chr10[1] - chr10[0])
     assert min(gains) > 0 and np.mean(gains) > 0.1, gains
+
+
+def test_grid_cells_take_each_defenses_own_checkpoint():
+    """`grid --extractor resnet50 --weights at=A free_at=F`: T on torchvision's ImageNet
+    weights, AT and Free AT on their own files, in the cells' attack jobs."""
+    from advrec_core.experiments.grid import GridSpec
+    from advrec_core.extractors import ExtractorConfig
+
+    spec = GridSpec("sandal", "running shoe", extractor=ExtractorConfig(arch="resnet50"),
+                    weights=(("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")))
+    got = {d: spec.attack_job("pgd-4", d).extractor for d in ("traditional", "at", "free_at")}
+    assert {d: e.weights for d, e in got.items()} == {
+        "traditional": None, "at": "imagenet_linf_4.pt", "free_at": "model_best.pth.tar"}
+    assert all(e.arch == "resnet50" and e.defense == d for d, e in got.items())

@@ -49,6 +49,14 @@ class GridSpec:
     rec: RecConfig = field(default_factory=RecConfig)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
     categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
+    weights: tuple[tuple[str, str], ...] = ()  # resnet50: (defense, checkpoint file) pairs, e.g.
+    # (("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")); a defense without
+    # one uses torchvision's ImageNet weights. Empty: every defense uses extractor.weights
+
+    def extractor_for(self, defense: str) -> ExtractorConfig:
+        """The cell extractor of `defense`, with its own checkpoint where one is given."""
+        weights = dict(self.weights).get(defense) if self.weights else self.extractor.weights
+        return replace(self.extractor, defense=defense, weights=weights)
 
     def __post_init__(self):
         for a in self.attacks:
@@ -62,7 +70,7 @@ class GridSpec:
         spec = AttackSpec.parse(attack)
         if spec.eps is None and self.cw_steps is not None:  # the L2 attack: C&W
             spec = replace(spec, steps=self.cw_steps)
-        return AttackJob(self.source, self.target, spec, replace(self.extractor, defense=defense),
+        return AttackJob(self.source, self.target, spec, self.extractor_for(defense),
                          limit=self.limit, categories=self.categories)
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:

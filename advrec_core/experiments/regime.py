@@ -34,23 +34,25 @@ def regime(ds: Dataset, defenses: tuple[str, ...] | None = None,
            target: str | None = None, categories: str = "predicted", limit: int | None = None,
            cw: bool = False, cw_steps: int | None = GridSpec.cw_steps,
            cache: Cache | None = None, device: str | torch.device = "auto",
-           progress: Progress | None = None) -> dict:
+           progress: Progress | None = None, weights: tuple[tuple[str, str], ...] = ()) -> dict:
     """{"dataset", "source", "target", "categories", "defenses": {defense: {"extractor",
     "clean_acc", "pgd4_acc", "holdout_images", "n_source_items", "n_attacked",
     "sr": {attack: SR}, "unavailable": {field: reason}}}}; accuracies and SR in [0, 1],
     None where unavailable (never guessed). The pair defaults to `propose_pair` on the
-    Traditional extractor's categories (as the grid's)."""
+    Traditional extractor's categories (as the grid's). `weights`: (defense, checkpoint)
+    pairs for a resnet50 (`GridSpec.weights`)."""
     cache = cache or Cache.default()
     defenses = tuple(DEFENSES.available()) if defenses is None else defenses
     if not defenses:
         raise AdvRecError(f"name at least one defense: {', '.join(DEFENSES.available())}")
     for d in defenses:
         DEFENSES.get(d)  # unknown names list the known ones
-    source, target = choose_pair(ds, replace(extractor, defense=TRADITIONAL.name), categories,
-                                 source, target, cache, device, progress)
-    spec = GridSpec(source, target, attacks=REGIME_ATTACKS + (SLOW_ATTACKS if cw else ()),
+    spec = GridSpec("", "", attacks=REGIME_ATTACKS + (SLOW_ATTACKS if cw else ()),
                     defenses=tuple(defenses), limit=limit, cw_steps=cw_steps,
-                    extractor=extractor, categories=categories)
+                    extractor=extractor, categories=categories, weights=weights)
+    source, target = choose_pair(ds, spec.extractor_for(TRADITIONAL.name), categories,
+                                 source, target, cache, device, progress)
+    spec = replace(spec, source=source, target=target)
     return {"dataset": ds.name, "source": source, "target": target, "categories": categories,
             "defenses": {d: _defense_row(ds, spec, d, cache, device, progress)
                          for d in defenses}}
@@ -58,7 +60,7 @@ def regime(ds: Dataset, defenses: tuple[str, ...] | None = None,
 
 def _defense_row(ds: Dataset, spec: GridSpec, defense: str, cache: Cache,
                  device: str | torch.device, progress: Progress | None) -> dict:
-    ext = replace(spec.extractor, defense=defense)
+    ext = spec.extractor_for(defense)
     row = {"extractor": ext.label, "clean_acc": None, "pgd4_acc": None, "holdout_images": None,
            "n_source_items": None, "n_attacked": None, "sr": dict.fromkeys(spec.attacks),
            "unavailable": {}}
