@@ -294,7 +294,8 @@ def _cmd_poison(args: argparse.Namespace) -> int:
     job = PoisonJob(AttackJob(source=source, target=target, spec=_attack_spec(args),
                               extractor=extractor,
                               limit=args.limit, lpips=(), categories=args.categories),
-                    rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k))
+                    rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k),
+                    feature_scale=args.feature_scale)
     res = run_poison(ds, job, cache, args.device, progress)
     avg = res.attack_summary["averages"]
     print(f"poisoning    {source} -> {target} with {job.attack.spec.title} on {extractor.label}: "
@@ -339,6 +340,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
                     categories=args.categories, weights=weights,
+                    feature_scale=args.feature_scale,
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
     spec = replace(spec, rec=replace(spec.rec, **rec)).fitted(ds.n_items)
@@ -523,6 +525,15 @@ def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True,
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
 
 
+def _add_feature_scale_arg(p: argparse.ArgumentParser) -> None:
+    from .experiments.poison import FEATURE_SCALES
+
+    p.add_argument("--feature-scale", default=FEATURE_SCALES[0], choices=FEATURE_SCALES,
+                   help="clean (default): the clean and poisoned runs divide the features by "
+                        "the clean features' max |x|, so only the attacked items differ; "
+                        "per-run: each run by its own max, as the authors' code")
+
+
 def _add_categories_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--categories", default=CATEGORY_MODES[0], choices=CATEGORY_MODES,
                    help="item category for CHR@K and for choosing the attacked items: the "
@@ -620,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rec_args(pz)
     _add_extractor_args(pz)
     _add_categories_arg(pz)
+    _add_feature_scale_arg(pz)
     pz.set_defaults(func=_cmd_poison)
 
     g = sub.add_parser("grid", help="the paper's attack x defense x recommender grid "
@@ -643,6 +655,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--csv", help="also write the table to this CSV file")
     _add_extractor_args(g, defense=False, per_defense=True)
     _add_categories_arg(g)
+    _add_feature_scale_arg(g)
     g.set_defaults(func=_cmd_grid)
 
     rg = sub.add_parser("regime", help="how robust is an extractor: clean / PGD accuracy and "

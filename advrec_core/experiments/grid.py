@@ -49,6 +49,7 @@ class GridSpec:
     rec: RecConfig = field(default_factory=RecConfig)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
     categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
+    feature_scale: str = "clean"  # PoisonJob.feature_scale of every cell
     weights: tuple[tuple[str, str], ...] = ()  # resnet50: (defense, checkpoint file) pairs, e.g.
     # (("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")); a defense without
     # one uses torchvision's ImageNet weights. Empty: every defense uses extractor.weights
@@ -75,7 +76,7 @@ class GridSpec:
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
         return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
-                         self.seeds, self.ks)
+                         self.seeds, self.ks, self.feature_scale)
 
     def fitted(self, n_items: int) -> "GridSpec":
         """The grid for a catalog of `n_items`: cut-offs above it dropped (said by the

@@ -24,7 +24,7 @@ from ..cache import Cache, NotCached, atomic_write_text
 from ..config import stable_hash
 from ..data.dataset import UNKNOWN, Dataset
 from ..device import resolve_device
-from ..errors import CategoryError
+from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig
 from ..progress import Progress
 from ..recommenders import KS, RECOMMENDERS, RankingData, RecConfig, evaluate, fit_recommender
@@ -106,9 +106,9 @@ class RecRun:
 def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
                        focus: np.ndarray, ncdcg_category: int | None, cache: Cache,
                        device: torch.device, progress: Progress | None = None,
-                       ks: tuple[int, ...] = KS) -> RecRun:
+                       ks: tuple[int, ...] = KS, scale: float | None = None) -> RecRun:
     data = RankingData.from_dataset(ds)
-    inputs = {"trainer": TRAINER_VERSION,
+    inputs = {"trainer": TRAINER_VERSION, **({"scale": scale} if scale else {}),
               "interactions": ds.interactions_fingerprint(),
               "features": None if features is None else stable_hash(np.ascontiguousarray(features)),
               "focus": focus.tolist(), "ncdcg": ncdcg_category, "ks": list(ks),
@@ -117,7 +117,8 @@ def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
     def build(folder: Path) -> None:
         users = torch.as_tensor(ds.train["user"].to_numpy().copy())
         items = torch.as_tensor(ds.train["item"].to_numpy().copy())
-        model, history = fit_recommender(rec, data, users, items, features, progress, device)
+        model, history = fit_recommender(rec, data, users, items, features, progress, device,
+                                         scale)
         with torch.no_grad():
             res = evaluate(model.user_vectors().cpu(), model.item_vectors().cpu(), data, ks,
                            focus, ncdcg_category, return_topk=True)
@@ -134,12 +135,29 @@ def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
                   pd.read_csv(folder / "ranks.csv"))
 
 
+FEATURE_SCALES = ("clean", "per-run")
+
+
 @dataclass(frozen=True)
 class PoisonJob:
     attack: AttackJob
     rec: RecConfig = field(default_factory=RecConfig)
     seeds: tuple[int, ...] = (0, 1, 2)
     ks: tuple[int, ...] = KS
+    feature_scale: str = "clean"  # both runs divide by the clean features' max |x|, so only
+    # the attacked items' features differ | "per-run": each run by its own (the authors')
+
+    def __post_init__(self):
+        if self.feature_scale not in FEATURE_SCALES:
+            raise AdvRecError(f"feature scale must be one of {', '.join(FEATURE_SCALES)}, not "
+                              f"{self.feature_scale!r}")
+
+
+def feature_scales(clean: np.ndarray, mode: str) -> dict[str, float | None]:
+    """phase -> the divisor of its features: the clean max |x| for both ("clean"), or None
+    (each run's own max, "per-run")."""
+    shared = float(np.abs(clean).max()) if mode == "clean" else None
+    return {"clean": shared, "poisoned": shared}
 
 
 @dataclass
@@ -197,11 +215,12 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     poisoned[attacked.items] = attacked.features_adv
     uses_images = RECOMMENDERS.get(job.rec.model).uses_images
     rows, runs = [], {}
+    scales = feature_scales(clean, job.feature_scale)
     for seed in job.seeds:
         rec = replace(job.rec, seed=seed)
         for phase, feats in (("clean", clean), ("poisoned", poisoned)):
             run = train_and_evaluate(ds, feats if uses_images else None, rec, focus, src, cache,
-                                     device, progress, job.ks)
+                                     device, progress, job.ks, scales[phase])
             runs[(seed, phase)] = run
             row = {"seed": seed, "phase": phase, **run.report["accuracy"], **run.report["ncdcg"]}
             row |= {f"CHR@{k}": float(run.chr.loc[ds.categories[src], f"CHR@{k}"]) for k in job.ks}

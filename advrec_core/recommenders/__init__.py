@@ -19,18 +19,21 @@ RECOMMENDERS.register("vbpr")(VBPR)
 RECOMMENDERS.register("amr")(AMR)
 
 
-def scale_features(features: np.ndarray) -> torch.Tensor:
-    """Divide by the global max absolute value, as the reference code does -> [-1, 1]."""
+def scale_features(features: np.ndarray, scale: float | None = None) -> torch.Tensor:
+    """Divide by `scale`, by default the features' own global max absolute value (as the
+    reference code does per file -> [-1, 1])."""
     f = torch.as_tensor(features, dtype=torch.float32)
-    return f / f.abs().max().clamp(min=1e-12)
+    return f / (torch.tensor(scale, dtype=torch.float32) if scale else f.abs().max().clamp(min=1e-12))
 
 
 def fit_recommender(config: RecConfig, data: RankingData, train_users: torch.Tensor,
                     train_items: torch.Tensor, features: np.ndarray | None = None,
-                    progress: Progress | None = None, device: str | torch.device = "cpu"):
-    """-> (trained model on `device`, training history)."""
+                    progress: Progress | None = None, device: str | torch.device = "cpu",
+                    scale: float | None = None):
+    """-> (trained model on `device`, training history). Features are divided by `scale`
+    (default: their own max |x|)."""
     torch.manual_seed(config.seed)
-    feats = scale_features(features) if features is not None else None
+    feats = scale_features(features, scale) if features is not None else None
     model = RECOMMENDERS.get(config.model)(data.n_users, data.n_items, factors=config.factors,
                                            visual_factors=config.visual_factors,
                                            features=feats, biases=config.biases,
