@@ -318,3 +318,76 @@ def test_cut_offs_the_catalog_cannot_fill_are_refused_first(tmp_path, capsys, ar
     assert ("does not fit the 3 items" in err or "exceeds the 3 items" in err), err
     if "--k" in argv:
         assert "K=9" in err and "e.g. --k 2" in err
+
+
+def authors_with_features(tmp_path, n_items=12, n_users=8):
+    """An authors'-layout shop with original/classes.csv and original/features.npy (row =
+    item id), and an 'attacked' features.npy in which the sandals' rows moved."""
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for u in range(n_users):
+        items = rng.choice(n_items, 4, replace=False)
+        train += [f"{u}\t{i}\t5\t{100 + k}" for k, i in enumerate(items[:3])]
+        test.append(f"{u}\t{items[3]}\t5\t200")
+    classes = [f"{i},{'sandal' if i % 3 == 0 else 'running shoe'},{774 if i % 3 == 0 else 770},0.9"
+               for i in range(n_items)]
+    root = make_authors(tmp_path / "men", train, test, items=[str(i) for i in range(n_items)],
+                        classes=classes, classes_in="original")
+    clean = rng.random((n_items, 16)).astype(np.float32)
+    poisoned = clean.copy()
+    poisoned[::3] += 0.5
+    np.save(root / "original" / "features.npy", clean)
+    (root / "pgd_exp").mkdir()
+    np.save(root / "pgd_exp" / "features.npy", poisoned)
+    return root
+
+
+def test_table1_from_given_features_without_any_cnn(tmp_path, capsys, monkeypatch):
+    """Recommender-only Table 1: the authors' clean and attacked features.npy, no weights."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    root = authors_with_features(tmp_path)
+    rc = main(["-q", "poison-features", str(root), "--clean", str(root / "original/features.npy"),
+               "--poisoned", str(root / "pgd_exp/features.npy"), "--source", "sandal",
+               "--k", "2", "5", "--rec-epochs", "2", "--seeds", "0", "1"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "(4 items differ)" in out and "CHR@K of sandal" in out
+    table = [row.split() for row in out.splitlines() if row.strip().startswith(("2 ", "5 "))]
+    assert [r[0] for r in table] == ["2", "5"]
+
+
+def test_given_features_defects_name_the_file(tmp_path, capsys):
+    root = authors_with_features(tmp_path)
+    np.save(root / "short.npy", np.zeros((5, 16), np.float32))
+    np.save(root / "wide.npy", np.zeros((12, 8), np.float32))
+    base = ["poison-features", str(root), "--clean", str(root / "original/features.npy"),
+            "--source", "sandal", "--k", "2"]
+    err = cli_error(capsys, *base, "--poisoned", str(root / "short.npy"))
+    assert "short.npy: has 5 rows but item id 11 needs row 11" in err
+    err = cli_error(capsys, *base, "--poisoned", str(root / "wide.npy"))
+    assert "wide.npy: features of shape (12, 8); expected the clean features' (12, 16)" in err
+
+
+def test_generic_features_with_item_listing_and_mcauley_binary(tmp_path):
+    """Precomputed features for any shop: features.npy + features_items.txt (any ids), and
+    He & McAuley's image_features_<name>.b (10-byte ASIN + 4096 float32 LE, repeated)."""
+    from advrec_core.experiments.poison import MCAULEY_RECORD, read_item_features
+
+    asins = ["B000000001", "B000000002", "B000000003"]
+    rows = [f"u{u},{asins[(u + k) % 3]},{k},5" for u in range(3) for k in range(3)]
+    root = make_generic(tmp_path / "g", rows)
+    ds = load_dataset(root)
+    rng = np.random.default_rng(0)
+    f = rng.random((3, 5)).astype(np.float32)
+    np.save(root / "features.npy", f[::-1])
+    (root / "features_items.txt").write_text("\n".join(asins[::-1]) + "\n")
+    np.testing.assert_array_equal(read_item_features(ds, root / "features.npy"), f)
+    rec = np.zeros(4, MCAULEY_RECORD)
+    rec["asin"] = [b"B000000009", *(a.encode() for a in asins[::-1])]
+    rec["features"] = rng.random((4, 4096)).astype("<f4")
+    rec.tofile(root / "image_features_Shop.b")
+    got = read_item_features(ds, root / "image_features_Shop.b")
+    np.testing.assert_array_equal(got, rec["features"][[3, 2, 1]])
+    (root / "cut.b").write_bytes((root / "image_features_Shop.b").read_bytes()[:-7])
+    with pytest.raises(DataError, match="cut.b: .* not a whole number of 16394-byte records"):
+        read_item_features(ds, root / "cut.b")

@@ -24,7 +24,7 @@ from ..cache import Cache, NotCached, atomic_write_text
 from ..config import stable_hash
 from ..data.dataset import UNKNOWN, Dataset
 from ..device import resolve_device
-from ..errors import AdvRecError, CategoryError
+from ..errors import AdvRecError, CategoryError, DataError
 from ..extractors import ExtractorConfig
 from ..progress import Progress
 from ..recommenders import KS, RECOMMENDERS, RankingData, RecConfig, evaluate, fit_recommender
@@ -213,23 +213,38 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     attacked = run_attack_job(given, a, cache, device, progress)
     poisoned = clean.copy()
     poisoned[attacked.items] = attacked.features_adv
-    uses_images = RECOMMENDERS.get(job.rec.model).uses_images
+    per_seed, chr_mean, change, ranks, runs = compare_runs(
+        ds, clean, poisoned, attacked.items, focus, src, job.rec, job.seeds, job.ks,
+        job.feature_scale, cache, device, progress)
+    return PoisonResult(job, per_seed, chr_mean["clean"], chr_mean["poisoned"], ranks,
+                        change, attacked.summary, runs, ds)
+
+
+def compare_runs(ds: Dataset, clean: np.ndarray, poisoned: np.ndarray, attacked: np.ndarray,
+                 focus: np.ndarray, src: int, rec_config: RecConfig, seeds: tuple[int, ...],
+                 ks: tuple[int, ...], feature_scale: str, cache: Cache, device: torch.device,
+                 progress: Progress | None = None):
+    """Train and evaluate the recommender on the clean and the poisoned features (N, D) per
+    seed -> (per-seed rows, mean CHR table per phase, change per K with the paired interval,
+    source items' ranks, the runs). `attacked`: the item indices whose features differ;
+    `focus`: every source item; `src`: the source category's index in `ds.categories`."""
+    uses_images = RECOMMENDERS.get(rec_config.model).uses_images
     rows, runs = [], {}
-    scales = feature_scales(clean, job.feature_scale)
-    for seed in job.seeds:
-        rec = replace(job.rec, seed=seed)
+    scales = feature_scales(clean, feature_scale)
+    for seed in seeds:
+        rec = replace(rec_config, seed=seed)
         for phase, feats in (("clean", clean), ("poisoned", poisoned)):
             run = train_and_evaluate(ds, feats if uses_images else None, rec, focus, src, cache,
-                                     device, progress, job.ks, scales[phase])
+                                     device, progress, ks, scales[phase])
             runs[(seed, phase)] = run
             row = {"seed": seed, "phase": phase, **run.report["accuracy"], **run.report["ncdcg"]}
-            row |= {f"CHR@{k}": float(run.chr.loc[ds.categories[src], f"CHR@{k}"]) for k in job.ks}
+            row |= {f"CHR@{k}": float(run.chr.loc[ds.categories[src], f"CHR@{k}"]) for k in ks}
             rows.append(row)
     per_seed = pd.DataFrame(rows)
-    chr_mean = {ph: sum(runs[(s, ph)].chr for s in job.seeds) / len(job.seeds)
+    chr_mean = {ph: sum(runs[(s, ph)].chr for s in seeds) / len(seeds)
                 for ph in ("clean", "poisoned")}
     change = []
-    for k in job.ks:
+    for k in ks:
         c = per_seed[per_seed.phase == "clean"][f"CHR@{k}"].to_numpy()
         p = per_seed[per_seed.phase == "poisoned"][f"CHR@{k}"].to_numpy()
         mean, half, pval = paired_interval(p - c)
@@ -237,10 +252,109 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
                        "ci95": half, "relative": mean / c.mean() if c.mean() else float("nan"),
                        "p_value": pval})
     ranks = pd.DataFrame({"item_index": focus, "item": ds.item_ids[focus].astype(str),
-                          "attacked": np.isin(focus, attacked.items)})
+                          "attacked": np.isin(focus, attacked)})
     for ph in ("clean", "poisoned"):
-        r = sum(runs[(s, ph)].ranks.drop(columns="item_index") for s in job.seeds) / len(job.seeds)
+        r = sum(runs[(s, ph)].ranks.drop(columns="item_index") for s in seeds) / len(seeds)
         ranks = ranks.join(r.add_suffix(f"_{ph}"))
     ranks["rank_shift"] = ranks["mean_rank_poisoned"] - ranks["mean_rank_clean"]
-    return PoisonResult(job, per_seed, chr_mean["clean"], chr_mean["poisoned"], ranks,
-                        pd.DataFrame(change), attacked.summary, runs, ds)
+    return per_seed, chr_mean, pd.DataFrame(change), ranks, runs
+
+
+MCAULEY_RECORD = np.dtype([("asin", "S10"), ("features", "<f4", (4096,))])
+
+
+def read_mcauley_features(ds: Dataset, path: Path) -> np.ndarray:
+    """He & McAuley's visual features (``image_features_<name>.b``: a 10-byte ASIN then 4096
+    little-endian float32, repeated) -> (n_items, 4096) for `ds`'s items (ids = ASINs)."""
+    size = path.stat().st_size
+    if size % MCAULEY_RECORD.itemsize:
+        raise DataError(path, f"{size} bytes is not a whole number of {MCAULEY_RECORD.itemsize}-"
+                              f"byte records (10-byte ASIN + 4096 float32)")
+    records = np.memmap(path, MCAULEY_RECORD, mode="r")
+    row_of = {a.decode("ascii", "replace"): n for n, a in enumerate(records["asin"])}
+    missing = [str(i) for i in ds.item_ids if str(i) not in row_of]
+    if missing:
+        raise DataError(path, f"has no record for item {missing[0]} ({len(missing)} of "
+                              f"{ds.n_items} items missing)")
+    return np.asarray(records["features"][[row_of[str(i)] for i in ds.item_ids]], np.float32)
+
+
+def read_item_features(ds: Dataset, path: Path) -> np.ndarray:
+    """(n_items, D) float32 features of `ds`'s items from a precomputed `features.npy`:
+    rows in the order of a `features_items.txt` beside it (one item id per line: the generic
+    layout), else row = integer item id (the authors' release: row i is ``i.jpg``); or from
+    He & McAuley's binary ``.b`` file (`read_mcauley_features`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found; expected an (N, D) float32 features.npy")
+    if path.suffix == ".b":
+        return read_mcauley_features(ds, path)
+    try:
+        f = np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        raise DataError(path, f"not a numpy array file ({e})") from None
+    if f.ndim != 2 or not np.issubdtype(f.dtype, np.floating):
+        raise DataError(path, f"holds a {f.dtype} array of shape {f.shape}; expected (N, D) floats")
+    listing = path.with_name("features_items.txt")
+    if listing.is_file():
+        ids = listing.read_text().split()
+        if len(ids) != len(f):
+            raise DataError(listing, f"lists {len(ids)} items but {path.name} has {len(f)} rows; "
+                                     f"expected one id per row")
+        row_of = {i: n for n, i in enumerate(ids)}
+        missing = [str(i) for i in ds.item_ids if str(i) not in row_of]
+        if missing:
+            raise DataError(listing, f"has no row for item {missing[0]} ({len(missing)} of "
+                                     f"{ds.n_items} items missing)")
+        rows = np.array([row_of[str(i)] for i in ds.item_ids])
+    else:
+        try:
+            rows = ds.item_ids.astype(np.int64)
+        except ValueError:
+            raise DataError(path, f"rows are item ids only for integer ids; this dataset's ids "
+                                  f"(e.g. {ds.item_ids[0]}) need a features_items.txt beside "
+                                  f"it") from None
+        if rows.max() >= len(f):
+            raise DataError(path, f"has {len(f)} rows but item id {int(rows.max())} needs row "
+                                  f"{int(rows.max())}; expected one row per image id")
+    return np.asarray(f[rows], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class GivenFeaturesJob:
+    """Table 1 without a CNN: the recommender on precomputed clean vs poisoned features
+    (e.g. the authors' `original/features.npy` and an attack folder's `features.npy`)."""
+
+    clean: str  # features.npy paths
+    poisoned: str
+    source: str  # the pushed category
+    defense: str = "traditional"  # whose classes.csv (Defense.authors_folder) gives categories
+    rec: RecConfig = field(default_factory=RecConfig)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    ks: tuple[int, ...] = KS
+    feature_scale: str = "clean"
+
+
+def run_given_features(ds: Dataset, job: GivenFeaturesJob, cache: Cache | None = None,
+                       device: str | torch.device = "auto", progress: Progress | None = None):
+    """-> (change per K, per-seed rows, number of items whose features differ, the dataset
+    with the categories used). Everything is checked before any training."""
+    check_cutoffs(job.ks, ds.n_items)
+    cache, device = cache or Cache.default(), resolve_device(device)
+    clean, poisoned = read_item_features(ds, job.clean), read_item_features(ds, job.poisoned)
+    if clean.shape != poisoned.shape:
+        raise DataError(job.poisoned, f"features of shape {poisoned.shape}; expected the clean "
+                                      f"features' {clean.shape}")
+    if job.defense in ds.given_predictions:
+        names, codes = ds.given_predictions[job.defense]
+        cds = replace(ds, categories=names, item_category=codes)
+        described = f"{job.defense}'s classes.csv"
+    else:
+        cds, described = ds, "the dataset's categories"
+    focus = source_items(cds, job.source, None, described)
+    src = [c.lower() for c in cds.categories].index(job.source.lower())
+    attacked = np.flatnonzero((clean != poisoned).any(axis=1))
+    per_seed, _, change, _, _ = compare_runs(cds, clean, poisoned, attacked, focus, src, job.rec,
+                                             job.seeds, job.ks, job.feature_scale, cache, device,
+                                             progress)
+    return change, per_seed, len(attacked), cds
