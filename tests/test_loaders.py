@@ -288,15 +288,18 @@ def test_check_images_reports_conversions(tmp_path):
     assert report["status"].tolist() == ["converted"]
 
 
-@pytest.mark.parametrize("argv", [["poison"], ["grid", "--run"],
-                                  ["poison", "--source", "Shoe", "--target", "Bag"]])
+@pytest.mark.parametrize("argv", [["poison", "--k", "2"], ["grid", "--run"],
+                                  ["poison", "--k", "2", "--source", "Shoe", "--target", "Bag"]])
 def test_too_few_categories_is_one_line_before_any_work(tmp_path, capsys, argv):
     """One category only: no pair to propose. Exit 2 and one line before any model is
-    trained, with or without --source/--target."""
+    trained, with or without --source/--target (the grid, whose K=20 exceeds these 3 items,
+    stops at that first)."""
     root = make_generic(tmp_path / "one", GOOD, categories=["A,Shoe", "B,Shoe", "C,Shoe"])
     line = cli_error(capsys, argv[0], str(root), "--categories", "true", *argv[1:])
     if "--source" in argv:  # the pair is given: the demo CNN cannot classify this dataset
         assert "demo-cnn trains on the demo corpus" in line
+    elif argv[0] == "grid":
+        assert "cut-off K=20 does not fit the 3 items" in line
     else:
         assert "needs at least two categories with >= 5 items" in line
 
