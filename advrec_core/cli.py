@@ -184,7 +184,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     print(f"SR           {avg['SR']:.2%}  (after 8-bit quantisation)")
     for name, metric in IMAGE_METRICS.items():  # means over the images, as in metrics.csv
         if name in avg:
-            value = (f"{avg[name] * 255:.2f}/255" if name == "Linf" else f"{avg[name]:.6g}")
+            value = (f"{avg[name] * metric.scale:.2f}{metric.unit}" if metric.scale != 1.0
+                     else f"{avg[name]:.6g}")  # L-inf in 8-bit levels
             print(f"{name:12} {value:14} {metric.title}")
     if s["unavailable"]:  # one line: which, and where to read why (status gives the paths)
         print(f"{'LPIPS':12} unavailable ({', '.join(s['unavailable'])}): no usable ImageNet "
@@ -344,7 +345,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .errors import CategoryError
-    from .experiments.grid import GridSpec, grid_table, table2_columns
+    from .experiments.grid import LPIPS_MISSING, GridSpec, grid_table, table2_columns
     from .experiments.poison import run_poison
 
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
@@ -388,8 +389,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
             "relative", "p_value", *table2_columns(table)]
     print(table[cols].round(4).to_string(index=False, na_rep="-"))
     if "LPIPS-vgg" not in cols and table["SR"].notna().any():
-        print("LPIPS-vgg    unavailable (no VGG16 ImageNet weights: 'lpips-weights status'); "
-              "FLIP, DeltaE2000 and SSIM are weight-free perceptual metrics, not LPIPS")
+        print(LPIPS_MISSING)
     if args.csv:
         from .cache import atomic_write_text
 

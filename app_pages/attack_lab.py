@@ -8,26 +8,16 @@ from advrec_core.attacks import ATTACKS, AttackSpec
 from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
-from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
+from advrec_core.experiments.categories import CATEGORY_MODES
 from advrec_core.experiments.poison import pair_choices
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.jobs import job_key
-from advrec_core.metrics import IMAGE_METRICS
 from advrec_core.metrics.perceptual import display_zoom
-from advrec_core.viz import amplified, heat_overlay, upscale
+from advrec_core.metrics.registry import in_display_units
+from advrec_core.viz import amplified, upscale
 from ui import ATTACK_JOB_KEY, category_mode, current_dataset, result_or_job, show_pngs
-from ui.compare import compare_html, heat_html
-
-# tiles over the result: (metric, short label that fits a tile)
-TILES = (("FL", "Feature loss"), ("FLmap", "FL map"), ("LPIPS-vgg", "LPIPS (VGG)"),
-         ("FLIP", "FLIP"), ("DeltaE2000", "ΔE2000"), ("SSIM", "SSIM"), ("PSNR", "PSNR"),
-         ("Linf", "L-inf"))
-
-
-def tile_value(name: str, value: float) -> str:
-    return {"Linf": f"{value * 255:.1f}/255", "PSNR": f"{value:.1f} dB",
-            "SSIM": f"{value:.3f}"}.get(name, f"{value:.4g}")
-
+from ui.compare import compare_html
+from ui.results import attack_heatmaps, attack_tiles
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
@@ -102,27 +92,7 @@ summary, m = result.summary, result.metrics
 avg = summary["averages"]
 st.subheader(f"{job.spec.title} · {summary['source']} → {summary['target']} · "
              f"{summary['extractor']}")
-tiles = [("Success rate", f"{avg['SR']:.1%}", "share classified as the target")]
-for name, shown in TILES:  # what the CNN sees, then what a person would see
-    if name in avg and np.isfinite(avg[name]):
-        tiles.append((shown, tile_value(name, avg[name]), IMAGE_METRICS.get(name).title))
-for row_tiles in (tiles[:5], tiles[5:]):
-    for col, (label, value, helptext) in zip(st.columns(5), row_tiles):
-        col.metric(label, value, help=helptext)
-st.caption(f"{avg['n']} images (categories {MODE_NAMES[summary.get('categories', 'true')]}) · "
-           f"attack took {summary['attack_seconds']:.1f} s on {summary['device']} · "
-           f"{summary['settings']}")
-missing = summary.get("unavailable", {})
-if missing:
-    st.caption(f"{', '.join(missing)}: unavailable here (needs ImageNet backbone weights); FLIP, "
-               f"ΔE2000 and SSIM are weight-free perceptual metrics, not LPIPS.")
-    with st.expander("How to add LPIPS"):
-        st.markdown("LPIPS, the paper's perceptual metric, needs torchvision's ImageNet "
-                    "backbone weights in torch's hub cache. With internet: `python -m "
-                    "advrec_core lpips-weights fetch`; from a file: `python -m advrec_core "
-                    "lpips-weights import FILE`. Then run the attack again (a new result).")
-        for metric, reason in missing.items():
-            st.caption(f"{metric}: {reason}")
+attack_tiles(summary)
 
 st.subheader("Image by image")
 rows = np.arange(len(m))
@@ -144,35 +114,17 @@ st.caption(f"Lossless PNG, {clean.shape[1]}x{clean.shape[0]} px shown at x{facto
            f"nearest neighbour; the perturbed image is the 8-bit PNG the seller uploads.")
 st.html(compare_html(clean, adv, factor, uid=f"cmp{pick}"))
 
-person_maps = [n for n in result.maps() if IMAGE_METRICS.get(n).perceptual]
-cnn_maps = [n for n in result.maps() if not IMAGE_METRICS.get(n).perceptual]
-c = st.columns(2)
-with c[0]:
-    st.markdown("**What a person would see**")
-    shown = st.selectbox("Heatmap", person_maps, key="lab_heat",
-                         format_func=lambda n: IMAGE_METRICS.get(n).title)
-with c[1]:
-    st.markdown("**What the CNN sees**")
-    st.caption("Squared change of the extractor's last convolutional feature map (before "
-               "pooling), at its own grid, drawn as blocks; its mean is the FL map value.")
-for col, name in zip(c, [shown, *cnn_maps[:1]]):
-    hm = result.heatmap(name, int(pick))
-    grid = "x".join(map(str, hm.heat.shape))
-    with col:
-        st.html(heat_html(heat_overlay(clean, hm.heat, hm.vmax), hm.title, hm.vmax, hm.value,
-                          name, factor, f"map {grid}; colours from 0 to the largest value "
-                                        f"over this attack's {len(m)} images"))
+attack_heatmaps(result, int(pick), clean, factor)
 
 st.subheader("All images")
-table = m.drop(columns=["item_index"]).rename(columns={"success": "SR"})
-table["Linf"] = table["Linf"] * 255
+LINF = st.column_config.NumberColumn("L-inf (/255)", format="%.1f")
+table = in_display_units(m.drop(columns=["item_index"]).rename(columns={"success": "SR"}))
 st.dataframe(table, hide_index=True, key="lab_table", column_config={
     "SR": st.column_config.CheckboxColumn("SR", help="classified as the target"),
     "conf_clean": st.column_config.NumberColumn(format="percent"),
     "conf_adv": st.column_config.NumberColumn(format="percent"),
-    "Linf": st.column_config.NumberColumn("L-inf (/255)", format="%.1f")})
-means = pd.DataFrame([{k2: v * 255 if k2 == "Linf" else v for k2, v in avg.items()
-                       if k2 != "n"}]).rename(columns={"Linf": "L-inf (/255)"})
-st.dataframe(means, hide_index=True, key="lab_means")
+    "Linf": LINF})
+means = in_display_units(pd.DataFrame([{k2: v for k2, v in avg.items() if k2 != "n"}]))
+st.dataframe(means, hide_index=True, key="lab_means", column_config={"Linf": LINF})
 st.download_button("Per-image metrics (CSV)", m.to_csv(index=False), "attack_metrics.csv",
                    "text/csv", key="lab_csv")

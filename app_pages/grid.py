@@ -9,7 +9,6 @@ from advrec_core.errors import AdvRecError
 from advrec_core.experiments.grid import (
     NO_ATTACK,
     PAPER_ATTACKS,
-    PAPER_METRIC,
     VISUAL_MODELS,
     GridSpec,
     attack_title,
@@ -18,22 +17,23 @@ from advrec_core.experiments.grid import (
     grid_table,
     paper_rows,
     paper_tables,
-    table2_columns,
     titled,
 )
 from advrec_core.experiments.poison import pair_choices, run_poison
 from advrec_core.extractors import ExtractorConfig
 from advrec_core.jobs import job_key, runner
-from advrec_core.metrics import IMAGE_METRICS
 from advrec_core.recommenders import RECOMMENDERS
+from advrec_core.recommenders.evaluation import check_cutoffs
 from ui import cached, category_mode, current_dataset, heatmap, job_panel, submit
+from ui.results import table2
 
 st.title("Grid")
 spec, ds = current_dataset()
 mode = category_mode("grid", help="An item's category (source items, CHR@K): each cell's "
                      "extractor's prediction on the clean image, as in the paper, or the "
                      "dataset's own. The proposed pair uses the Traditional extractor's.")
-try:
+try:  # a catalog smaller than the grid's K=20 is refused here too
+    check_cutoffs((GridSpec.k,), ds.n_items)
     choices = pair_choices(ds, ExtractorConfig(), mode)
 except AdvRecError as e:
     st.error(f"This dataset has no grid: {e}")
@@ -47,12 +47,8 @@ with st.expander("Grid settings", expanded=False):
     cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, GridSpec.cw_steps,
                                  step=10, key="grid_cw", help="1000 is the attack's default "
                                  "(about 5 s per image on 2 CPU cores); the grid's is 100")
-try:  # cut-offs above the catalog's size dropped; a catalog smaller than K=20 refused
-    spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))),
-                         cw_steps=int(cw_steps), categories=mode).fitted(ds.n_items)
-except AdvRecError as e:
-    st.error(f"This dataset has no grid: {e}")
-    st.stop()
+spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))),  # cut-offs above
+                     cw_steps=int(cw_steps), categories=mode).fitted(ds.n_items)  # the catalog dropped
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
@@ -95,36 +91,7 @@ with tab1:
             st.caption("paper, no attack: " + ", ".join(
                 f"{DEFENSES.get(d).short} {none[d]:.4f}" for d in DEFENSES.available()))
 with tab2:
-    attack_only = table.drop_duplicates(["attack", "defense"])
-    ours = table2_columns(attack_only)
-    has_lpips = "LPIPS-vgg" in ours
-    lone = []  # our metrics without a paper counterpart: two per row after the pairs
-    for metric in ours:
-        title = "SR" if metric == "SR" else IMAGE_METRICS.get(metric).title
-        fmt = {"SR": ".0%", "FL": ".2g"}.get(metric, ".3g")
-        paper_metric = PAPER_METRIC.get(metric) or ("LPIPS" if not has_lpips and metric == "FLIP"
-                                                     else None)
-        if paper_metric is None:
-            lone.append((metric, title, fmt))
-            continue
-        c = st.columns(2)
-        with c[0]:
-            heatmap(by_attack_defense(attack_only, metric), f"ours: {title}", fmt, f"grid_{metric}")
-        with c[1]:
-            p = paper_rows(paper, "table2", paper_ds, metric=paper_metric)
-            note = "" if PAPER_METRIC.get(metric) else " (a different metric: reference only)"
-            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {paper_metric}{note}",
-                    ".3f" if paper_metric == "LPIPS" else fmt, f"grid_paper_{metric}")
-    for n in range(0, len(lone), 2):
-        for col, (metric, title, fmt) in zip(st.columns(2), lone[n:n + 2]):
-            with col:
-                heatmap(by_attack_defense(attack_only, metric), f"ours: {title}", fmt,
-                        f"grid_{metric}")
-    if not has_lpips and attack_only["SR"].notna().any():
-        st.caption("LPIPS-vgg (the paper's metric) is unavailable: it needs the VGG16 ImageNet "
-                   "weights (`python -m advrec_core lpips-weights fetch`, or `import FILE`). "
-                   "FLIP, ΔE2000 and SSIM are weight-free perceptual metrics, not LPIPS: the "
-                   "paper's LPIPS is beside FLIP for reference only.")
+    table2(table, paper, paper_ds)
 
 st.subheader("Run cells")
 missing = table[~table["computed"]]

@@ -113,10 +113,12 @@ class AttackResult:
                        self.summary["heat_max"].get(metric) or float(heat.max()),
                        float(self.metrics[metric].iloc[row]))
 
-    def maps(self) -> list[str]:
-        """The registered metrics with a stored map, in registry order (LPIPS first)."""
-        return [m for m in IMAGE_METRICS.available()
-                if (self.folder / "maps" / f"{m}.npy").is_file()]
+    def maps(self, perceptual: bool | None = None) -> list[str]:
+        """The registered metrics with a stored map, in registry order (LPIPS first); only
+        the pixel ones (`perceptual=True`) or the CNN's (False) when asked."""
+        return [m for m, spec in IMAGE_METRICS.items()
+                if (self.folder / "maps" / f"{m}.npy").is_file()
+                and perceptual in (None, spec.perceptual)]
 
     def image_pair(self, ds: Dataset, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(clean, perturbed) uint8 (H, W, 3) of the row-th attacked item: the clean image as

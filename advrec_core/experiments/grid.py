@@ -15,10 +15,11 @@ from ..attacks import AttackSpec
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES
-from ..errors import AdvRecError, CategoryError
+from ..errors import CategoryError
 from ..extractors import ExtractorConfig
 from ..metrics.registry import IMAGE_METRICS
 from ..recommenders import KS, RECOMMENDERS, RecConfig
+from ..recommenders.evaluation import check_cutoffs
 from .attack import AttackJob, run_attack_job
 from .poison import PoisonJob, run_poison
 
@@ -81,9 +82,7 @@ class GridSpec:
     def fitted(self, n_items: int) -> "GridSpec":
         """The grid for a catalog of `n_items`: cut-offs above it dropped (said by the
         caller); refused, before any work, when the shown K itself does not fit."""
-        if self.k > n_items:
-            raise AdvRecError(f"the grid's K={self.k} exceeds the {n_items} items; expected a "
-                              f"catalog of at least {self.k} items")
+        check_cutoffs((self.k,), n_items)
         return replace(self, ks=tuple(k for k in self.ks if k <= n_items))
 
     def cells(self) -> list[tuple[str, str, str]]:
@@ -145,6 +144,39 @@ def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.Da
 # the attack's columns of the grid: the paper's SR and FL, then every registered image metric
 TABLE2_METRICS = ("SR", *IMAGE_METRICS.available())
 PAPER_METRIC = {"SR": "SR", "FL": "FL", "LPIPS-vgg": "LPIPS"}  # ours -> the paper's Table 2
+
+
+LPIPS_MISSING = ("LPIPS-vgg (the paper's metric) is unavailable: no VGG16 ImageNet weights "
+                 "('python -m advrec_core lpips-weights status'); FLIP, ΔE2000 and SSIM are "
+                 "weight-free perceptual metrics, not LPIPS, and the paper's LPIPS stands "
+                 "beside FLIP for reference only")
+
+
+@dataclass(frozen=True)
+class Table2Panel:
+    """One of our Table 2 metrics as shown: beside the paper's `paper_metric` (None: alone)."""
+
+    metric: str  # our column
+    title: str
+    fmt: str  # plotly text format of its values
+    paper_metric: str | None = None  # the paper's Table 2 metric shown beside it
+    paper_title: str = ""
+
+
+def table2_panels(table: pd.DataFrame) -> list[Table2Panel]:
+    """`table2_columns` with what stands beside each: the paper's SR, FL and LPIPS beside ours;
+    without our LPIPS, the paper's LPIPS beside our FLIP, labelled a different metric."""
+    ours = table2_columns(table)
+    panels = []
+    for metric in ours:
+        title = "SR" if metric == "SR" else IMAGE_METRICS.get(metric).title
+        fmt = {"SR": ".0%", "FL": ".2g"}.get(metric, ".3g")
+        paper = PAPER_METRIC.get(metric)
+        note = ""
+        if paper is None and metric == "FLIP" and "LPIPS-vgg" not in ours:
+            paper, note = "LPIPS", " (a different metric: reference only)"
+        panels.append(Table2Panel(metric, title, fmt, paper, f"{paper}{note}" if paper else ""))
+    return panels
 
 
 def table2_columns(table: pd.DataFrame) -> list[str]:

@@ -1,0 +1,91 @@
+"""Result panels shared by the pages: an attack's metric tiles (with LPIPS said unavailable in
+one line), its two heatmaps (a person's vs the CNN's) and the grid's Table 2 beside the
+paper's. What to show comes from the engine's registries; this only draws it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from advrec_core.experiments.categories import MODE_NAMES
+from advrec_core.experiments.grid import LPIPS_MISSING, by_attack_defense, paper_rows, table2_panels
+from advrec_core.metrics import IMAGE_METRICS
+from advrec_core.viz import heat_overlay
+from ui import heatmap
+from ui.compare import heat_html
+
+
+def attack_tiles(summary: dict) -> None:
+    """SR and every registered metric with a tile label, two rows of five; LPIPS missing in
+    one line with a "How to add LPIPS" expander."""
+    avg = summary["averages"]
+    tiles = [("Success rate", f"{avg['SR']:.1%}", "share classified as the target")]
+    tiles += [(mt.short, mt.format(avg[name]), mt.title) for name, mt in IMAGE_METRICS.items()
+              if mt.short and np.isfinite(avg.get(name, np.nan))]
+    for row in (tiles[:5], tiles[5:]):
+        for col, (label, value, helptext) in zip(st.columns(5), row):
+            col.metric(label, value, help=helptext)
+    st.caption(f"{avg['n']} images (categories {MODE_NAMES[summary.get('categories', 'true')]})"
+               f" · attack took {summary['attack_seconds']:.1f} s on {summary['device']} · "
+               f"{summary['settings']}")
+    missing = summary.get("unavailable", {})
+    if missing:
+        st.caption(f"{', '.join(missing)}: unavailable here (needs ImageNet backbone weights); "
+                   f"FLIP, ΔE2000 and SSIM are weight-free perceptual metrics, not LPIPS.")
+        with st.expander("How to add LPIPS"):
+            st.markdown("LPIPS, the paper's perceptual metric, needs torchvision's ImageNet "
+                        "backbone weights in torch's hub cache. With internet: `python -m "
+                        "advrec_core lpips-weights fetch`; from a file: `python -m advrec_core "
+                        "lpips-weights import FILE`. Then run the attack again (a new result).")
+            for metric, reason in missing.items():
+                st.caption(f"{metric}: {reason}")
+
+
+def attack_heatmaps(result, row: int, clean: np.ndarray, factor: int) -> None:
+    """What a person would see (a pixel map, chosen) beside what the CNN sees (the FL map),
+    each over the image with its colour bar and the image's value."""
+    c = st.columns(2)
+    with c[0]:
+        st.markdown("**What a person would see**")
+        shown = st.selectbox("Heatmap", result.maps(perceptual=True), key="lab_heat",
+                             format_func=lambda n: IMAGE_METRICS.get(n).title)
+    with c[1]:
+        st.markdown("**What the CNN sees**")
+        st.caption("Squared change of the extractor's last convolutional feature map (before "
+                   "pooling), at its own grid, drawn as blocks; its mean is the FL map value.")
+    for col, name in zip(c, [shown, *result.maps(perceptual=False)[:1]]):
+        hm = result.heatmap(name, row)
+        grid = "x".join(map(str, hm.heat.shape))
+        with col:
+            st.html(heat_html(heat_overlay(clean, hm.heat, hm.vmax), hm.title, hm.vmax,
+                              hm.value, name, factor,
+                              f"map {grid}; colours from 0 to the largest value over this "
+                              f"attack's {len(result.metrics)} images"))
+
+
+def table2(table: pd.DataFrame, paper: pd.DataFrame, paper_ds: str) -> None:
+    """Table 2: each of our attack metrics as an attack x defense heatmap, beside the paper's
+    where it has one (`table2_panels`), the others two per row."""
+    attack_only = table.drop_duplicates(["attack", "defense"])
+    panels = table2_panels(attack_only)
+
+    def ours(panel):
+        heatmap(by_attack_defense(attack_only, panel.metric), f"ours: {panel.title}", panel.fmt,
+                f"grid_{panel.metric}")
+
+    for panel in [p for p in panels if p.paper_metric]:
+        c = st.columns(2)
+        with c[0]:
+            ours(panel)
+        with c[1]:
+            p = paper_rows(paper, "table2", paper_ds, metric=panel.paper_metric)
+            heatmap(by_attack_defense(p, "value"), f"paper ({paper_ds}): {panel.paper_title}",
+                    ".3f" if panel.paper_metric == "LPIPS" else panel.fmt,
+                    f"grid_paper_{panel.metric}")
+    alone = [p for p in panels if not p.paper_metric]
+    for n in range(0, len(alone), 2):
+        for col, panel in zip(st.columns(2), alone[n:n + 2]):
+            with col:
+                ours(panel)
+    if all(p.metric != "LPIPS-vgg" for p in panels) and attack_only["SR"].notna().any():
+        st.caption(LPIPS_MISSING + ".")
