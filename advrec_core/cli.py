@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .attacks import ATTACKS, AttackSpec
+from .attacks import ATTACKS, AttackSpec, Upload
+from .attacks.upload import ATTACK_AT, parse_channel
 from .cache import Cache, atomic_write_bytes
 from .data import DEMO, DUPLICATES, DataConfig
 from .defenses import DEFENSES, TRADITIONAL
@@ -171,7 +172,7 @@ def _cmd_attack(args: argparse.Namespace) -> int:
                     extractor=_extractor_config(args),
                     limit=args.limit, batch_size=args.batch_size, seed=args.seed,
                     lpips=tuple(args.lpips.split(",")) if args.lpips else (),
-                    categories=args.categories)
+                    categories=args.categories, upload=_upload(args))
     res = run_attack_job(ds, job, _cache(args), args.device, progress)
     if args.json:
         print(json.dumps(res.summary, indent=1))
@@ -181,7 +182,13 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     print(f"on           {s['extractor']}, {s['source']} -> {s['target']}, {avg['n']} images "
           f"({s['attack_seconds']:.1f} s on {s['device']})")
     print(f"categories   {describe(job.categories, job.extractor)}")
-    print(f"SR           {avg['SR']:.2%}  (after 8-bit quantisation)")
+    print(f"upload       {'full-size photo' if s['attack_at'] == 'full' else 'model-size image'} "
+          f"({', '.join(s['photo_sizes'])}), through the platform's {s['channel']} channel")
+    if job.upload.lossless:
+        print(f"SR           {avg['SR']:.2%}  (after 8-bit quantisation)")
+    else:
+        print(f"SR           {avg['SR']:.2%}  after the {job.upload.channel} channel "
+              f"({avg['success_upload']:.2%} on the upload before it)")
     for name, metric in IMAGE_METRICS.items():  # means over the images, as in metrics.csv
         if name in avg:
             value = (f"{avg[name] * metric.scale:.2f}{metric.unit}" if metric.scale != 1.0
@@ -294,7 +301,8 @@ def _cmd_poison(args: argparse.Namespace) -> int:
     progress, cache, ds, source, target = _dataset_and_pair(args, extractor, tuple(args.k))
     job = PoisonJob(AttackJob(source=source, target=target, spec=_attack_spec(args),
                               extractor=extractor,
-                              limit=args.limit, lpips=(), categories=args.categories),
+                              limit=args.limit, lpips=(), categories=args.categories,
+                              upload=_upload(args)),
                     rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k),
                     feature_scale=args.feature_scale)
     res = run_poison(ds, job, cache, args.device, progress)
@@ -361,7 +369,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
                     categories=args.categories, weights=weights,
-                    feature_scale=args.feature_scale,
+                    feature_scale=args.feature_scale, upload=_upload(args),
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
     spec = replace(spec, rec=replace(spec.rec, **rec)).fitted(ds.n_items)
@@ -554,6 +562,29 @@ def _add_feature_scale_arg(p: argparse.ArgumentParser) -> None:
                         "per-run: each run by its own max, as the authors' code")
 
 
+def _channel(value: str) -> str:
+    """argparse type: a channel checked when the command line is read, before any work."""
+    try:
+        parse_channel(value)
+    except AdvRecError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return value
+
+
+def _add_upload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channel", default=Upload.channel, type=_channel,
+                   help="what the platform does to the upload before its CNN sees it: png "
+                        "(lossless, default), jpeg:Q (re-encoded at quality Q), resize:N "
+                        "(longest side N px); steps joined by '+', e.g. resize:500+jpeg:90")
+    p.add_argument("--attack-at", default=Upload.at, choices=ATTACK_AT,
+                   help="full (default): attack the photo at its own size through a "
+                        "differentiable resize; model: at the model's input size (the paper's)")
+
+
+def _upload(args: argparse.Namespace) -> Upload:
+    return Upload(args.attack_at, args.channel)
+
+
 def _add_categories_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--categories", default=CATEGORY_MODES[0], choices=CATEGORY_MODES,
                    help="item category for CHR@K and for choosing the attacked items: the "
@@ -617,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--source", required=True, help="category to perturb, e.g. Sandal")
     a.add_argument("--target", required=True, help="class to reach, e.g. 'Running shoe'")
     _add_attack_args(a)
+    _add_upload_args(a)
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--lpips", default="vgg,alex", help="LPIPS backbones, comma-separated ('' none)")
@@ -648,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     pz.add_argument("--target", help="class to imitate (default: the most popular)")
     pz.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     _add_attack_args(pz)
+    _add_upload_args(pz)
     _add_rec_args(pz)
     _add_extractor_args(pz)
     _add_categories_arg(pz)
@@ -692,6 +725,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extractor_args(g, defense=False, per_defense=True)
     _add_categories_arg(g)
     _add_feature_scale_arg(g)
+    _add_upload_args(g)
     g.set_defaults(func=_cmd_grid)
 
     rg = sub.add_parser("regime", help="how robust is an extractor: clean / PGD accuracy and "

@@ -2,11 +2,14 @@
 
 Each attack module registers its class in ATTACKS; an AttackSpec names one setting (radius in
 8-bit levels) and `build()`s the attack object, which holds settings only; the model and the
-data come in at call time: ``attack(model, x, labels, generator) -> x_adv``."""
+data come in at call time: ``attack(model, x, labels, generator) -> x_adv``. `Upload` says
+where the attack happens (the full-size photo or the model's input) and what the platform
+does to the upload."""
 from .common import ATTACKS, AttackOutput, quantize, run_attack
 from .cw import CarliniWagnerL2  # noqa: I001  registers cw
 from .gradient import FGSM, PGD, LinfGradientAttack  # registers fgsm, pgd (the paper's order)
 from .spec import AttackSpec
+from .upload import CHANNELS, Upload
 
 __all__ = ["ATTACKS", "AttackSpec", "FGSM", "PGD", "LinfGradientAttack", "CarliniWagnerL2",
-           "quantize", "run_attack", "AttackOutput"]
+           "quantize", "run_attack", "AttackOutput", "CHANNELS", "Upload"]

@@ -1,14 +1,20 @@
 """The adversary's step: perturb every image of a source category so the extractor sees the
-target category, store what the seller would upload (8-bit PNGs), and measure it.
+target category, store what the seller would upload (8-bit PNGs), pass it through the
+platform's upload channel (`Upload`: JPEG re-encoding, resizing; lossless PNG by default) and
+measure it. By default the full-size photo is attacked through a differentiable resize to the
+model's input; `Upload(at="model")` attacks the resized image (the paper's setting).
 
-Cache entry ``attack/<hash>/``: ``adv/<item_id>.png``, ``items.npy`` (attacked item indices),
-``features_clean.npy`` / ``features_adv.npy`` (N, D), ``metrics.csv`` (one row per image:
-predictions and confidences before/after, success, then one column per registered image
-metric: FL, FLmap, L-inf, L2, FLIP, ΔE2000, SSIM, PSNR, LPIPS-* where its weights exist),
-``maps/<metric>.npy`` float16 spatial maps (pixel metrics (N, H, W); FLmap (N, h, w) at the
-feature grid), and ``summary.json`` (averages, timing, and the reason for every metric that
-could not be computed). Maps cost 2 bytes per pixel each: 18 KB per image and map at 96 px,
-100 KB at 224 px."""
+Cache entry ``attack/<hash>/``: ``adv/<item_id>.png`` (the uploads, at the photos' size),
+``items.npy`` (attacked item indices), ``features_clean.npy`` / ``features_adv.npy`` (N, D;
+the attacked ones after the channel), ``metrics.csv`` (one row per image: predictions and
+confidences before/after, success after the channel, success_upload before it, then one
+column per registered image metric: FL, FLmap, L-inf, L2, FLIP, ΔE2000, SSIM, PSNR, LPIPS-*
+where its weights exist; pixel metrics compare the clean photo with the upload),
+``maps/<metric>.npy`` float16 spatial maps (pixel metrics (N, H, W), at the model's input
+size when the photos differ in size; FLmap (N, h, w) at the feature grid), and
+``summary.json`` (averages, timing, and the reason for every metric that could not be
+computed). Maps cost 2 bytes per pixel each: 18 KB per image and map at 96 px, 100 KB at
+224 px."""
 from __future__ import annotations
 
 import json
@@ -21,7 +27,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from ..attacks import AttackSpec, run_attack
+from ..attacks import AttackSpec, Upload, run_attack
+from ..attacks.upload import to_model_size, to_tensor
 from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
 from ..config import from_jsonable
 from ..data.dataset import Dataset
@@ -31,10 +38,10 @@ from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..metrics import IMAGE_METRICS, LPIPSMetric, summarize, visual_metrics
 from ..progress import Progress
 from .categories import categorize, check_mode, describe
-from .images import item_images, to_uint8
+from .images import to_uint8
 
-ATTACK_VERSION = 3  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple;
-# 3: FLIP, ΔE2000, FL map and the spatial maps in maps/
+ATTACK_VERSION = 4  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple;
+# 3: FLIP, ΔE2000, FL map and the spatial maps in maps/; 4: the upload channel, full-size photos
 
 
 F16_MAX = float(np.finfo(np.float16).max)
@@ -52,6 +59,8 @@ class AttackJob:
     lpips: tuple[str, ...] = ("vgg", "alex")  # LPIPS backbones to report
     categories: str = "predicted"  # an item's category: the extractor's prediction on the
     # clean image (as in the paper) | "true": the dataset's given category
+    upload: Upload = field(default_factory=Upload)  # where the attack happens (the full-size
+    # photo | the model's input) and the platform's channel (png | jpeg:Q | resize:N)
 
     def __post_init__(self):
         check_mode(self.categories)
@@ -60,9 +69,11 @@ class AttackJob:
     @property
     def label(self) -> str:
         """"pgd-8/traditional": the grid's attack label and the extractor's defense;
-        "pgd-8/traditional/given" when the source items are the dataset's given category."""
+        "pgd-8/traditional/given" when the source items are the dataset's given category,
+        "pgd-8/traditional/jpeg:75" through a lossy channel."""
         given = "/given" if self.categories == "true" else ""
-        return f"{self.spec.label}/{self.extractor.defense}{given}"
+        channel = f"/{self.upload.label}" if self.upload.label else ""
+        return f"{self.spec.label}/{self.extractor.defense}{given}{channel}"
 
 
 def _heat(metric: str, values: np.ndarray) -> np.ndarray:
@@ -122,10 +133,10 @@ class AttackResult:
 
     def image_pair(self, ds: Dataset, row: int) -> tuple[np.ndarray, np.ndarray]:
         """(clean, perturbed) uint8 (H, W, 3) of the row-th attacked item: the clean image as
-        the attack saw it (resized to the model's input) and the stored 8-bit PNG."""
+        the attack saw it (the photo, or resized to the model's input) and the stored upload."""
         adv = np.asarray(Image.open(self.adv_path(self.metrics["item"].iloc[row])).convert("RGB"))
-        clean = to_uint8(item_images(ds, self.items[row:row + 1], adv.shape[0]))[0]
-        return clean, adv
+        clean = ds.load_images(self.items[row:row + 1])[0]
+        return (clean if clean.shape == adv.shape else to_model_size(clean, adv.shape[0])), adv
 
     @classmethod
     def load(cls, folder: Path) -> "AttackResult":
@@ -133,6 +144,11 @@ class AttackResult:
                    pd.read_csv(folder / "metrics.csv", dtype={"item": str}),
                    json.loads((folder / "summary.json").read_text()),
                    np.load(folder / "features_clean.npy"), np.load(folder / "features_adv.npy"))
+
+
+def _offset(progress: Progress, done: int, total: int) -> Progress:
+    """A progress callback for one part of a larger loop: (i, n) -> (done + i, total)."""
+    return lambda i, _, what: progress(done + i, total, what)
 
 
 def class_index(class_names: tuple[str, ...], name: str) -> int:
@@ -182,41 +198,70 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
 
     def build(folder: Path) -> None:
         model, _ = load_extractor(job.extractor, ds.corpus, cache, device, progress)
+        size, n = model.input_size, len(items)
         target = class_index(model.class_names, job.target)
-        x = item_images(ds, items, model.input_size)  # (N, 3, s, s), on the 8-bit grid
-        labels = torch.full((len(items),), target, dtype=torch.long)
+        photos = ds.load_images(items)  # (H, W, 3) uint8 each, on the 8-bit grid
+        if job.upload.at == "model":
+            photos = [to_model_size(p, size) for p in photos]
+        shapes = sorted({p.shape for p in photos})
+        maps_at = shapes[0][:2] if len(shapes) == 1 else (size, size)
+        rows, outs, frames, maps, unavailable, uploads = [], [], [], {}, {}, []
         t0 = time.perf_counter()
-        out = run_attack(attack, model, x, labels, job.batch_size, device, job.seed,
-                         progress=progress)
+        for shape in shapes:  # one batch stream per photo size (most datasets: one)
+            idx = [i for i, p in enumerate(photos) if p.shape == shape]
+            x = to_tensor([photos[i] for i in idx])
+            out = run_attack(attack, model, x, torch.full((len(idx),), target), job.batch_size,
+                             device, job.seed, upload=job.upload,
+                             progress=progress and _offset(progress, len(rows), n))
+            df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
+                                       out.success, out.fl_map, lpips)
+            df.insert(1, "success_upload", out.success_upload.numpy().astype(bool))
+            for name, m in extra["maps"].items():
+                if m.shape[1:] != tuple(maps_at) and name != "FLmap":  # photos of many sizes
+                    m = torch.nn.functional.interpolate(torch.from_numpy(m)[:, None],
+                                                        size=tuple(maps_at), mode="area")[:, 0]
+                maps.setdefault(name, []).append(np.asarray(m, dtype=np.float32))
+            unavailable |= extra["unavailable"]
+            rows += idx
+            outs.append(out)
+            frames.append(df)
+            uploads += list(to_uint8(out.adv))
         seconds = time.perf_counter() - t0
-        df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
-                                   out.success, out.fl_map, lpips)
+        order = np.argsort(rows, kind="stable")  # back to the items' order
+        cat = {k: torch.cat([getattr(o, k) for o in outs])[order]
+               for k in ("pred_clean", "conf_clean", "pred_adv", "conf_adv", "features_clean",
+                         "features_adv")}
+        df = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
         names = np.array(model.class_names, dtype=object)
         head = pd.DataFrame({"item": ds.item_ids[items].astype(str), "item_index": items,
-                             "pred_clean": names[out.pred_clean.numpy()],
-                             "conf_clean": out.conf_clean.numpy(),
-                             "pred_adv": names[out.pred_adv.numpy()],
-                             "conf_adv": out.conf_adv.numpy()})
+                             "pred_clean": names[cat["pred_clean"].numpy()],
+                             "conf_clean": cat["conf_clean"].numpy(),
+                             "pred_adv": names[cat["pred_adv"].numpy()],
+                             "conf_adv": cat["conf_adv"].numpy()})
         metrics = pd.concat([head, df], axis=1)
         (folder / "adv").mkdir()
-        for item_id, img in zip(head["item"], to_uint8(out.adv)):
-            Image.fromarray(img).save(folder / "adv" / f"{item_id}.png", format="PNG")
+        for item_id, r in zip(head["item"], order):
+            Image.fromarray(uploads[r]).save(folder / "adv" / f"{item_id}.png", format="PNG")
         np.save(folder / "items.npy", items)
-        np.save(folder / "features_clean.npy", out.features_clean.numpy())
-        np.save(folder / "features_adv.npy", out.features_adv.numpy())
+        np.save(folder / "features_clean.npy", cat["features_clean"].numpy())
+        np.save(folder / "features_adv.npy", cat["features_adv"].numpy())
         (folder / "maps").mkdir()
-        for name, maps in extra["maps"].items():
+        maps = {name: np.concatenate(m)[order] for name, m in maps.items()}
+        for name, m in maps.items():
             np.save(folder / "maps" / f"{name}.npy",
-                    np.clip(maps, -F16_MAX, F16_MAX).astype(np.float16))
+                    np.clip(m, -F16_MAX, F16_MAX).astype(np.float16))
         metrics.to_csv(folder / "metrics.csv", index=False)
-        heat_max = {name: float(_heat(name, maps).max()) if maps.size else 0.0
-                    for name, maps in extra["maps"].items()}
+        heat_max = {name: float(_heat(name, m).max()) if m.size else 0.0
+                    for name, m in maps.items()}
         summary = {"source": job.source, "target": job.target, "attack": job.spec.label,
                    "categories": job.categories, "settings": repr(attack),
-                   "extractor": job.extractor.label,
+                   "extractor": job.extractor.label, "attack_at": job.upload.at,
+                   "channel": job.upload.channel,
+                   "photo_sizes": [f"{w}x{h}" for h, w, _ in shapes],
+                   "maps_size": f"{maps_at[1]}x{maps_at[0]}",
                    "device": str(device), "attack_seconds": round(seconds, 3),
                    "averages": summarize(df), "heat_max": heat_max,
-                   "unavailable": extra["unavailable"]}
+                   "unavailable": unavailable}
         atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
 
     return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))

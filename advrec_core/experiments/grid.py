@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..attacks import AttackSpec
+from ..attacks import AttackSpec, Upload
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES
@@ -51,6 +51,7 @@ class GridSpec:
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
     categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
     feature_scale: str = "clean"  # PoisonJob.feature_scale of every cell
+    upload: Upload = field(default_factory=Upload)  # every attack's upload channel
     weights: tuple[tuple[str, str], ...] = ()  # resnet50: (defense, checkpoint file) pairs, e.g.
     # (("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")); a defense without
     # one uses torchvision's ImageNet weights. Empty: every defense uses extractor.weights
@@ -73,7 +74,7 @@ class GridSpec:
         if spec.eps is None and self.cw_steps is not None:  # the L2 attack: C&W
             spec = replace(spec, steps=self.cw_steps)
         return AttackJob(self.source, self.target, spec, self.extractor_for(defense),
-                         limit=self.limit, categories=self.categories)
+                         limit=self.limit, categories=self.categories, upload=self.upload)
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
         return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
