@@ -164,12 +164,16 @@ def _cmd_attack(args: argparse.Namespace) -> int:
     from .data.loaders import load_dataset
     from .experiments.attack import AttackJob, run_attack_job
     from .experiments.categories import describe
+    from .extractors import class_names, resolve_class
     from .metrics.registry import IMAGE_METRICS
 
     progress = TqdmProgress(disable=args.quiet)
     ds = load_dataset(args.dataset, cache=_cache(args), progress=progress)
-    job = AttackJob(source=args.source, target=args.target, spec=_attack_spec(args),
-                    extractor=_extractor_config(args),
+    extractor = _extractor_config(args)
+    names = class_names(extractor, ds.corpus)  # a class index ("774") -> its name
+    job = AttackJob(source=resolve_class(args.source, names),
+                    target=resolve_class(args.target, names), spec=_attack_spec(args),
+                    extractor=extractor,
                     limit=args.limit, batch_size=args.batch_size, seed=args.seed,
                     lpips=tuple(args.lpips.split(",")) if args.lpips else (),
                     categories=args.categories, upload=_upload(args))
@@ -355,6 +359,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     from .errors import CategoryError
     from .experiments.grid import LPIPS_MISSING, GridSpec, grid_table, table2_columns
     from .experiments.poison import run_poison
+    from .extractors import preflight
 
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
              "seeds": args.seeds}
@@ -363,9 +368,11 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     weights = _weights_pairs(args.weights)
     extractor = _extractor_config(argparse.Namespace(**{**vars(args), "weights": None,
                                                         "defense": TRADITIONAL.name}))
+    cells = GridSpec("", "", extractor=extractor, weights=weights)
+    for d in args.defenses or DEFENSES.available():  # every cell's weights, before any work
+        preflight(cells.extractor_for(d))
     progress, cache, ds, source, target = _dataset_and_pair(
-        args, GridSpec("", "", extractor=extractor, weights=weights).extractor_for(
-            TRADITIONAL.name), (GridSpec.k,))
+        args, cells.extractor_for(TRADITIONAL.name), (GridSpec.k,))
     spec = GridSpec(source, target, limit=args.limit,
                     cw_steps=args.cw_steps or None, extractor=extractor,
                     categories=args.categories, weights=weights,
@@ -645,8 +652,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("attack", help="perturb a source category towards a target class")
     a.add_argument("dataset", help="'demo' or a dataset folder")
-    a.add_argument("--source", required=True, help="category to perturb, e.g. Sandal")
-    a.add_argument("--target", required=True, help="class to reach, e.g. 'Running shoe'")
+    a.add_argument("--source", required=True,
+                   help="category to perturb, e.g. Sandal (ResNet50: a name or an ImageNet "
+                        "index such as 774)")
+    a.add_argument("--target", required=True,
+                   help="class to reach, e.g. 'Running shoe' (ResNet50: or 770)")
     _add_attack_args(a)
     _add_upload_args(a)
     a.add_argument("--batch-size", type=int, default=64)

@@ -107,6 +107,41 @@ def _build_resnet50(config: ExtractorConfig, corpus: Path | None, cache: Cache,
     return model, {"weights": source}
 
 
+def preflight(config: ExtractorConfig) -> None:
+    """Fail now, with one line, if the extractor's weights cannot be had (a missing or
+    unreadable checkpoint, a robust defense without one, ImageNet weights not in the hub
+    cache offline); the demo CNN trains itself, so nothing to check."""
+    if config.arch == "resnet50":
+        _build_resnet50(config, None, None, torch.device("cpu"), None)
+
+
+def class_names(config: ExtractorConfig, corpus: Path | None = None) -> tuple[str, ...]:
+    """The extractor's classes in index order, read without loading or training it (ResNet50:
+    torchvision's ImageNet names; demo-cnn: the corpus's categories)."""
+    if config.arch == "resnet50":
+        from torchvision.models import ResNet50_Weights
+
+        return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+    if corpus is None:
+        return ()
+    return tuple(c["name"] for c in json.loads((Path(corpus).parent / "categories.json").read_text()))
+
+
+def resolve_class(ref: str | None, names: tuple[str, ...]) -> str | None:
+    """A class given by name or by index ("774" -> "sandal" for an ImageNet extractor) -> its
+    name; a name is returned as given (checked where it is used)."""
+    if ref is None or not ref.strip().isdigit():
+        return ref
+    index = int(ref)
+    if not names:
+        raise AdvRecError(f"class index {index} given, but this extractor's classes are not "
+                          f"known here; give the class by name")
+    if index >= len(names):
+        raise AdvRecError(f"class index {index} is out of range: this extractor has "
+                          f"{len(names)} classes (0-{len(names) - 1})")
+    return names[index]
+
+
 def load_extractor(config: ExtractorConfig = ExtractorConfig(), corpus: Path | None = None,
                    cache: Cache | None = None, device: str | torch.device = "auto",
                    progress: Progress | None = None) -> tuple[Classifier, dict]:
@@ -117,4 +152,5 @@ def load_extractor(config: ExtractorConfig = ExtractorConfig(), corpus: Path | N
     return model.to(device).freeze(), info
 
 
-__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor", "extractor_fingerprint"]
+__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor", "extractor_fingerprint",
+           "class_names", "resolve_class", "preflight"]

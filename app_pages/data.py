@@ -7,9 +7,14 @@ import streamlit as st
 
 from advrec_core.data import DUPLICATES, DataConfig, DatasetSpec
 from advrec_core.data.images import display_factor, upscale_nearest
+from advrec_core.defenses import DEFENSES
 from advrec_core.errors import DataError
-from advrec_core.experiments.categories import categorize, category_confusion, category_counts
-from advrec_core.extractors import ExtractorConfig
+from advrec_core.experiments.categories import (
+    categorize,
+    category_confusion,
+    category_counts,
+    default_extractor,
+)
 from ui import DATASET_KEY, cached, current_spec, get_dataset, show_pngs
 
 st.title("Data")
@@ -67,7 +72,10 @@ st.dataframe(table, hide_index=True, key="data_cat_table", column_config={
     "per_item": st.column_config.NumberColumn("interactions per item", format="%.1f")})
 
 st.subheader("Given vs predicted categories")
-extractor = ExtractorConfig()
+shipped = list(ds.given_predictions)  # the authors' classes.csv per defense, where given
+defense = st.radio("Extractor", shipped, format_func=lambda d: DEFENSES.get(d).title,
+                   horizontal=True, key="data_pred_defense") if len(shipped) > 1 else "traditional"
+extractor = default_extractor(ds, defense)
 predicted = cached(categorize, ds, extractor, "predicted")  # None until computed
 if predicted is None:
     st.caption(f"The paper's category of an item is the extractor's prediction on its clean "

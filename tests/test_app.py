@@ -1,7 +1,7 @@
 """AppTest per page: no exception, and the real content is there."""
 import pandas as pd
 import pytest
-from helpers import ROOT, make_generic
+from helpers import ROOT, make_authors, make_generic
 from streamlit.testing.v1 import AppTest
 
 GOOD = ["u1,A,1,5", "u1,B,2,4", "u2,A,3,3", "u2,C,4,4", "u3,B,5,2", "u3,A,6,5", "u4,C,7,1"]
@@ -56,6 +56,27 @@ def test_data_page_loads_a_folder_and_reports_bad_ones(app, tmp_path):
     app.text_input(key="data_folder").input(str(tmp_path / "nope")).run()
     assert not app.exception
     assert "dataset folder not found" in app.error[0].value
+
+
+def test_data_page_shows_the_authors_release_categories(app, tmp_path):
+    """The authors' layout: categories from original/classes.csv; the AT extractor's own
+    (madry_original/classes.csv) beside them."""
+    train = [f"{u}\t{i}\t1\t{10 * u + i}" for u in range(4) for i in range(6) if (u + i) % 3]
+    test = [f"{u}\t{(3 - u % 3) % 3}\t1\t{100 + u}" for u in range(4)]  # not in train
+    rows = [f"{i}.jpg,{'sandal' if i < 2 else 'running_shoe'},{774 if i < 2 else 770},0.9"
+            for i in range(6)]
+    at = [r.replace("sandal", "clog") for r in rows]
+    root = make_authors(tmp_path / "amazon_men", train, test, classes=rows,
+                        classes_in="original", defense_classes={"madry_original": at})
+    app.radio(key="data_source").set_value("Dataset folder").run()
+    app.text_input(key="data_folder").input(str(root)).run()
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    assert set(app.dataframe[0].value["category"]) == {"sandal", "running_shoe"}
+    assert any("original/classes.csv" in c.value for c in app.caption)
+    app.radio(key="data_pred_defense").set_value("at").run()
+    assert not app.exception
+    counts = app.dataframe[1].value  # given vs predicted by the AT ResNet50
+    assert counts.loc["clog", "predicted"] == 2 and counts.loc["sandal", "given"] == 2
 
 
 # --- Attack Lab, Recommendation Impact, Grid --------------------------------------------

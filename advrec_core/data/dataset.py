@@ -15,6 +15,13 @@ from .images import DEFAULT_MAX_PIXELS, load_image
 UNKNOWN = "(unknown)"
 
 
+def class_key(name: object) -> str:
+    """How class and category names are compared: case, '_' and extra spaces ignored, so
+    "Running shoe", "running_shoe" (the authors' classes.csv) and "running shoe"
+    (torchvision's ImageNet names) are one class."""
+    return " ".join(str(name).replace("_", " ").lower().split())
+
+
 @dataclass
 class Dataset:
     """Users and items are coded 0..n-1; `user_ids[u]` / `item_ids[i]` give the originals.
@@ -72,6 +79,11 @@ class Dataset:
         """(n_items,) str: each item's category name, UNKNOWN where there is none."""
         names = np.array(list(self.categories) + [UNKNOWN], dtype=object)
         return names[self.item_category]  # -1 picks UNKNOWN
+
+    def category_code(self, name: str) -> int | None:
+        """Index of category `name` in `categories` (compared by `class_key`), or None."""
+        lookup = {class_key(c): k for k, c in enumerate(self.categories)}
+        return lookup.get(class_key(name))
 
     def category_table(self) -> pd.DataFrame:
         """Per category: items, interactions, share of interactions, interactions per item;

@@ -31,7 +31,7 @@ from ..attacks import AttackSpec, Upload, run_attack
 from ..attacks.upload import to_model_size, to_tensor
 from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
 from ..config import from_jsonable
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, class_key
 from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
@@ -152,13 +152,18 @@ def _offset(progress: Progress, done: int, total: int) -> Progress:
 
 
 def class_index(class_names: tuple[str, ...], name: str) -> int:
-    lookup = {n.lower(): i for i, n in enumerate(class_names)}
-    if name.lower() not in lookup:
-        close = [n for n in class_names if name.lower() in n.lower() or n.lower() in name.lower()]
+    """Index of class `name` (compared by `class_key`; an ImageNet-style index such as "770"
+    is taken as it is) among an extractor's `class_names`; one clear error otherwise."""
+    if name.isdigit() and int(name) < len(class_names):
+        return int(name)
+    lookup = {class_key(n): i for i, n in enumerate(class_names)}
+    if class_key(name) not in lookup:
+        key = class_key(name)
+        close = [n for n in class_names if key in class_key(n) or class_key(n) in key]
         raise AdvRecError(f"target {name!r} is not a class of this extractor; "
                           f"{'did you mean ' + ', '.join(close[:5]) + '?' if close else ''} "
                           f"classes: {', '.join(class_names[:12])}{'...' if len(class_names) > 12 else ''}")
-    return lookup[name.lower()]
+    return lookup[class_key(name)]
 
 
 def check_limit(limit: int | None) -> None:
@@ -167,18 +172,14 @@ def check_limit(limit: int | None) -> None:
 
 
 def source_items(ds: Dataset, source: str, limit: int | None, described: str = "") -> np.ndarray:
-    """(N,) indices of the items in category `source` (case-insensitive), the first `limit`.
-    `described` says where the categories come from, for the error message."""
+    """(N,) indices of the items in category `source` (compared by `class_key`), the first
+    `limit`. `described` says where the categories come from, for the error message."""
     check_limit(limit)
     where = f" ({described})" if described else ""
-    if source.lower() not in {c.lower() for c in ds.categories}:
-        raise CategoryError(f"no items in category {source!r}; categories: "
-                            f"{', '.join(sorted(ds.categories)) or '(none: the dataset has no categories)'}"
-                            f"{where}")
-    names = ds.category_names()
-    items = np.flatnonzero(np.char.lower(names.astype(str)) == source.lower())
+    code = ds.category_code(source)
+    items = np.flatnonzero(ds.item_category == code) if code is not None else np.array([], int)
     if len(items) == 0:
-        known = ", ".join(sorted(set(names.astype(str))))
+        known = ", ".join(sorted(ds.categories)) or "(none: the dataset has no categories)"
         raise CategoryError(f"no items in category {source!r}; categories: {known}{where}")
     return items[:limit] if limit else items
 

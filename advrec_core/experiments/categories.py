@@ -36,6 +36,13 @@ def describe(mode: str, extractor: ExtractorConfig) -> str:
         else MODE_NAMES["true"]
 
 
+def default_extractor(ds: Dataset, defense: str = "traditional") -> ExtractorConfig:
+    """The extractor a page uses for `ds` unless told otherwise: the demo CNN where the dataset
+    has the demo corpus to train it on, else ResNet50 (whose categories the authors' release
+    ships per defense in classes.csv)."""
+    return ExtractorConfig("demo-cnn" if ds.corpus is not None else "resnet50", defense)
+
+
 def categorize(ds: Dataset, extractor: ExtractorConfig = ExtractorConfig(),
                mode: str = "predicted", cache: Cache | None = None,
                device: str | torch.device = "auto",
@@ -87,8 +94,14 @@ def category_counts(given: Dataset, predicted: Dataset) -> pd.DataFrame:
     return t.sort_values(["predicted", "given"], ascending=False)
 
 
+def _code(ds: Dataset, category: str) -> int:
+    code = ds.category_code(category)
+    return -2 if code is None else code  # -2 matches no item (-1 is "no category")
+
+
 def overlap(given: Dataset, categorized: Dataset, category: str) -> tuple[int, int, int]:
-    """(items categorized as `category`, items given as it, items both); case-insensitive."""
-    a = np.char.lower(categorized.category_names().astype(str)) == category.lower()
-    b = np.char.lower(given.category_names().astype(str)) == category.lower()
+    """(items categorized as `category`, items given as it, items both); names compared by
+    `class_key`."""
+    a = categorized.item_category == _code(categorized, category)
+    b = given.item_category == _code(given, category)
     return int(a.sum()), int(b.sum()), int((a & b).sum())

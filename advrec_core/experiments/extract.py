@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ..cache import Cache, atomic_write_text
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, class_key
 from ..device import resolve_device
 from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..progress import Progress
@@ -37,8 +37,8 @@ class Features:
         """Share of items whose predicted class name equals their dataset category
         (None when the dataset has no categories in the model's class names)."""
         names = ds.category_names()
-        lookup = {n.lower(): i for i, n in enumerate(self.class_names)}
-        truth = np.array([lookup.get(str(n).lower(), -1) for n in names])
+        lookup = {class_key(n): i for i, n in enumerate(self.class_names)}
+        truth = np.array([lookup.get(class_key(n), -1) for n in names])
         known = truth >= 0
         return float((self.pred[known] == truth[known]).mean()) if known.any() else None
 

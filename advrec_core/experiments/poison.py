@@ -25,7 +25,7 @@ from ..config import stable_hash
 from ..data.dataset import UNKNOWN, Dataset
 from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError, DataError
-from ..extractors import ExtractorConfig
+from ..extractors import ExtractorConfig, class_names, resolve_class
 from ..progress import Progress
 from ..recommenders import KS, RECOMMENDERS, RankingData, RecConfig, evaluate, fit_recommender
 from ..recommenders.evaluation import ACCURACY, check_cutoffs
@@ -57,8 +57,11 @@ def choose_pair(ds: Dataset, extractor: ExtractorConfig = ExtractorConfig(),
                 target: str | None = None, cache: Cache | None = None,
                 device: str | torch.device = "auto",
                 progress: Progress | None = None) -> tuple[str, str]:
-    """(source, target): those given, the rest from `propose_pair` on the items' categories
-    (`categories` mode; "predicted" classifies every item with `extractor`, cached)."""
+    """(source, target): those given (by name, or by class index: "774" -> "sandal" for
+    ResNet50), the rest from `propose_pair` on the items' categories (`categories` mode;
+    "predicted" classifies every item with `extractor`, cached)."""
+    names = class_names(extractor, ds.corpus)
+    source, target = resolve_class(source, names), resolve_class(target, names)
     if source and target:
         return source, target
     s, t = propose_pair(categorize(ds, extractor, categories, cache, device, progress))
@@ -208,7 +211,7 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     ds = categorize(given, a.extractor, a.categories, cache, device, progress)
     # every source item, attacked or not (validates)
     focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))
-    src = [c.lower() for c in ds.categories].index(a.source.lower())
+    src = ds.category_code(a.source)
     clean = extract_features(ds, ExtractJob(a.extractor), cache, device, progress).features
     attacked = run_attack_job(given, a, cache, device, progress)
     poisoned = clean.copy()
@@ -352,7 +355,7 @@ def run_given_features(ds: Dataset, job: GivenFeaturesJob, cache: Cache | None =
     else:
         cds, described = ds, "the dataset's categories"
     focus = source_items(cds, job.source, None, described)
-    src = [c.lower() for c in cds.categories].index(job.source.lower())
+    src = cds.category_code(job.source)
     attacked = np.flatnonzero((clean != poisoned).any(axis=1))
     per_seed, _, change, _, _ = compare_runs(cds, clean, poisoned, attacked, focus, src, job.rec,
                                              job.seeds, job.ks, job.feature_scale, cache, device,
