@@ -7,9 +7,12 @@ from .design import (
                      all_studies,
                      answers_frame,
                      catch_image,
+                     claim_session,
+                     complete,
                      consent,
                      create_study,
                      get_annotator,
+                     get_study,
                      next_trial,
                      open_studies,
                      progress,
@@ -18,10 +21,12 @@ from .design import (
                      stimuli_from_attacks,
                      submit_answer,
                      undo_last,
+                     verify_completion,
 )
 
 __all__ = ["StudyConfig", "Stimulus", "all_studies", "answers_frame", "catch_image", "consent",
            "create_study", "database_url", "get_annotator", "get_engine", "next_trial",
            "open_studies", "progress", "session_factory", "set_open", "stimuli_from_attack",
            "stimuli_from_attacks",
-           "submit_answer", "undo_last"]
+           "submit_answer", "undo_last", "claim_session", "complete", "verify_completion",
+           "get_study"]

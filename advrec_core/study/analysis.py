@@ -92,6 +92,16 @@ def catch_failures(answers: pd.DataFrame, min_correct: float = 1.0) -> pd.DataFr
     return g.reset_index()
 
 
+def too_fast(answers: pd.DataFrame, min_rt_ms: float) -> pd.DataFrame:
+    """Per annotator: answers, those faster than `min_rt_ms` (`fast`), their share, and the
+    median reaction time. Fast answers are flagged for the researcher, never dropped here."""
+    rt = pd.to_numeric(answers["rt_ms"], errors="coerce")
+    g = answers.assign(fast=rt < min_rt_ms, rt=rt).groupby("pid").agg(
+        answers=("fast", "size"), fast=("fast", "sum"), median_rt_ms=("rt", "median"))
+    g["fast_share"] = g["fast"] / g["answers"]
+    return g.reset_index().sort_values("fast_share", ascending=False, ignore_index=True)
+
+
 def exclude(answers: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
     """The answers of annotators who passed their catch trials."""
     bad = set(failures.loc[failures["fails"], "pid"])
@@ -379,6 +389,8 @@ class Analysis:
     fit: dict  # psychometric_fit against fit_metric
     exclude_failing: bool
     perceptibility: PerceptibilityModel  # which metric predicts these people best
+    fast: pd.DataFrame  # per annotator: answers faster than min_rt_ms (flagged, kept)
+    min_rt_ms: float
 
     def curve(self, n: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
         """(x, P(correct)) of the fitted logistic over the images' range; None if unfitted."""
@@ -400,12 +412,16 @@ class Analysis:
                 "metric_correlations": self.correlations.to_dict("records"),
                 "psychometric": {"metric": self.fit_metric, **self.fit},
                 "perceptibility_models": self.perceptibility.table.to_dict("records"),
-                "best_model": self.perceptibility.best}
+                "best_model": self.perceptibility.best,
+                "too_fast": {"min_rt_ms": self.min_rt_ms,
+                             "answers": int(self.fast["fast"].sum()) if len(self.fast) else 0,
+                             "per_annotator": self.fast.to_dict("records")}}
 
 
 def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str | None = None,
-            min_correct: float = 1.0) -> Analysis:
-    """The study's analysis; `fit_metric` defaults to the first available image metric."""
+            min_correct: float = 1.0, min_rt_ms: float = 300.0) -> Analysis:
+    """The study's analysis; `fit_metric` defaults to the first available image metric;
+    answers faster than `min_rt_ms` are counted per annotator (`Analysis.fast`)."""
     fit_metric = fit_metric or (available_metrics(answers) or IMAGE_METRICS.available())[0]
     failures = catch_failures(answers, min_correct)
     used = exclude(answers, failures) if exclude_failing else answers
@@ -415,10 +431,12 @@ def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str
            else {"x75": float("nan"), "note": f"{fit_metric} unavailable"})
     return Analysis(answers, used, failures, detection_by_cell(used), dprime_by_cell(used),
                     images, metric_correlations(images), agreement(used), fit_metric, fit,
-                    exclude_failing, perceptibility_model(used))
+                    exclude_failing, perceptibility_model(used), too_fast(answers, min_rt_ms),
+                    min_rt_ms)
 
 
 def summary(answers: pd.DataFrame, exclude_failing: bool = True,
-            fit_metric: str | None = None, min_correct: float = 1.0) -> dict:
+            fit_metric: str | None = None, min_correct: float = 1.0,
+            min_rt_ms: float = 300.0) -> dict:
     """The analysis as plain data (the JSON export)."""
-    return analyse(answers, exclude_failing, fit_metric, min_correct).to_dict()
+    return analyse(answers, exclude_failing, fit_metric, min_correct, min_rt_ms).to_dict()

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: studies.secret; annotators.platform, session, last_seen, completed_at
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "studydata" / "study.sqlite"
 ENV_URL = "ADVREC_STUDY_DB"
 
@@ -58,6 +58,8 @@ class Study(Base):
     config: Mapped[dict] = mapped_column(JSON)  # StudyConfig as a dict
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    secret: Mapped[str | None] = mapped_column(String(64), nullable=True)  # completion-code
+    # key (access.new_secret), made when the first code is; never shown
 
 
 class Trial(Base):
@@ -80,6 +82,11 @@ class Annotator(Base):
     pid: Mapped[str] = mapped_column(String(64))
     consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    platform: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # PROLIFIC_PID, ...
+    session: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the browser
+    # session holding this pid (one at a time)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     __table_args__ = (UniqueConstraint("study_id", "pid", name="uq_annotator_pid"),)
 
 
@@ -167,8 +174,24 @@ def migrate(engine: Engine) -> int:
         elif current > SCHEMA_VERSION:
             raise RuntimeError(f"the study database has schema version {current}; this code "
                                f"knows up to {SCHEMA_VERSION}: update AdvRec Lab")
-        # future migrations: `if current < 2: ...; s.add(SchemaVersion(version=2))`
+        if current < 2:  # columns added in 2; existing rows keep NULL there
+            _add_missing_columns(s, [Study.__table__, Annotator.__table__])
+            s.add(SchemaVersion(version=2))
+            current = 2
     return current
+
+
+def _add_missing_columns(s: Session, tables) -> None:
+    """ALTER TABLE ... ADD COLUMN for every nullable column a table lacks (SQLite, PostgreSQL)."""
+    from sqlalchemy import inspect, text
+
+    conn = s.connection()
+    for table in tables:
+        have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+        for col in table.columns:
+            if col.name not in have:
+                kind = col.type.compile(conn.dialect)
+                conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
 
 
 def session_factory(url: str | None = None) -> sessionmaker[Session]:

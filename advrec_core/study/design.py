@@ -7,7 +7,7 @@ transaction of its own: `with db.begin() as s:` commits on success, rolls back o
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import AdvRecError
 from ..metrics.registry import IMAGE_METRICS
 from ..viz import png_bytes
+from .access import Platform, code_ok, completion_code, new_secret
 from .db import Annotator, Answer, Assignment, Study, Trial, now
 
 TRIAL_KINDS = ("2afc", "samediff")
@@ -37,6 +38,9 @@ class StudyConfig:
     exposure_ms: int = 1000
     zoom: int = 4  # integer nearest-neighbour upscale of both images
     seed: int = 0
+    min_rt_ms: int = 300  # answers faster than this are flagged in the analysis (not dropped)
+    platform_code: str = ""  # the recruitment platform's completion code for this study
+    platform_redirect: str = ""  # https URL participants are sent to when done (Prolific's)
 
     def __post_init__(self):
         bad = set(self.trial_kinds) - set(TRIAL_KINDS) or not self.trial_kinds
@@ -50,6 +54,16 @@ class StudyConfig:
             raise AdvRecError("images_per_cell, judgments_per_trial and zoom must be >= 1")
         if not 0 <= self.identical_share <= 1:
             raise AdvRecError("identical_share must be in [0, 1]")
+        if self.min_rt_ms < 0:
+            raise AdvRecError("min_rt_ms must be >= 0")
+        Platform(self.platform_code, self.platform_redirect)  # checks both
+
+    @classmethod
+    def of(cls, study: Study) -> "StudyConfig":
+        """The config a study was stored with (fields added since take their defaults)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if k == "trial_kinds" else v
+                      for k, v in study.config.items() if k in known})
 
 
 @dataclass
@@ -147,6 +161,14 @@ def open_studies(db: sessionmaker) -> list[Study]:
         return list(s.scalars(select(Study).where(Study.is_open).order_by(Study.id.desc())))
 
 
+def get_study(db: sessionmaker, study_id: int) -> Study:
+    with db.begin() as s:
+        study = s.get(Study, study_id)
+    if study is None:
+        raise AdvRecError(f"no study with id {study_id}")
+    return study
+
+
 def all_studies(db: sessionmaker) -> pd.DataFrame:
     """One row per study: id, name, open, trials, annotators, answers, created."""
     with db.begin() as s:
@@ -208,10 +230,11 @@ def _assign(s: Session, study: Study, annotator: Annotator, pid: str) -> None:
                          modified_left=bool(lft)) for k, (t, lft) in enumerate(zip(chosen, left)))
 
 
-def get_annotator(db: sessionmaker, study: Study, pid: str,
-                  create: bool = True) -> Annotator | None:
+def get_annotator(db: sessionmaker, study: Study, pid: str, create: bool = True,
+                  platform: dict[str, str] | None = None) -> Annotator | None:
     """The annotator with participant id `pid` in `study`, created (with assignments) the
-    first time. Two tabs racing to create the same pid end with one annotator."""
+    first time, with the recruitment platform's URL parameters (`access.platform_params`).
+    Two tabs racing to create the same pid end with one annotator."""
     pid = pid.strip()
     if not pid or len(pid) > 64 or not all(c.isalnum() or c in "-_." for c in pid):
         raise AdvRecError("participant id must be 1-64 letters, digits, '-', '_' or '.'")
@@ -221,7 +244,7 @@ def get_annotator(db: sessionmaker, study: Study, pid: str,
             found = s.scalar(find)
             if found is not None or not create:
                 return found
-            ann = Annotator(study_id=study.id, pid=pid)
+            ann = Annotator(study_id=study.id, pid=pid, platform=platform or None)
             s.add(ann)
             s.flush()
             _assign(s, study, ann, pid)
@@ -326,14 +349,67 @@ def submit_answer(db: sessionmaker, annotator_id: int, trial_id: int, response: 
 
 
 def undo_last(db: sessionmaker, annotator_id: int) -> int | None:
-    """Delete the annotator's most recent answer; returns its trial id (None if none)."""
+    """Delete the annotator's most recent answer; returns its trial id (None if none, or
+    once the annotator has been given the completion code: then the answers are final)."""
     with db.begin() as s:
+        if s.get(Annotator, annotator_id).completed_at is not None:
+            return None
         last = s.scalar(select(Answer).where(Answer.annotator_id == annotator_id)
                         .order_by(Answer.created_at.desc(), Answer.id.desc()).limit(1))
         if last is None:
             return None
         s.execute(delete(Answer).where(Answer.id == last.id))
         return last.trial_id
+
+
+SESSION_IDLE_S = 60  # a participant's session holds the pid until idle this long (an open
+# study page renews its claim every 20 s, so a closed tab frees the pid within a minute)
+
+
+def claim_session(db: sessionmaker, annotator: Annotator, session: str,
+                  idle_s: float = SESSION_IDLE_S) -> bool:
+    """Let browser session `session` work as `annotator`: True when no other session used
+    the pid in the last `idle_s` seconds (the claim is taken or renewed), False otherwise
+    (one active session per participant id: a shared link cannot be worked twice at once)."""
+    with db.begin() as s:
+        a = s.get(Annotator, annotator.id, with_for_update=True)
+        seen = a.last_seen
+        if seen is not None and seen.tzinfo is None:  # SQLite returns naive UTC
+            seen = seen.replace(tzinfo=now().tzinfo)
+        if a.session not in (None, session) and seen is not None and \
+                (now() - seen).total_seconds() < idle_s:
+            return False
+        a.session, a.last_seen = session, now()
+        return True
+
+
+def complete(db: sessionmaker, annotator: Annotator) -> str | None:
+    """The annotator's completion code once every assigned trial has its answer stored (None
+    before): HMAC of (study, pid) under the study's secret, made and stored on first use.
+    Records when the code was first given; from then on the answers are final."""
+    with db.begin() as s:
+        done, total = _progress(s, annotator)
+        if done < total:
+            return None
+        a = s.get(Annotator, annotator.id)
+        study = s.get(Study, a.study_id, with_for_update=True)
+        if study.secret is None:
+            study.secret = new_secret()
+        if a.completed_at is None:
+            a.completed_at = now()
+        return completion_code(study.secret, study.id, a.pid)
+
+
+def verify_completion(db: sessionmaker, study_id: int, pid: str, code: str) -> bool:
+    """True when `code` is the completion code of participant `pid`, who has finished
+    `study_id` (for paying out on a recruitment platform)."""
+    with db.begin() as s:
+        study = s.get(Study, study_id)
+        a = s.scalar(select(Annotator).where(Annotator.study_id == study_id,
+                                             Annotator.pid == pid.strip()))
+        if study is None or a is None or a.completed_at is None or study.secret is None:
+            return False
+        return code_ok(study.secret, study_id, a.pid, code)
 
 
 def answers_frame(db: sessionmaker, study_id: int) -> pd.DataFrame:
