@@ -3,10 +3,16 @@
 The pages live in `app_pages/`, not `pages/`: Streamlit treats a `pages/` folder beside the
 entry script as a legacy multipage app until st.navigation has run once in the process, so
 on a fresh server a first visit to e.g. /attack_lab would run that page without this file
-(no wide layout, wrong sidebar)."""
+(no wide layout, wrong sidebar).
+
+On a study server (`ADVREC_MODE=study` or an admin password set; advrec_core.study.access)
+a participant's link shows the study alone, and every other page shows the admin login
+until this browser session gives the password: no navigation, toolbar, job status or error
+details before that."""
 import streamlit as st
 
-from ui import jobs_sidebar, startup_gc
+from advrec_core.study.access import PLATFORM_PARAMS, study_mode
+from ui import admin_login, is_admin, jobs_sidebar, startup_gc
 
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
 startup_gc()
@@ -23,16 +29,21 @@ pages = {
     ],
     "Perceptibility study": [
         study,
-        st.Page("app_pages/study_admin.py", title="Study design", icon=":material/settings:"),
+        st.Page("app_pages/study_design.py", title="Study design", icon=":material/settings:"),
         st.Page("app_pages/study_analysis.py", title="Study analysis",
                 icon=":material/query_stats:"),
     ],
 }
-participant = "pid" in st.query_params or "study" in st.query_params
-if participant:  # a participant's link shows the study and nothing else (no menu either)
+participant = any(k in st.query_params for k in ("pid", "study", *PLATFORM_PARAMS))
+if study_mode():  # what a participant's browser may be told (process-wide settings)
+    st.set_option("client.toolbarMode", "minimal")
+    st.set_option("client.showErrorDetails", "none")
+if participant or not is_admin():  # the study alone, or the login: no menu either
     nav = st.navigation([p for group in pages.values() for p in group], position="hidden")
-    if nav.url_path != study.url_path:
+    if participant and nav.url_path != study.url_path:
         st.switch_page(study, query_params=st.query_params.to_dict())
+    if nav.url_path != study.url_path:
+        admin_login()  # stops here until the password is given
 else:
     nav = st.navigation(pages)
     with st.sidebar:

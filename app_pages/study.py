@@ -1,6 +1,6 @@
 """Perceptibility study, the participant's side: consent, instructions, one trial at a time
-(keyboard answers, undo, progress), resumable from the participant id in the URL."""
-import hashlib
+(keyboard answers, undo, progress), resumable from the participant id in the URL (`pid`, or a
+recruitment platform's `PROLIFIC_PID`); the completion code once every answer is stored."""
 import time
 import uuid
 
@@ -8,6 +8,8 @@ import streamlit as st
 
 from advrec_core.errors import AdvRecError
 from advrec_core.study import (
+    StudyConfig,
+    complete,
     consent,
     get_annotator,
     next_trial,
@@ -16,17 +18,9 @@ from advrec_core.study import (
     submit_answer,
     undo_last,
 )
-from ui import study_db
-from ui.compare import pair_html
-
-KIND_TEXT = {
-    "2afc": ("One of the two images was digitally modified. **Which one?**",
-             [("Left", "left", "Left"), ("Right", "right", "Right")]),
-    "catch": ("One of the two images was digitally modified. **Which one?**",
-              [("Left", "left", "Left"), ("Right", "right", "Right")]),
-    "samediff": ("Are the two images **exactly the same**, or is one of them modified?",
-                 [("Same", "same", "S"), ("Different", "different", "D")]),
-}
+from advrec_core.study.access import platform_params
+from ui import hold_participant, study_db
+from ui.compare import KIND_TEXT, pair_html
 
 db = study_db()
 studies = open_studies(db)
@@ -36,18 +30,19 @@ if not studies:
     st.stop()
 wanted = st.query_params.get("study")
 study = next((s for s in studies if str(s.id) == wanted), studies[0])
-cfg = study.config
-pid = st.query_params.get("pid")
+config = StudyConfig.of(study)
+platform = platform_params(st.query_params.to_dict())  # PROLIFIC_PID, STUDY_ID, SESSION_ID
+pid = st.query_params.get("pid") or platform.get("PROLIFIC_PID")
 
 st.title("Image study")
 if not pid:  # consent and instructions come first
-    timed = (f"* The images disappear after {cfg['exposure_ms']} ms: look carefully."
-             if cfg["presentation"] == "timed" else "")
+    timed = (f"* The images disappear after {config.exposure_ms} ms: look carefully."
+             if config.presentation == "timed" else "")
     st.markdown(f"""
-You will see **{cfg['trials_per_annotator']} pairs of product photos**, one pair at a time.
+You will see **{config.trials_per_annotator} pairs of product photos**, one pair at a time.
 In some pairs one photo was changed by a computer in a way that may be hard to see. Answer
 as well as you can; when unsure, guess. It takes about
-{max(1, round(cfg['trials_per_annotator'] * 5 / 60))} minutes.
+{max(1, round(config.trials_per_annotator * 5 / 60))} minutes.
 
 * Answer with the buttons or the keyboard: **←** / **→** for "which image", **S** / **D**
   for same / different, **U** to undo your last answer.
@@ -66,10 +61,11 @@ as well as you can; when unsure, guess. It takes about
     st.stop()
 
 try:
-    annotator = get_annotator(db, study, pid)
+    annotator = get_annotator(db, study, pid, platform=platform)
 except AdvRecError as e:
     st.error(str(e))
     st.stop()
+hold_participant(db, annotator)  # one browser session per participant id
 if annotator.consented_at is None:  # a participant id from a recruitment link
     st.markdown("Please confirm that you agree to take part (see the study description).")
     if st.checkbox("I agree to take part.", key="study_consent_pid"):
@@ -89,10 +85,16 @@ def _undo() -> None:
     st.session_state.pop(f"shown_{redo}", None)  # its reaction time starts afresh
 
 
-if trial is None:
-    code = hashlib.sha256(f"{study.id}:{pid}".encode()).hexdigest()[:8].upper()
-    st.success(f"All done, thank you! Your completion code is **{code}**.")
-    st.button("Undo my last answer", on_click=_undo, key="study_undo_done", shortcut="U")
+if trial is None:  # every answer stored: the code (answers are final from now on)
+    code = complete(db, annotator)
+    if config.platform_code:
+        st.success(f"All done, thank you! Your completion code is **{config.platform_code}**"
+                   f" (your participant code: {code}).")
+    else:
+        st.success(f"All done, thank you! Your completion code is **{code}**.")
+    if config.platform_redirect:
+        st.link_button("Return to the recruitment site", config.platform_redirect,
+                       type="primary")
     st.stop()
 
 text, choices = KIND_TEXT[trial.kind]
@@ -105,7 +107,7 @@ if pending and pending["trial"] != trial.trial_id:
 
 def _answer(response: str, trial_id: int) -> None:
     rt = (time.time() - st.session_state[f"shown_{trial_id}"]) * 1000  # server-side clock
-    if cfg["confidence"]:
+    if config.confidence:
         st.session_state["pending"] = {"trial": trial_id, "response": response, "rt": rt}
     else:
         submit_answer(db, annotator.id, trial_id, response, rt_ms=rt)
@@ -124,8 +126,8 @@ if pending:  # second step: how sure (images hidden)
                                args=(level,), shortcut=str(level), use_container_width=True)
 else:
     st.markdown(text)
-    st.html(pair_html(trial.left_png, trial.right_png, cfg["zoom"],
-                      cfg["exposure_ms"] if cfg["presentation"] == "timed" else None,
+    st.html(pair_html(trial.left_png, trial.right_png, config.zoom,
+                      config.exposure_ms if config.presentation == "timed" else None,
                       labels=("Left", "Right"), uid=f"t{trial.trial_id}"))
     cols = st.columns(len(choices))
     for col, (label, response, key) in zip(cols, choices):

@@ -8,7 +8,7 @@ import streamlit as st
 
 from advrec_core.experiments.attack import computed_attacks
 from advrec_core.metrics.registry import IMAGE_METRICS
-from advrec_core.study import all_studies, answers_frame
+from advrec_core.study import StudyConfig, all_studies, answers_frame, get_study
 from advrec_core.study import analysis as A
 from ui import current_dataset, require_admin, study_db
 
@@ -33,8 +33,13 @@ drop = c[1].checkbox("Exclude annotators who fail", value=True, key="ana_exclude
 fit_metric = c[2].selectbox("Psychometric fit against",
                             A.available_metrics(answers) or IMAGE_METRICS.available(),
                             key="ana_metric", format_func=lambda m: IMAGE_METRICS.get(m).title)
-res = A.analyse(answers, drop, fit_metric, threshold)
+min_rt = StudyConfig.of(get_study(db, int(sid))).min_rt_ms
+res = A.analyse(answers, drop, fit_metric, threshold, min_rt)
 used = res.used
+n_fast = int(res.fast["fast"].sum())
+if n_fast:
+    st.warning(f"{n_fast} answers were faster than {min_rt} ms (flagged, kept): see "
+               f"'Too-fast answers' below.")
 k = st.columns(4)
 k[0].metric("Annotators", answers["pid"].nunique())
 k[1].metric("Answers used", f"{len(used):,} of {len(answers):,}")
@@ -62,6 +67,10 @@ sd = res.same_different
 if not sd.empty:
     st.subheader("Same / different")
     st.dataframe(sd, hide_index=True, key="ana_sd")
+st.subheader("Too-fast answers")
+st.dataframe(res.fast, hide_index=True, key="ana_fast", column_config={
+    "fast": st.column_config.NumberColumn(f"faster than {min_rt} ms"),
+    "fast_share": st.column_config.NumberColumn("share", format="percent")})
 st.subheader("Catch trials per annotator")
 st.dataframe(res.failures, hide_index=True, key="ana_catch")
 

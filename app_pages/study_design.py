@@ -6,7 +6,14 @@ import streamlit as st
 
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import computed_attacks
-from advrec_core.study import StudyConfig, all_studies, create_study, set_open, stimuli_from_attacks
+from advrec_core.study import (
+    StudyConfig,
+    all_studies,
+    create_study,
+    set_open,
+    stimuli_from_attacks,
+    verify_completion,
+)
 from advrec_core.study.db import database_url
 from ui import current_dataset, require_admin, study_db
 
@@ -32,9 +39,17 @@ else:
     if c[1].button("Close it" if is_open else "Open it", key="admin_toggle"):
         set_open(db, int(sid), not is_open)
         st.rerun()
-    c[2].markdown(f"Participants' link: `/study?study={sid}`  \n"
-                  f"(each gets a random id added to the link; a link with `&pid=ID` from "
-                  f"a recruitment platform works too)")
+    c[2].markdown(f"Participants' link: `/study?study={sid}`  \n(each gets a random id; "
+                  f"Prolific: `/study?study={sid}&PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
+                  f"&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}`)")
+    with st.expander("Check a participant's completion code"):
+        c = st.columns(2)
+        who = c[0].text_input("Participant id", key="admin_check_pid")
+        code = c[1].text_input("Code they sent", key="admin_check_code")
+        if who and code:
+            ok = verify_completion(db, int(sid), who, code)
+            (st.success if ok else st.error)("Valid: finished this study." if ok else
+                                             "Not valid for this participant and study.")
 
 st.subheader("New study")
 spec, ds = current_dataset()
@@ -73,17 +88,25 @@ with st.form("admin_new"):
                               horizontal=True)
     exposure = c[3].number_input("Exposure when timed (ms)", 100, 10000, 1000, step=100,
                                  key="admin_exposure")
-    c = st.columns(3)
+    c = st.columns(4)
     zoom = c[0].number_input("Zoom (integer, nearest neighbour)", 1, 16, 4, key="admin_zoom")
     confidence = c[1].checkbox("Ask for confidence (1-5)", key="admin_confidence")
     seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key="admin_seed")
+    min_rt = c[3].number_input("Flag answers faster than (ms)", 0, 5000, 300, step=50,
+                               key="admin_min_rt")
+    c = st.columns(2)
+    platform_code = c[0].text_input("Recruitment platform's completion code (optional)",
+                                    key="admin_platform_code")
+    redirect = c[1].text_input("Completion URL (optional), e.g. https://app.prolific.com/"
+                               "submissions/complete?cc=...", key="admin_redirect")
     create = st.form_submit_button("Create study", type="primary", key="admin_create")
 
 if create:
     try:
         cfg = StudyConfig(tuple(kinds), int(per_cell), int(overlap), int(per_ann), int(catch),
                           float(identical), bool(confidence), presentation, int(exposure),
-                          int(zoom), int(seed))
+                          int(zoom), int(seed), int(min_rt), platform_code.strip(),
+                          redirect.strip())
         with st.status("Building the study...") as status:
             stimuli = stimuli_from_attacks(ds, [found[n] for n in picked], int(per_cell),
                                            int(seed))

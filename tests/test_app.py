@@ -8,8 +8,9 @@ GOOD = ["u1,A,1,5", "u1,B,2,4", "u2,A,3,3", "u2,C,4,4", "u3,B,5,2", "u3,A,6,5", 
 
 
 @pytest.fixture
-def app(demo_dir, monkeypatch):
+def app(demo_dir, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("ADVREC_DATA_ROOTS", str(tmp_path))  # the tests' dataset folders
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     return at.run()
 

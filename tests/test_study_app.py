@@ -29,6 +29,18 @@ def app(**params):
     return at
 
 
+def idle(db, pid: str) -> None:
+    """Age the participant's last activity past the session claim's idle limit."""
+    from datetime import timedelta
+
+    from advrec_core.study.db import Annotator, now
+    from advrec_core.study.design import SESSION_IDLE_S
+
+    with db.begin() as s:
+        for a in s.query(Annotator).filter(Annotator.pid == pid):
+            a.last_seen = now() - timedelta(seconds=SESSION_IDLE_S + 1)
+
+
 def answered(at) -> str:
     return at.get("progress")[0].proto.text
 
@@ -53,7 +65,9 @@ def test_participant_flow_with_undo_and_resume(study_env):
     at.button(key="study_undo").click().run()
     assert answered(at) == "1 of 5 answered"
     position = at.caption[-1].value
-    # the tab is closed; the same link (pid in the URL) opens a fresh session
+    # the tab is closed; a minute later (its claim on the pid lapsed) the same link opens
+    # a fresh session
+    idle(db, pid)
     again = app(study=str(study.id), pid=pid).run()
     assert not again.exception and answered(again) == "1 of 5 answered"
     assert again.caption[-1].value == position  # the same trial as before the tab closed
@@ -92,13 +106,13 @@ def test_no_open_study_and_bad_pid(study_env):
 
 
 def test_admin_pages_need_the_password(study_env, monkeypatch):
-    for page in ("study_admin", "study_analysis"):
+    for page in ("study_design", "study_analysis"):
         at = app().switch_page(f"app_pages/{page}.py").run()
         assert not at.exception and not at.dataframe  # nothing shown before the password
         at.text_input(key="admin_password").input("wrong").run()
         assert "Wrong password" in at.error[0].value and not at.dataframe
     monkeypatch.delenv("ADVREC_ADMIN_PASSWORD")
-    at = app().switch_page("app_pages/study_admin.py").run()
+    at = app().switch_page("app_pages/study_design.py").run()
     assert "disabled" in at.error[0].value and not at.text_input
 
 
@@ -111,7 +125,7 @@ def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, de
     ds = load_dataset("demo")
     quick = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))
     run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=quick, limit=6, lpips=()))
-    at = app().switch_page("app_pages/study_admin.py").run()
+    at = app().switch_page("app_pages/study_design.py").run()
     at.text_input(key="admin_password").input(PASSWORD).run()
     assert not at.exception and "No study yet" in at.info[0].value
     at.text_input(key="admin_name").input("from-attack")

@@ -10,6 +10,7 @@ import streamlit as st
 from advrec_core.cache import Cache, NotCached
 from advrec_core.data import DatasetSpec
 from advrec_core.data.demo import demo_folder, demo_is_cached
+from advrec_core.data.roots import allowed_folder
 from advrec_core.defenses import DEFENSES
 from advrec_core.device import resolve_device
 from advrec_core.errors import AdvRecError
@@ -17,6 +18,7 @@ from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.grid import PAPER_ATTACKS, attack_title
 from advrec_core.jobs import DONE, FAILED, QUEUED, runner
 from advrec_core.recommenders import RECOMMENDERS
+from advrec_core.study.access import ADMIN_ENV, admin_password, password_ok, study_mode
 
 DATASET_KEY = "dataset_spec"  # survives page switches: a DatasetSpec
 ATTACK_JOB_KEY = "attack_job"  # the Attack Lab's AttackJob, read by Recommendation Impact
@@ -43,6 +45,8 @@ def get_dataset(spec: DatasetSpec):
                 done / max(total, 1), text=f"{desc}: {done}/{total}"))
             s.update(label="Demo catalog ready", state="complete", expanded=False)
     try:
+        if not spec.is_demo:
+            allowed_folder(spec.source)  # only under $ADVREC_DATA_ROOTS
         return _load(spec)
     except AdvRecError as e:
         st.error(f"Cannot load this dataset. {e}")
@@ -125,7 +129,11 @@ def job_panel(key: str, title: str, fn, label: str | None = "Run", autostart: bo
 
 
 def submit(key: str, title: str, fn):
-    """Queue `fn(progress)` on this machine's device worker (see advrec_core.jobs)."""
+    """Queue `fn(progress)` on this machine's device worker (see advrec_core.jobs); on a
+    study server only an admin session may."""
+    if not is_admin():
+        st.error("Only an administrator can start work on this server.")
+        st.stop()
     return runner().submit(key, fn, title, str(resolve_device("auto")))
 
 
@@ -147,7 +155,7 @@ def show_pngs(images: list, captions: list[str] | None = None) -> None:
 
 # --- the perceptibility study -------------------------------------------------------------
 
-ADMIN_ENV = "ADVREC_ADMIN_PASSWORD"
+ADMIN_KEY = "admin_ok"  # session state: this browser session gave the admin password
 
 
 @st.cache_resource(show_spinner=False)
@@ -164,26 +172,58 @@ def study_db():
     return _study_db(database_url())
 
 
-def require_admin() -> None:
-    """Stop the page unless this session gave the admin password ($ADVREC_ADMIN_PASSWORD).
-    Without the variable the admin pages are off: results are never open to annotators."""
-    import hmac
-    import os
+def hold_participant(db, annotator) -> None:
+    """Claim `annotator`'s participant id for this browser session, renewed every 20 s while
+    the page is open; the page stops with one line when another session holds it."""
+    import uuid
 
-    secret = os.environ.get(ADMIN_ENV)
-    if not secret:
-        st.error(f"Study administration is disabled: start the app with the environment "
-                 f"variable {ADMIN_ENV} set to a password.")
+    from advrec_core.study import claim_session
+
+    token = st.session_state.setdefault("study_session", uuid.uuid4().hex)
+    if not claim_session(db, annotator, token):
+        st.error("This participant id is in use in another window or device. Close it there, "
+                 "or try again in a minute.")
         st.stop()
-    if st.session_state.get("admin_ok"):
+
+    @st.fragment(run_every=20.0)
+    def _renew() -> None:
+        claim_session(db, annotator, token)
+
+    _renew()
+
+
+def is_admin() -> bool:
+    """This browser session may use everything: off a study server always; on one
+    (`access.study_mode`) once it gave the admin password."""
+    return not study_mode() or bool(st.session_state.get(ADMIN_KEY))
+
+
+def admin_login(title: str = "AdvRec Lab") -> None:
+    """The admin login form, in place of a page; the page stops here until the password
+    ($ADVREC_ADMIN_PASSWORD) is given, once per browser session. Without a password set,
+    the admin side is off."""
+    if st.session_state.get(ADMIN_KEY) and admin_password():
         return
+    st.title(title)
+    if not admin_password():
+        st.error(f"Administration is disabled: start the app with the environment variable "
+                 f"{ADMIN_ENV} set to a password.")
+        st.stop()
+    st.caption("This server runs a study. Participants: please use the link you were given.")
     given = st.text_input("Admin password", type="password", key="admin_password")
-    if given and hmac.compare_digest(given.encode(), secret.encode()):
-        st.session_state["admin_ok"] = True
+    if given and password_ok(given):
+        st.session_state[ADMIN_KEY] = True
+        st.session_state.pop("admin_password", None)
         st.rerun()
     if given:
         st.error("Wrong password.")
     st.stop()
+
+
+def require_admin() -> None:
+    """Stop the page unless this session is an admin: the study's design and results are
+    never open to annotators, so these pages need the password on any server."""
+    admin_login("Study administration")
 
 
 def result_or_job(fn, ds, job, key: str, title: str, submitted: bool, idle_hint: str):

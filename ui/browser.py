@@ -47,10 +47,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(cache_dir: Path, timeout: float = 120):
-    """Yield the base URL of `streamlit run app.py` using `cache_dir` as its cache."""
+def streamlit_server(cache_dir: Path, timeout: float = 120, env: dict[str, str] | None = None):
+    """Yield the base URL of `streamlit run app.py` using `cache_dir` as its cache, with
+    `env` added to its environment (e.g. a study server's settings)."""
     port = free_port()
-    env = {**os.environ, "ADVREC_CACHE": str(cache_dir)}
+    env = {**os.environ, "ADVREC_CACHE": str(cache_dir), **(env or {})}
     log = open(Path(cache_dir) / f"streamlit-{port}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),

@@ -100,3 +100,14 @@ def heat_html(overlay: np.ndarray, title: str, vmax: float, value: float, value_
 <span>0</span><span>{vmax:.3g}</span></div>
 <figcaption><b>{t}</b><br>{vn} of this image: <b>{value:.4g}</b>{'<br>' + nt if nt else ''}
 </figcaption></figure>"""
+
+
+# what the participant is asked per trial kind: (question, [(button, response, key)])
+KIND_TEXT = {
+    "2afc": ("One of the two images was digitally modified. **Which one?**",
+             [("Left", "left", "Left"), ("Right", "right", "Right")]),
+    "catch": ("One of the two images was digitally modified. **Which one?**",
+              [("Left", "left", "Left"), ("Right", "right", "Right")]),
+    "samediff": ("Are the two images **exactly the same**, or is one of them modified?",
+                 [("Same", "same", "S"), ("Different", "different", "D")]),
+}
