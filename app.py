@@ -21,7 +21,9 @@ study = st.Page("app_pages/study.py", title="Take the study", icon=":material/vi
                 url_path="study")
 pages = {
     "Explore": [
-        st.Page("app_pages/data.py", title="Data", icon=":material/database:", default=True),
+        st.Page("app_pages/story.py", title="Story", icon=":material/auto_stories:",
+                default=True),
+        st.Page("app_pages/data.py", title="Data", icon=":material/database:"),
         st.Page("app_pages/attack_lab.py", title="Attack Lab", icon=":material/bug_report:"),
         st.Page("app_pages/impact.py", title="Recommendation Impact",
                 icon=":material/trending_up:"),

@@ -163,8 +163,10 @@ class Cache:
         tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
+            t0 = time.perf_counter()
             build(tmp)
-            write_manifest(tmp, {"step": step, "config": config, "inputs": inputs})
+            write_manifest(tmp, {"step": step, "config": config, "inputs": inputs,
+                                 "seconds": round(time.perf_counter() - t0, 3)})
             try:
                 os.rename(tmp, final)
             except OSError:  # the folder appeared meanwhile: another process, or debris
@@ -177,6 +179,26 @@ class Cache:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return final
+
+    def generation(self) -> tuple:
+        """Changes whenever an entry is added or removed in any step (the cache's folder and
+        its step folders' modification times): a cheap key for "re-read what is computed"."""
+        root = Path(self.root)
+        return (str(root), *(p.stat().st_mtime_ns for p in sorted(root.glob("*")) if p.is_dir()))
+
+    def build_seconds(self, step: str) -> list[float]:
+        """How long each stored entry of `step` took to build on this machine (seconds,
+        nested steps included), from the manifests; entries made before this was recorded
+        are left out. What the app's time estimates are made of."""
+        out = []
+        for manifest in Path(self.root).glob(f"{step}/[!.]*/{MANIFEST}"):
+            try:
+                seconds = json.loads(manifest.read_text())["meta"].get("seconds")
+            except (OSError, ValueError, KeyError):
+                continue
+            if isinstance(seconds, (int, float)):
+                out.append(float(seconds))
+        return out
 
     def gc(self, older_than: float = 3600.0) -> list[Path]:
         """Remove the build folders a killed process left behind (`.tmp-*`, and `.corrupt-*`

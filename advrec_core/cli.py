@@ -500,6 +500,21 @@ def _add_attack_args(a: argparse.ArgumentParser) -> None:
     a.add_argument("--limit", type=int, help="attack only the first N source items")
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .cache import atomic_write_text
+    from .data.loaders import load_dataset
+    from .report import report_html
+
+    cache = _cache(args)
+    ds = load_dataset(args.dataset, cache=cache, progress=TqdmProgress(disable=args.quiet))
+    out = Path(args.out)
+    if out.is_dir():
+        raise AdvRecError(f"--out {out}: is a folder; expected an .html file path")
+    atomic_write_text(out, report_html(ds, cache))
+    print(f"written      {out} ({out.stat().st_size / 1024:.0f} KB, self-contained HTML)")
+    return 0
+
+
 def _cmd_cache(args: argparse.Namespace) -> int:
     cache = _cache(args)
     if args.action == "gc":
@@ -737,6 +752,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_feature_scale_arg(g)
     _add_upload_args(g)
     g.set_defaults(func=_cmd_grid)
+
+    rp = sub.add_parser("report", help="a one-page self-contained HTML report: the story, "
+                                       "Tables 1-2 beside the paper's, the studies")
+    rp.add_argument("dataset", help="'demo' or a dataset folder")
+    rp.add_argument("--out", required=True, help="the .html file to write")
+    rp.set_defaults(func=_cmd_report)
 
     rg = sub.add_parser("regime", help="how robust is an extractor: clean / PGD accuracy and "
                                        "the targeted SR of FGSM and PGD per defense")

@@ -4,6 +4,7 @@ as missing (grey), never as zero."""
 import pandas as pd
 import streamlit as st
 
+from advrec_core.cache import Cache
 from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.grid import (
@@ -14,6 +15,7 @@ from advrec_core.experiments.grid import (
     attack_title,
     by_attack_defense,
     cell_title,
+    computed_pairs,
     grid_table,
     paper_rows,
     paper_tables,
@@ -38,11 +40,17 @@ try:  # a catalog smaller than the grid's K=20 is refused here too
 except AdvRecError as e:
     st.error(f"This dataset has no grid: {e}")
     st.stop()
-names, (source0, target0) = choices.names, choices.proposed
+names = choices.names
+pairs = [(s, t) for s, t in computed_pairs(ds) if s in names and t in names]  # newest first
+start = st.selectbox("Pair", [choices.proposed, *[p for p in pairs if p != choices.proposed]],
+                     index=1 if pairs and pairs[0] != choices.proposed else 0, key="grid_pair",
+                     format_func=lambda p: f"{p[0]} → {p[1]}" + (
+                         " (proposed)" if p == choices.proposed else " (computed)"))
+source0, target0 = start
 with st.expander("Grid settings", expanded=False):
     c = st.columns(4)
-    source = c[0].selectbox("Source", names, index=names.index(source0), key="grid_source")
-    target = c[1].selectbox("Target", names, index=names.index(target0), key="grid_target")
+    source = c[0].selectbox("Source", names, index=names.index(source0), key=f"grid_source_{start}")
+    target = c[1].selectbox("Target", names, index=names.index(target0), key=f"grid_target_{start}")
     n_seeds = c[2].number_input("Seeds per cell", 1, 10, 3, key="grid_seeds")
     cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, GridSpec.cw_steps,
                                  step=10, key="grid_cw", help="1000 is the attack's default "
@@ -52,11 +60,11 @@ spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))),  # cut-of
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
-def _table(_ds, spec_key: tuple, _spec: GridSpec, generation: int) -> pd.DataFrame:
+def _table(_ds, spec_key: tuple, _spec: GridSpec, generation: tuple) -> pd.DataFrame:
     return grid_table(_ds, _spec)
 
 
-generation = sum(j.state == "done" for j in runner().jobs())  # re-read when a job finishes
+generation = Cache.default().generation()  # re-read when an entry is added (any process)
 table = _table(ds, (spec, spec_grid), spec_grid, generation)
 k = spec_grid.k
 done = int(table["computed"].sum())

@@ -13,19 +13,25 @@ from advrec_core.experiments.poison import PoisonJob, run_poison
 from advrec_core.jobs import job_key
 from advrec_core.recommenders import KS, RECOMMENDERS, RecConfig
 from advrec_core.viz import thumbnail
-from ui import ATTACK_JOB_KEY, current_dataset, model_title, result_or_job, show_pngs
+from ui import (
+    attack_choices,
+    attack_label,
+    current_dataset,
+    model_title,
+    result_or_job,
+    show_pngs,
+)
 
 st.title("Recommendation Impact")
 spec, ds = current_dataset()
-attack = st.session_state.get(ATTACK_JOB_KEY)
-if attack is None:
-    st.info("No attack chosen yet. Run one in the Attack Lab first; this page retrains the "
-            "recommender on its poisoned features.")
+attacks = attack_choices(ds)  # this session's Attack Lab attack, then the cache's, newest first
+if not attacks:
+    st.info("No attack computed on this dataset yet. Run one in the Attack Lab; this page "
+            "retrains the recommender on its poisoned features.")
     st.page_link("app_pages/attack_lab.py", label="Open the Attack Lab", icon=":material/bug_report:")
     st.stop()
-st.caption(f"Attack: **{attack.spec.title}** · {attack.source} → "
-           f"{attack.target} · {attack.extractor.label} · "
-           f"{attack.limit or 'all'} images (from the Attack Lab)")
+attack = st.selectbox("Attack (the Attack Lab's first, then every computed one, newest first)",
+                      attacks, format_func=attack_label, key="impact_attack")
 
 mode = st.radio("Categories (CHR@K)", CATEGORY_MODES, format_func=MODE_NAMES.get,
                 horizontal=True, key="impact_categories",

@@ -1,4 +1,6 @@
 """AppTest per page: no exception, and the real content is there."""
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 from helpers import ROOT, make_authors, make_generic
@@ -12,7 +14,7 @@ def app(demo_dir, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("ADVREC_DATA_ROOTS", str(tmp_path))  # the tests' dataset folders
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
-    return at.run()
+    return at.switch_page("app_pages/data.py").run()  # (the landing page is the Story)
 
 
 def gallery(at):
@@ -192,7 +194,27 @@ def test_attack_lab_failed_job_shows_its_error(page):
 
 def test_impact_page_needs_an_attack_first(page):
     at = page("impact").run()
-    assert not at.exception and "Run one in the Attack Lab first" in at.info[0].value
+    assert not at.exception and "No attack computed on this dataset yet" in at.info[0].value
+
+
+def test_impact_page_in_a_fresh_session_offers_the_cached_attacks(page):
+    """An attack computed elsewhere (the CLI here) is on the page without visiting the
+    Attack Lab, newest first, and its cached clean-vs-poisoned result shows at once."""
+    from advrec_core.experiments.attack import run_attack_job
+    from advrec_core.experiments.poison import PoisonJob, run_poison
+    from advrec_core.recommenders import RecConfig
+
+    ds = load_demo()
+    old = replace(small_attack(), limit=3)
+    run_attack_job(ds, old)
+    run_poison(ds, PoisonJob(small_attack(), RecConfig(epochs=10), (0,)))  # newer
+    at = page("impact").run()
+    assert not at.exception
+    options = at.selectbox(key="impact_attack").options
+    assert len(options) == 2 and "4 images" in options[0] and "3 images" in options[1]
+    at.number_input(key="impact_seeds").set_value(1)
+    at.number_input(key="impact_epochs").set_value(10).run()
+    assert not at.exception and "CHR@20 poisoned" in [m.label for m in at.metric]
 
 
 def test_impact_page_trains_clean_vs_poisoned(page):

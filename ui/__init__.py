@@ -66,6 +66,22 @@ def current_dataset():
     return spec, get_dataset(spec)
 
 
+def attack_choices(ds) -> list:
+    """AttackJobs to pick from: this session's Attack Lab attack, then every attack computed
+    on `ds` (any session, the CLI, the grid), newest first."""
+    from advrec_core.experiments.attack import computed_attacks
+
+    mine = st.session_state.get(ATTACK_JOB_KEY)
+    found = [job for job, _ in computed_attacks(ds)]
+    return ([mine] if mine is not None else []) + [j for j in found if j != mine]
+
+
+def attack_label(job) -> str:
+    """"PGD (ε=8) · Sandal → Running shoe · demo-cnn/traditional · 4 images"."""
+    return (f"{job.spec.title} · {job.source} → {job.target} · {job.extractor.label} · "
+            f"{job.limit or 'all'} images" + (f" · {job.upload.label}" if job.upload.label else ""))
+
+
 def category_mode(prefix: str, index: int = 0, help: str = "") -> str:
     """The "Categories" radio (predicted | given); changing it resets the page's pair."""
     return st.radio("Categories", CATEGORY_MODES, format_func=MODE_NAMES.get, index=index,

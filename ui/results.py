@@ -89,3 +89,31 @@ def table2(table: pd.DataFrame, paper: pd.DataFrame, paper_ds: str) -> None:
                 ours(panel)
     if all(p.metric != "LPIPS-vgg" for p in panels) and attack_only["SR"].notna().any():
         st.caption(LPIPS_MISSING + ".")
+
+
+def story_finding(f) -> None:
+    """One `experiments.story.Finding`: its sentence, its picture (the clean / perturbed pair
+    at the judging zoom, or the CHR bars with the change's interval) and its page."""
+    import plotly.graph_objects as go
+
+    from advrec_core.data.images import display_factor
+    from advrec_core.viz import amplified, upscale
+
+    with st.container(border=True):
+        st.markdown(f.text)
+        if f.pair is not None:
+            clean, adv = f.pair
+            z = display_factor(*clean.shape[:2], 384)
+            from ui import show_pngs
+
+            show_pngs([upscale(im, z) for im in (clean, adv, amplified(clean, adv, 10))],
+                      ["clean", "perturbed", "perturbation ×10"])
+        if f.chr is not None:
+            c = f.chr
+            fig = go.Figure(go.Bar(x=["clean", "poisoned"], y=[c["clean"], c["poisoned"]],
+                                   marker_color=["#8aa", "#d62"], error_y=dict(
+                                       type="data", array=[0, c["ci95"]], visible=True)))
+            fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10),
+                              title=f"CHR@{c['k']} of {c['source']} (bar: 95% CI of the change)")
+            st.plotly_chart(fig, key=f"story_{f.kind}_{'_'.join(f.cell)}")
+        st.page_link(f.page, label="Open the page that shows it", icon=":material/arrow_forward:")

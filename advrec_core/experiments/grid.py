@@ -96,6 +96,14 @@ class GridSpec:
         return [(cell_title(a, d, m), self.cell(a, d, m)) for a, d, m in rows.itertuples(False)]
 
 
+def computed_pairs(ds: Dataset, cache: Cache | None = None) -> list[tuple[str, str]]:
+    """(source, target) of every attack computed on `ds` (any session, the CLI, the grid),
+    newest first, each pair once: the grids there are something to show."""
+    from .attack import computed_attacks
+
+    return list(dict.fromkeys((job.source, job.target) for job, _ in computed_attacks(ds, cache)))
+
+
 def cell_title(attack: str, defense: str, model: str) -> str:
     """"VBPR · PGD (ε=8) · AT"."""
     return f"{RECOMMENDERS.get(model).title} · {attack_title(attack)} · {DEFENSES.get(defense).short}"

@@ -1,0 +1,103 @@
+"""The Story page and the report: sentences generated from the computed results (numbers
+checked against the results themselves), what is missing and how long it would take here,
+the self-contained HTML report, and the landing page in a real browser."""
+import re
+
+import numpy as np
+import pytest
+from helpers import ROOT
+from streamlit.testing.v1 import AppTest
+
+from advrec_core.cli import main
+from advrec_core.data import load_dataset
+from advrec_core.experiments.attack import AttackJob, run_attack_job
+from advrec_core.experiments.poison import run_poison
+from advrec_core.experiments.story import STORY_CELLS, estimate, story_spec, tell, wilson
+from advrec_core.report import report_html
+from tests.test_experiments import QUICK
+from ui.browser import browser_page, streamlit_server, why_no_browser
+
+
+def computed_story_cell(ds):
+    """The Traditional story cell, computed as a user would: an attack in the Attack Lab
+    (4 images), then the story's clean-vs-poisoned VBPR cell on it."""
+    run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=QUICK, limit=4))
+    spec = story_spec(ds).fitted(ds.n_items)
+    a, d, m = STORY_CELLS[0]
+    return spec, run_poison(ds, spec.cell(a, d, m))
+
+
+def test_nothing_computed_says_so(demo_dir):
+    ds = load_dataset("demo")
+    story = tell(ds)
+    assert not story.findings
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception and at.title[0].value.startswith("Poisoned product photos")
+    assert "None of the story's results is computed" in at.info[0].value
+    assert at.button(key="story_run").label == "Compute the demo story"
+
+
+def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys):
+    ds = load_dataset("demo")
+    spec, res = computed_story_cell(ds)
+    story = tell(ds)
+    kinds = [f.kind for f in story.findings]
+    assert kinds == ["attack", "perception", "impact"], kinds  # T only: AT is missing
+    assert [t for t, _ in story.missing] == ["VBPR · PGD (ε=8) · AT"]
+    avg = res.attack_summary["averages"]
+    lo, hi = wilson(round(avg["SR"] * avg["n"]), avg["n"])
+    attack = story.findings[0].text
+    assert f"**{avg['SR']:.0%}** of 4 Sandal images (95% CI {lo:.0%}–{hi:.0%})" in attack
+    ch = res.change.set_index("K").loc[20]
+    impact = story.findings[2].text
+    assert f"CHR@20 {ch['clean']:.4f} → {ch['poisoned']:.4f}" in impact
+    assert f"**{ch['relative']:+.0%}**" in impact and "3 seeds" in impact
+    assert ("not significant" in impact) == (not ch["p_value"] < 0.05)
+    clean, adv = story.findings[0].pair
+    assert clean.shape == adv.shape == (96, 96, 3) and np.abs(adv.astype(int) - clean).max() <= 8
+    seconds, how = estimate(None, story.missing)  # timed from this cache's own builds
+    assert seconds is not None and seconds > 0 and "median" in how
+    page = report_html(ds)
+    assert "<script" not in page and 'src="http' not in page  # offline, no code
+    assert page.count("data:image/png;base64,") >= 3
+    assert f"{ch['clean']:.4f}" in page and "Table 1" in page and "Table 2" in page
+    out = tmp_path / "report.html"
+    assert main(["--quiet", "report", "demo", "--out", str(out)]) == 0
+    assert out.read_text().startswith("<!doctype html>") and "written" in capsys.readouterr().out
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    assert not at.exception
+    texts = " ".join(m.value for m in at.markdown)
+    assert f"CHR@20 {ch['clean']:.4f} → {ch['poisoned']:.4f}" in texts
+    assert at.get("download_button") and at.button(key="story_run")
+
+
+REASON = why_no_browser()
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"no browser: {REASON}")
+def test_landing_page_and_report_in_a_browser(demo_dir, cache_dir, tmp_path):
+    import os
+    from pathlib import Path
+
+    ds = load_dataset("demo")
+    _, res = computed_story_cell(ds)
+    ch = res.change.set_index("K").loc[20]
+    shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    report = tmp_path / "report.html"
+    report.write_text(report_html(ds))
+    with streamlit_server(cache_dir) as url, browser_page() as page:
+        page.goto(url)  # "/": the Story
+        page.get_by_text("fooled the undefended CNN").wait_for(timeout=120_000)
+        page.get_by_text("put Sandal items in top-20 lists").wait_for(timeout=60_000)
+        body = page.locator("body").inner_text()
+        assert re.search(r"on \d+% of 4 Sandal images \(95% CI \d+%–\d+%\)", body), body[:2000]
+        assert f"{ch['clean']:.4f} → {ch['poisoned']:.4f}" in body
+        page.screenshot(path=str(shots / "story.png"), full_page=True)
+        page.route("**/*", lambda r: r.abort() if r.request.url.startswith("http")
+                   else r.continue_())  # offline: nothing may load from a network
+        page.goto(report.as_uri())
+        page.get_by_text("What we found").wait_for()
+        assert page.locator("img").count() >= 3
+        assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+        page.screenshot(path=str(shots / "report.png"), full_page=True)
