@@ -123,7 +123,7 @@ def test_data_page_refuses_a_folder_outside_the_roots(tmp_path, monkeypatch, dem
     outside = make_generic(tmp_path / "elsewhere", ["u1,A,1", "u1,B,2", "u2,A,3"])
     monkeypatch.setenv("ADVREC_DATA_ROOTS", str(tmp_path / "data"))
     monkeypatch.chdir(ROOT)
-    at = app().run()
+    at = app("data").run()
     at.radio(key="data_source").set_value("Dataset folder").run()
     at.text_input(key="data_folder").input(str(outside)).run()
     assert "outside the allowed roots" in at.error[0].value and not at.metric
