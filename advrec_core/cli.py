@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .attacks import ATTACKS, AttackSpec, Upload
+from .attacks import ATTACKS, PRECISIONS, AttackSpec, Upload
 from .attacks.upload import ATTACK_AT, parse_channel
 from .cache import Cache, atomic_write_bytes
 from .data import DEMO, DUPLICATES, DataConfig
@@ -176,7 +176,8 @@ def _cmd_attack(args: argparse.Namespace) -> int:
                     extractor=extractor,
                     limit=args.limit, batch_size=args.batch_size, seed=args.seed,
                     lpips=tuple(args.lpips.split(",")) if args.lpips else (),
-                    categories=args.categories, upload=_upload(args))
+                    categories=args.categories, upload=_upload(args),
+                    precision=args.attack_precision)
     res = run_attack_job(ds, job, _cache(args), args.device, progress)
     if args.json:
         print(json.dumps(res.summary, indent=1))
@@ -306,7 +307,7 @@ def _cmd_poison(args: argparse.Namespace) -> int:
     job = PoisonJob(AttackJob(source=source, target=target, spec=_attack_spec(args),
                               extractor=extractor,
                               limit=args.limit, lpips=(), categories=args.categories,
-                              upload=_upload(args)),
+                              upload=_upload(args), precision=args.attack_precision),
                     rec=_rec_config(args), seeds=tuple(args.seeds), ks=tuple(args.k),
                     feature_scale=args.feature_scale)
     res = run_poison(ds, job, cache, args.device, progress)
@@ -377,6 +378,7 @@ def _cmd_grid(args: argparse.Namespace) -> int:
                     cw_steps=args.cw_steps or None, extractor=extractor,
                     categories=args.categories, weights=weights,
                     feature_scale=args.feature_scale, upload=_upload(args),
+                    attack_precision=args.attack_precision,
                     **{k: tuple(v) for k, v in given.items() if v is not None})
     rec = {k: v for k, v in (("epochs", args.rec_epochs), ("precision", args.precision)) if v}
     spec = replace(spec, rec=replace(spec.rec, **rec)).fitted(ds.n_items)
@@ -603,6 +605,13 @@ def _add_upload_args(p: argparse.ArgumentParser) -> None:
                         "differentiable resize; model: at the model's input size (the paper's)")
 
 
+def _add_attack_precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--attack-precision", default="fp32", choices=PRECISIONS,
+                   help="the perturbation search's arithmetic: fp32 (default) or bf16 (conv-BN "
+                        "folded, channels-last, bf16 autocast: ~2.7x faster PGD on a CPU with "
+                        "AVX512-BF16; SR and features still measured in fp32)")
+
+
 def _upload(args: argparse.Namespace) -> Upload:
     return Upload(args.attack_at, args.channel)
 
@@ -674,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="class to reach, e.g. 'Running shoe' (ResNet50: or 770)")
     _add_attack_args(a)
     _add_upload_args(a)
+    _add_attack_precision_arg(a)
     a.add_argument("--batch-size", type=int, default=64)
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--lpips", default="vgg,alex", help="LPIPS backbones, comma-separated ('' none)")
@@ -706,6 +716,7 @@ def build_parser() -> argparse.ArgumentParser:
     pz.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     _add_attack_args(pz)
     _add_upload_args(pz)
+    _add_attack_precision_arg(pz)
     _add_rec_args(pz)
     _add_extractor_args(pz)
     _add_categories_arg(pz)
@@ -751,6 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_categories_arg(g)
     _add_feature_scale_arg(g)
     _add_upload_args(g)
+    _add_attack_precision_arg(g)
     g.set_defaults(func=_cmd_grid)
 
     rp = sub.add_parser("report", help="a one-page self-contained HTML report: the story, "

@@ -1,7 +1,8 @@
 """Attack throughput: our FGSM / PGD-10 vs torchattacks, same model, batch and device, in one
 run (ratio > 1: ours is faster), plus C&W L2 time per image at the paper's settings.
 
-    python benchmarks/attacks.py                 # CPU: the demo CNN at 64x64
+    python benchmarks/attacks.py                 # CPU: the demo CNN at its 96x96 (fp32, and
+                                                 # bf16 search where the CPU has AVX512-BF16)
     python benchmarks/attacks.py --resnet50      # also ResNet50 at 224x224 (on CUDA: bf16
                                                  # autocast + channels_last; target >= 2,000
                                                  # images/s PGD-10 on an H100)
@@ -16,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from advrec_core.attacks import FGSM, PGD, CarliniWagnerL2
+from advrec_core.attacks import FGSM, PGD, CarliniWagnerL2, quantize, search_model
 from advrec_core.data import load_dataset
 from advrec_core.experiments.images import item_images
 from advrec_core.extractors import ExtractorConfig, load_extractor
@@ -33,26 +34,50 @@ def timed(fn, repeats: int, sync) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def compare(name: str, model, x, y, repeats: int, autocast) -> None:
+def compare(name: str, model, x, y, repeats: int, autocast, bf16: bool = False) -> None:
+    """Ours (fp32; and bf16 where `bf16`) vs torchattacks (fp32) on the same model, batch and
+    device: images/s, ratio, success rate on the 8-bit result, and the largest difference
+    between our fp32 output and torchattacks' (the paper's PGD: no random start)."""
     import torchattacks
 
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
     rows = []
     for label, ours, peer in [
         ("FGSM", FGSM(8 / 255), torchattacks.FGSM(model, eps=8 / 255)),
-        ("PGD-10", PGD(8 / 255, steps=10, random_start=True),
-         torchattacks.PGD(model, eps=8 / 255, alpha=8 / 255 / 6,
-                                                           steps=10, random_start=True)),
+        ("PGD-10", PGD(8 / 255, steps=10),
+         torchattacks.PGD(model, eps=8 / 255, alpha=8 / 255 / 6, steps=10, random_start=False)),
     ]:
         peer.set_mode_targeted_by_label(quiet=True)
         with autocast():
             t_ours = timed(lambda ours=ours: ours(model, x, y), repeats, sync)
             t_peer = timed(lambda peer=peer: peer(x, y), repeats, sync)
-        rows.append((label, len(x) / t_ours, len(x) / t_peer))
+            a_ours, a_peer = ours(model, x, y), peer(x, y)
+        row = {"label": label, "ours": len(x) / t_ours, "peer": len(x) / t_peer,
+               "sr_ours": sr(model, a_ours, y), "sr_peer": sr(model, a_peer, y),
+               "diff": (a_ours.float() - a_peer.float()).abs().max().item()}
+        if bf16:
+            view, context = search_model(model, "bf16", x.device)
+            with context():
+                t_bf = timed(lambda ours=ours, view=view: ours(view, x, y), repeats, sync)
+                a_bf = ours(view, x, y).float()
+            row |= {"bf16": len(x) / t_bf, "sr_bf16": sr(model, a_bf, y)}
+        rows.append(row)
     print(f"\n{name}: batch {len(x)}, {tuple(x.shape[1:])}, {x.device}")
-    print(f"{'attack':8} {'ours img/s':>12} {'torchattacks':>14} {'ratio':>7}")
-    for label, a, b in rows:
-        print(f"{label:8} {a:12.1f} {b:14.1f} {a / b:7.2f}x")
+    print(f"{'attack':8} {'ours img/s':>11} {'torchattacks':>13} {'ratio':>6} {'SR ours':>8} "
+          f"{'SR peer':>8} {'max|diff|':>10}" + (f" {'bf16 img/s':>11} {'ratio':>6} "
+                                                 f"{'SR bf16':>8}" if bf16 else ""))
+    for r in rows:
+        line = (f"{r['label']:8} {r['ours']:11.1f} {r['peer']:13.1f} {r['ours'] / r['peer']:5.2f}x "
+                f"{r['sr_ours']:8.1%} {r['sr_peer']:8.1%} {r['diff']:10.2e}")
+        if bf16:
+            line += f" {r['bf16']:11.1f} {r['bf16'] / r['peer']:5.2f}x {r['sr_bf16']:8.1%}"
+        print(line)
+
+
+def sr(model, adv, y) -> float:
+    """Targeted success on the 8-bit image, judged in fp32 by the original model."""
+    with torch.no_grad():
+        return (model(quantize(adv.float())).argmax(1) == y).float().mean().item()
 
 
 def cw_time(model, x, y) -> None:
@@ -85,10 +110,11 @@ def main() -> int:
     ds = load_dataset("demo")
     model, _ = load_extractor(ExtractorConfig(), ds.corpus, device=dev)
     items = np.flatnonzero(ds.category_names() == "Sandal")[:args.batch]
-    x = item_images(ds, items, 64).to(dev)
+    x = item_images(ds, items, model.input_size).to(dev)  # the demo's own 96 px
     y = torch.full((len(x),), model.class_names.index("Running shoe"), device=dev)
+    bf16 = dev.type == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()
     compare("demo-cnn (Traditional), Sandal -> Running shoe", model, x, y, args.repeats,
-            contextlib.nullcontext)
+            contextlib.nullcontext, bf16)
     if args.cw_images:
         cw_time(model, x[:args.cw_images], y[:args.cw_images])
     if args.resnet50:

@@ -194,3 +194,30 @@ def test_attack_specs_hold_one_unit_and_refuse_what_an_attack_does_not_take():
         AttackSpec("fgsm", 4, steps=3)
     with pytest.raises(AdvRecError, match="C&W has no random start"):
         AttackSpec("cw", None, random_start=True)
+
+
+def test_bf16_search_keeps_the_budget_and_measures_in_fp32(setup):
+    """The bf16 search (conv-BN folded, channels-last, autocast) stays in the eps-ball on the
+    8-bit grid, succeeds about as often as fp32, and its predictions and features are the
+    fp32 model's on the result. Where the CPU lacks bf16 it is refused in one line."""
+    from advrec_core.attacks import search_model
+    from advrec_core.errors import AdvRecError
+
+    model, x, target = setup
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(AdvRecError, match="AVX512-BF16"):
+            search_model(model, "bf16")
+        return
+    view, _ = search_model(model, "bf16")
+    assert not any(p.requires_grad for p in view.parameters())
+    with torch.no_grad():  # the folded copy computes the same function (fp32)
+        assert (view(x) - model(x)).abs().max() < 1e-4
+    fp32 = run_attack(PGD(8 / 255), model, x, target)
+    bf16 = run_attack(PGD(8 / 255), model, x, target, precision="bf16")
+    assert bf16.adv.dtype == torch.float32 and (bf16.adv - x).abs().max() <= 8 / 255 + 1e-6
+    assert torch.equal(bf16.adv, quantize(bf16.adv))
+    assert abs(bf16.success.float().mean() - fp32.success.float().mean()) <= 0.1
+    f, p, _ = model.classify(bf16.adv)
+    assert torch.equal(p, bf16.pred_adv) and torch.allclose(f, bf16.features_adv)
+    with pytest.raises(AdvRecError, match="precision"):
+        search_model(model, "fp8")

@@ -5,11 +5,12 @@ Each attack module registers its class in ATTACKS; an AttackSpec names one setti
 data come in at call time: ``attack(model, x, labels, generator) -> x_adv``. `Upload` says
 where the attack happens (the full-size photo or the model's input) and what the platform
 does to the upload."""
-from .common import ATTACKS, AttackOutput, quantize, run_attack
+from .common import ATTACKS, PRECISIONS, AttackOutput, quantize, run_attack, search_model
 from .cw import CarliniWagnerL2  # noqa: I001  registers cw
 from .gradient import FGSM, PGD, LinfGradientAttack  # registers fgsm, pgd (the paper's order)
 from .spec import AttackSpec
 from .upload import CHANNELS, Upload
 
 __all__ = ["ATTACKS", "AttackSpec", "FGSM", "PGD", "LinfGradientAttack", "CarliniWagnerL2",
-           "quantize", "run_attack", "AttackOutput", "CHANNELS", "Upload"]
+           "quantize", "run_attack", "AttackOutput", "CHANNELS", "Upload", "PRECISIONS",
+           "search_model"]

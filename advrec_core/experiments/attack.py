@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from ..attacks import AttackSpec, Upload, run_attack
+from ..attacks import PRECISIONS, AttackSpec, Upload, run_attack
 from ..attacks.upload import to_model_size, to_tensor
 from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
 from ..config import from_jsonable
@@ -61,10 +61,14 @@ class AttackJob:
     # clean image (as in the paper) | "true": the dataset's given category
     upload: Upload = field(default_factory=Upload)  # where the attack happens (the full-size
     # photo | the model's input) and the platform's channel (png | jpeg:Q | resize:N)
+    precision: str = "fp32"  # the perturbation search's arithmetic: fp32 | bf16 (search_model)
 
     def __post_init__(self):
         check_mode(self.categories)
         check_limit(self.limit)
+        if self.precision not in PRECISIONS:
+            raise AdvRecError(f"attack precision must be one of {', '.join(PRECISIONS)}, not "
+                              f"{self.precision!r}")
 
     @property
     def label(self) -> str:
@@ -73,7 +77,8 @@ class AttackJob:
         "pgd-8/traditional/jpeg:75" through a lossy channel."""
         given = "/given" if self.categories == "true" else ""
         channel = f"/{self.upload.label}" if self.upload.label else ""
-        return f"{self.spec.label}/{self.extractor.defense}{given}{channel}"
+        bf16 = "/bf16" if self.precision != "fp32" else ""
+        return f"{self.spec.label}/{self.extractor.defense}{given}{channel}{bf16}"
 
 
 def _heat(metric: str, values: np.ndarray) -> np.ndarray:
@@ -212,7 +217,7 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
             idx = [i for i, p in enumerate(photos) if p.shape == shape]
             x = to_tensor([photos[i] for i in idx])
             out = run_attack(attack, model, x, torch.full((len(idx),), target), job.batch_size,
-                             device, job.seed, upload=job.upload,
+                             device, job.seed, upload=job.upload, precision=job.precision,
                              progress=progress and _offset(progress, len(rows), n))
             df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
                                        out.success, out.fl_map, lpips)
@@ -257,7 +262,7 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
         summary = {"source": job.source, "target": job.target, "attack": job.spec.label,
                    "categories": job.categories, "settings": repr(attack),
                    "extractor": job.extractor.label, "attack_at": job.upload.at,
-                   "channel": job.upload.channel,
+                   "channel": job.upload.channel, "precision": job.precision,
                    "photo_sizes": [f"{w}x{h}" for h, w, _ in shapes],
                    "maps_size": f"{maps_at[1]}x{maps_at[0]}",
                    "device": str(device), "attack_seconds": round(seconds, 3),

@@ -52,6 +52,7 @@ class GridSpec:
     categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
     feature_scale: str = "clean"  # PoisonJob.feature_scale of every cell
     upload: Upload = field(default_factory=Upload)  # every attack's upload channel
+    attack_precision: str = "fp32"  # every attack's search arithmetic (AttackJob.precision)
     weights: tuple[tuple[str, str], ...] = ()  # resnet50: (defense, checkpoint file) pairs, e.g.
     # (("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")); a defense without
     # one uses torchvision's ImageNet weights. Empty: every defense uses extractor.weights
@@ -74,7 +75,8 @@ class GridSpec:
         if spec.eps is None and self.cw_steps is not None:  # the L2 attack: C&W
             spec = replace(spec, steps=self.cw_steps)
         return AttackJob(self.source, self.target, spec, self.extractor_for(defense),
-                         limit=self.limit, categories=self.categories, upload=self.upload)
+                         limit=self.limit, categories=self.categories, upload=self.upload,
+                         precision=self.attack_precision)
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
         return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
