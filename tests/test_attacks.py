@@ -221,3 +221,15 @@ def test_bf16_search_keeps_the_budget_and_measures_in_fp32(setup):
     assert torch.equal(p, bf16.pred_adv) and torch.allclose(f, bf16.features_adv)
     with pytest.raises(AdvRecError, match="precision"):
         search_model(model, "fp8")
+
+
+def test_cw_in_bf16_keeps_only_successes_the_fp32_model_confirms(setup):
+    """C&W searched in bf16 judges every kept image with the fp32 model: each image it
+    changed is classified as the target in fp32 (what run_attack reports)."""
+    model, x, target = setup
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no bf16")
+    out = run_attack(CarliniWagnerL2(steps=60, binary_search_steps=3, initial_const=1.0,
+                                     lr=0.01), model, x, target, precision="bf16")
+    changed = (out.adv != x).flatten(1).any(1)
+    assert changed.any() and out.success[changed].all()

@@ -24,9 +24,10 @@ PRECISIONS = ("fp32", "bf16")  # the perturbation search's arithmetic
 class _ChannelsLast(nn.Module):
     """`model` fed channels-last inputs (oneDNN's and cuDNN's fast layout for convolutions)."""
 
-    def __init__(self, model: nn.Module, std: torch.Tensor):
+    def __init__(self, model: nn.Module, std: torch.Tensor, judge: nn.Module | None = None):
         super().__init__()
         self.model, self.std = model, std
+        self.__dict__["judge"] = judge  # the fp32 model that judges success (not a submodule)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=torch.channels_last))
@@ -60,7 +61,7 @@ def search_model(model: nn.Module, precision: str = "fp32",
     fused = fuse(model).to(memory_format=torch.channels_last)
     for param in fused.parameters():
         param.requires_grad_(False)  # gradients for the input only
-    view = _ChannelsLast(fused, getattr(model, "std", None)).eval()
+    view = _ChannelsLast(fused, getattr(model, "std", None), judge=model).eval()
     return view, lambda: torch.autocast(device.type, dtype=torch.bfloat16)
 
 

@@ -5,7 +5,9 @@ Minimises ||x' - x||_2^2 + c * f(x') with x' = (tanh(w) + 1) / 2 (the box constr
 free), f(x') = max(max_{j != t} Z_j - Z_t, -kappa) for target t, by Adam on w; a binary
 search over c per sample; the smallest successful perturbation of every sample is kept,
 judged on the 8-bit image a seller would upload when `quantize` is set. Samples never
-successful come back unchanged. Batched: every sample has its own c and search bounds.
+successful come back unchanged. Batched: every sample has its own c, search bounds, Adam
+state and early abort (a sample whose loss stopped falling leaves the batch until the next
+search step, so it costs nothing more).
 
 Inputs (B, C, H, W) in [0, 1], labels (B,) int64 targets. Output (B, C, H, W) in [0, 1]."""
 from __future__ import annotations
@@ -53,36 +55,68 @@ class CarliniWagnerL2:
         best = x0.clone()
         w0 = torch.atanh((2 * x0 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
         check_every = max(1, self.steps // 10)
+        # where the search runs on a reduced-precision copy (`search_model`), successes are
+        # judged by the fp32 model it carries, outside autocast, and only judged ones count
+        judge = getattr(model, "judge", None)
+        strict = judge is not None
+        judge = judge or model
+        b1, b2, adam_eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
         for _ in range(self.binary_search_steps):
-            w = w0.clone().requires_grad_(True)
-            opt = torch.optim.Adam([w], lr=self.lr)
+            # the samples still improving, kept contiguous: their ids, w, Adam's moments,
+            # clean images, targets and c (compacted only when some stop, every check)
+            idx = torch.arange(B, device=dev)
+            wa, xa, la, ca = w0.clone(), x0, labels, const
+            m, v = torch.zeros_like(wa), torch.zeros_like(wa)
+            prev = torch.full((B,), float("inf"), device=dev)
             found = torch.zeros(B, dtype=torch.bool, device=dev)
-            prev = float("inf")
             for it in range(self.steps):
-                adv = (torch.tanh(w) + 1) / 2  # (B, C, H, W) in [0, 1]
+                if idx.numel() == 0:
+                    break
+                wa.requires_grad_(True)
+                adv = (torch.tanh(wa) + 1) / 2  # (A, C, H, W) in [0, 1]
                 logits = model(adv)
-                l2 = (adv - x0).pow(2).flatten(1).sum(1)
-                f = (self.confidence - _margin(logits, labels)).clamp(min=0)
-                loss = (l2 + const * f).sum()
-                (w.grad,) = torch.autograd.grad(loss, w)  # the model's .grad stays untouched
-                opt.step()
+                l2 = (adv - xa).pow(2).flatten(1).sum(1)
+                f = (self.confidence - _margin(logits, la)).clamp(min=0)
+                loss = l2 + ca * f  # (A,)
+                (g,) = torch.autograd.grad(loss.sum(), wa)  # the model's .grad untouched
                 with torch.no_grad():
-                    # judge the 8-bit image, but only where the float one already succeeds
-                    # (quantising rarely creates success), saving most extra forwards
-                    ok = _margin(logits.detach(), labels) >= self.confidence
+                    wa = wa.detach()  # Adam, as torch.optim.Adam computes it
+                    step = it + 1  # every active sample has been active since step 1
+                    m.mul_(b1).add_(g, alpha=1 - b1)
+                    v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                    denom = (v.sqrt() / (1 - b2 ** step) ** 0.5).add_(adam_eps)
+                    wa.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** step))
+                    # judge the 8-bit image, only where the float one succeeds and is closer
+                    # than the best so far (rounding adds to L2, so no other can beat it)
                     cand = adv.detach()
-                    if self.quantize and ok.any():
-                        cand = quantize(cand)
-                        ok[ok.clone()] = _margin(model(cand[ok]), labels[ok]) >= self.confidence
-                    cand_l2 = (cand - x0).pow(2).flatten(1).sum(1)
-                    better = ok & (cand_l2 < best_l2)
-                    best_l2 = torch.where(better, cand_l2, best_l2)
-                    best[better] = cand[better]
-                    found |= ok
-                if self.abort_early and it % check_every == 0:
-                    if loss.item() > prev * 0.9999:
-                        break
-                    prev = loss.item()
+                    cand_l2 = (cand - xa).pow(2).flatten(1).sum(1)
+                    ok = _margin(logits.detach().float(), la) >= self.confidence
+                    if not strict:
+                        found[idx] |= ok
+                        ok &= cand_l2 < best_l2[idx]
+                    if (self.quantize or strict) and ok.any():
+                        q = quantize(cand[ok]) if self.quantize else cand[ok]
+                        with torch.autocast(dev.type, enabled=False):
+                            good = _margin(judge(q).float(), la[ok]) >= self.confidence
+                        rows = ok.nonzero().squeeze(1)
+                        cand_l2 = cand_l2.clone()
+                        cand_l2[rows] = (q - xa[ok]).pow(2).flatten(1).sum(1)
+                        ok[rows] = good
+                        cand = cand.clone()
+                        cand[rows] = q
+                        if strict:
+                            found[idx[rows[good]]] = True
+                    better = ok & (cand_l2 < best_l2[idx])
+                    best_l2[idx[better]] = cand_l2[better]
+                    best[idx[better]] = cand[better]
+                    if self.abort_early and it % check_every == 0:
+                        # each sample stops when its own loss stopped falling (the original
+                        # C&W stops a batch on its total: one straggler holds them all)
+                        keep = loss.detach() <= prev * 0.9999
+                        prev = loss.detach()
+                        if not keep.all():
+                            idx, wa, xa, la, ca = idx[keep], wa[keep], xa[keep], la[keep], ca[keep]
+                            m, v, prev = m[keep], v[keep], prev[keep]
             upper = torch.where(found, torch.minimum(upper, const), upper)
             lower = torch.where(found, lower, torch.maximum(lower, const))
             const = torch.where(upper < 1e9, (lower + upper) / 2, const * 10)
