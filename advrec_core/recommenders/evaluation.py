@@ -273,7 +273,8 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
         r, c = data.rows(data.test_indptr, data.test_items, users)
         relevant = torch.zeros_like(scores, dtype=torch.bool)
         relevant[r, c] = True
-        n_rel = relevant.sum(1)
+        pairs = torch.unique(r * data.n_items + c)  # distinct (user, item): counted sparsely,
+        n_rel = torch.bincount(pairs // data.n_items, minlength=len(users))  # not over (B, N)
         has = n_rel > 0
         batch.hits = (relevant.gather(1, top.clamp(min=0)) & valid)[has]
         batch.n_rel = n_rel[has]
