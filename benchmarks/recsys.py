@@ -119,6 +119,29 @@ def cornac_eval_time(model, train_set, test, n_users):
     return time.perf_counter() - t0, res[0][0]  # ([NDCG@10 average], per-user)
 
 
+def peak_rss(epochs: int, precision: str) -> float:
+    """GiB: the peak resident memory of a fresh process that builds the Amazon-Men-size
+    problem, trains our VBPR on it and evaluates it (nothing of Cornac loaded)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--rss-child", "--epochs", str(epochs),
+                          "--precision", precision], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1]) / 2**20  # ru_maxrss: KiB on Linux
+
+
+def _rss_child(epochs: int, precision: str) -> None:
+    import resource
+
+    _, train, test, n_users, n_items, feats = amazon_men_problem()
+    data = RankingData.from_frames(train, test, n_users, n_items, np.zeros(n_items, np.int64),
+                                   ("all",))
+    cfg = RecConfig(model="vbpr", epochs=epochs, factors=64, visual_factors=64,
+                    batch_size=512, lr=1e-3, reg=1e-2, biases=True, precision=precision)
+    _, users_v, items_v = ours(train, data, feats, cfg)
+    evaluate(users_v, items_v, data, ks=(10,))
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", nargs="+", default=["demo", "amazon"], choices=["demo", "amazon"])
@@ -129,7 +152,11 @@ def main() -> int:
     ap.add_argument("--no-biases", dest="biases", action="store_false",
                     help="train our VBPR as the paper's eq. 2 (no item/visual biases); by "
                          "default it has them, like Cornac's, for a like-for-like comparison")
+    ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.rss_child:
+        _rss_child(args.epochs, args.precision[0])
+        return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
     for size in args.sizes:
         name, train, test, n_users, n_items, feats = (demo_problem() if size == "demo"
@@ -175,6 +202,9 @@ def main() -> int:
             print(f"full-ranking evaluation: ours {t_eval:.2f} s (HR/nDCG/Recall/Precision@10 "
                   f"+ CHR@10), cornac ranking_eval {t_ce:.2f} s (nDCG@10 {ndcg_c:.4f})"
                   f" -> {t_ce / t_eval:.1f}x")
+            for precision in args.precision:
+                print(f"peak RSS, ours {precision} (data + VBPR fit + evaluation, own process): "
+                      f"{peak_rss(args.epochs, precision):.2f} GiB (target < 4 GiB)")
     return 0
 
 
