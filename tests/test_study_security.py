@@ -230,7 +230,9 @@ REASON = why_no_browser()
 @pytest.mark.skipif(REASON is not None, reason=f"no browser: {REASON}")
 def test_a_participants_browser_gets_no_explore_content(cache_dir, tmp_path):
     env = {"ADVREC_ADMIN_PASSWORD": PASSWORD,
-           "ADVREC_STUDY_DB": f"sqlite:///{tmp_path / 'study.sqlite'}"}
+           "ADVREC_STUDY_DB": f"sqlite:///{tmp_path / 'study.sqlite'}",
+           # the README's study-server settings, given from the start (as on the command line)
+           "STREAMLIT_CLIENT_TOOLBAR_MODE": "minimal", "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "none"}
     with streamlit_server(cache_dir, env=env) as url, browser_page() as page:
         for path in URLS:
             page.goto(f"{url}/{path}")
@@ -239,6 +241,7 @@ def test_a_participants_browser_gets_no_explore_content(cache_dir, tmp_path):
             for leak in ("Category popularity", "Run attack", "Queue", "Studies",
                          "Recommendation Impact", "Explore", "Deploy"):
                 assert leak not in text, (path, leak)
+            assert page.locator('[data-testid="stMainMenu"]').count() == 0  # no toolbar menu
         page.get_by_label("Admin password").fill(PASSWORD)
         page.get_by_label("Admin password").press("Enter")
         page.get_by_role("link", name="Attack Lab").wait_for(timeout=60_000)  # the menu
