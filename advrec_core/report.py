@@ -99,7 +99,7 @@ def _tables_html(ds: Dataset, story: Story, cache: Cache) -> str:
     t1 = table[["model", "attack", "defense", f"CHR@{k} clean", f"CHR@{k} poisoned",
                 "relative", "p_value"]].copy()
     ref = paper_rows(paper, "table1", PAPER_DATASET, metric=f"CHR@{k}")
-    t1["paper CHR@20"] = [_paper(ref, r.model, r.attack, r.defense) for r in t1.itertuples()]
+    t1[f"paper CHR@{k}"] = [_paper(ref, r.model, r.attack, r.defense) for r in t1.itertuples()]
     cols = table2_columns(table)
     t2 = table.drop_duplicates(["attack", "defense"])[["attack", "defense", *cols]].copy()
     ref2 = paper_rows(paper, "table2", PAPER_DATASET)

@@ -39,7 +39,7 @@ if not story.findings:
     st.info("None of the story's results is computed on this dataset yet.")
 
 if story.missing or story.spec is None:
-    seconds, how = estimate(None, story.missing)
+    seconds, how = estimate(None, story.missing, story.attacks_missing)
     todo = [t for t, _ in story.missing] or ["choose the pair, then PGD (ε=8) on T and AT"]
     st.markdown("**Still to compute:** " + "; ".join(todo))
     st.caption(("About " + (f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s")

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from advrec_core.data.images import display_factor
 from advrec_core.experiments.categories import MODE_NAMES
 from advrec_core.experiments.grid import LPIPS_MISSING, by_attack_defense, paper_rows, table2_panels
 from advrec_core.metrics import IMAGE_METRICS
-from advrec_core.viz import heat_overlay
-from ui import heatmap
+from advrec_core.viz import amplified, heat_overlay, upscale
+from ui import heatmap, show_pngs
 from ui.compare import heat_html
 
 
@@ -94,18 +96,11 @@ def table2(table: pd.DataFrame, paper: pd.DataFrame, paper_ds: str) -> None:
 def story_finding(f) -> None:
     """One `experiments.story.Finding`: its sentence, its picture (the clean / perturbed pair
     at the judging zoom, or the CHR bars with the change's interval) and its page."""
-    import plotly.graph_objects as go
-
-    from advrec_core.data.images import display_factor
-    from advrec_core.viz import amplified, upscale
-
     with st.container(border=True):
         st.markdown(f.text)
         if f.pair is not None:
             clean, adv = f.pair
             z = display_factor(*clean.shape[:2], 384)
-            from ui import show_pngs
-
             show_pngs([upscale(im, z) for im in (clean, adv, amplified(clean, adv, 10))],
                       ["clean", "perturbed", "perturbation ×10"])
         if f.chr is not None:

@@ -2,12 +2,14 @@
 also takes the upload through the platform (`upload.Upload`) before classifying it."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ..errors import AdvRecError
 from ..metrics.visual import feature_loss_map
 from ..progress import Progress
 from ..registry import Registry
@@ -33,24 +35,25 @@ class _ChannelsLast(nn.Module):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
 
+def check_precision(precision: str) -> str:
+    """`precision` if it is one of PRECISIONS; one clear error otherwise."""
+    if precision not in PRECISIONS:
+        raise AdvRecError(f"attack precision must be one of {', '.join(PRECISIONS)}, not "
+                          f"{precision!r}")
+    return precision
+
+
 def search_model(model: nn.Module, precision: str = "fp32",
                  device: torch.device | str = "cpu") -> tuple[nn.Module, Callable]:
     """(the model the attack differentiates, a context to run the attack in).
 
     "fp32": the model itself, no context (results bitwise as always). "bf16": a copy with
     every convolution + batch norm folded into one convolution (torch.fx), in channels-last
-    layout, run under bf16 autocast: about 2.7x the fp32 PGD throughput on the demo CNN on a
+    layout, run under bf16 autocast: 2.5x the fp32 PGD-10 throughput on the demo CNN on a
     CPU with AVX512-BF16 (benchmarks/attacks.py). Only the search runs in bf16; `run_attack`
     classifies and extracts the quantised result in fp32 on the original model, so SR, FL and
     the features are fp32 measurements of a slightly different perturbation."""
-    import contextlib
-
-    from ..errors import AdvRecError
-
-    if precision not in PRECISIONS:
-        raise AdvRecError(f"attack precision must be one of {', '.join(PRECISIONS)}, not "
-                          f"{precision!r}")
-    if precision == "fp32":
+    if check_precision(precision) == "fp32":
         return model, contextlib.nullcontext
     device = torch.device(device)
     if device.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():

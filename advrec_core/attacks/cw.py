@@ -98,11 +98,9 @@ class CarliniWagnerL2:
                         q = quantize(cand[ok]) if self.quantize else cand[ok]
                         with torch.autocast(dev.type, enabled=False):
                             good = _margin(judge(q).float(), la[ok]) >= self.confidence
-                        rows = ok.nonzero().squeeze(1)
-                        cand_l2 = cand_l2.clone()
-                        cand_l2[rows] = (q - xa[ok]).pow(2).flatten(1).sum(1)
+                        rows = ok.nonzero().squeeze(1)  # cand and cand_l2 are this
+                        cand_l2[rows] = (q - xa[ok]).pow(2).flatten(1).sum(1)  # step's own
                         ok[rows] = good
-                        cand = cand.clone()
                         cand[rows] = q
                         if strict:
                             found[idx[rows[good]]] = True

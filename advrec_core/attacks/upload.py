@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -98,12 +99,17 @@ class Upload:
             raise AdvRecError(f"attack-at must be 'full' (the photo at its own size, through a "
                               f"differentiable resize) or 'model' (at the model's input size, "
                               f"the paper's), not {self.at!r}")
-        parse_channel(self.channel)
+        _ = self.steps  # parses and checks the channel
+
+    @cached_property
+    def steps(self) -> tuple[tuple[str, int | None], ...]:
+        """The parsed channel (once per Upload; not a field, so not in any cache key)."""
+        return parse_channel(self.channel)
 
     @property
     def lossless(self) -> bool:
         """True when the channel changes nothing (PNG only)."""
-        return all(name == "png" for name, _ in parse_channel(self.channel))
+        return all(name == "png" for name, _ in self.steps)
 
     @property
     def label(self) -> str:
@@ -114,7 +120,7 @@ class Upload:
 
     def deliver(self, img: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 upload -> what the platform stores (uint8, any size)."""
-        for name, arg in parse_channel(self.channel):
+        for name, arg in self.steps:
             img = CHANNELS.get(name)(img, arg)
         return np.ascontiguousarray(img)
 

@@ -27,8 +27,9 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from ..attacks import PRECISIONS, AttackSpec, Upload, run_attack
-from ..attacks.upload import to_model_size, to_tensor
+from ..attacks import AttackSpec, Upload, run_attack
+from ..attacks.common import check_precision
+from ..attacks.upload import to_model_size, to_tensor, to_uint8
 from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
 from ..config import from_jsonable
 from ..data.dataset import Dataset, class_key
@@ -38,7 +39,6 @@ from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..metrics import IMAGE_METRICS, LPIPSMetric, summarize, visual_metrics
 from ..progress import Progress
 from .categories import categorize, check_mode, describe
-from .images import to_uint8
 
 ATTACK_VERSION = 4  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple;
 # 3: FLIP, ΔE2000, FL map and the spatial maps in maps/; 4: the upload channel, full-size photos
@@ -66,9 +66,7 @@ class AttackJob:
     def __post_init__(self):
         check_mode(self.categories)
         check_limit(self.limit)
-        if self.precision not in PRECISIONS:
-            raise AdvRecError(f"attack precision must be one of {', '.join(PRECISIONS)}, not "
-                              f"{self.precision!r}")
+        check_precision(self.precision)
 
     @property
     def label(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..attacks.upload import to_model_size, to_tensor, to_uint8
+from ..attacks.upload import to_model_size, to_tensor
 from ..data.dataset import Dataset
 
 
@@ -14,4 +14,4 @@ def item_images(ds: Dataset, items: np.ndarray, size: int) -> torch.Tensor:
     return to_tensor([to_model_size(im, size) for im in ds.load_images(items)])
 
 
-__all__ = ["item_images", "to_model_size", "to_uint8"]
+__all__ = ["item_images"]

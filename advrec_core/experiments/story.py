@@ -12,15 +12,16 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint
 
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES, TRADITIONAL
 from ..errors import AdvRecError, CategoryError
+from ..extractors import ExtractorConfig
 from ..metrics.registry import IMAGE_METRICS
 from ..recommenders import RECOMMENDERS
-from .attack import AttackResult, computed_attacks
+from ..study.analysis import wilson  # the 95% Wilson interval, as the study reports it
+from .attack import AttackResult, computed_attacks, run_attack_job
 from .grid import GridSpec, attack_title, cell_title
 from .poison import PoisonJob, PoisonResult, choose_pair, run_poison
 
@@ -29,8 +30,7 @@ STORY_CELLS = (("pgd-8", "traditional", "vbpr"), ("pgd-8", "at", "vbpr"))  # (at
 # defense, model): the paper's default attack, undefended vs adversarially trained
 REFERENCE = ("for reference, the whole demo story took 5 min 14 s on a 2-core CPU "
              "(2026-11-26; 4 min 26 s of it training the AT extractor)")
-STEP_OF = {"extractor": "training an extractor", "features": "extracting features",
-           "attack": "an attack", "rec": "a recommender run"}
+STEP_OF = {"attack": "an attack", "rec": "a recommender run"}  # what `estimate` times
 
 
 @dataclass
@@ -52,31 +52,31 @@ class Story:
     target: str | None
     findings: list[Finding] = field(default_factory=list)
     missing: list[tuple[str, PoisonJob]] = field(default_factory=list)  # (title, job)
+    attacks_missing: int = 0  # of the missing cells, those whose attack is not computed either
     spec: GridSpec | None = None
 
 
-def wilson(k: int, n: int) -> tuple[float, float]:
-    """95% Wilson interval of a proportion k / n (statsmodels)."""
-    lo, hi = proportion_confint(k, n, alpha=0.05, method="wilson")
-    return float(lo), float(hi)
-
-
-def story_spec(ds: Dataset, cache: Cache | None = None) -> GridSpec | None:
+def story_spec(ds: Dataset, cache: Cache | None = None, device: str = "auto",
+               progress=None) -> GridSpec | None:
     """The story's grid: the newest computed attack's pair and settings (its extractor, image
     limit, categories and upload channel), else the pair proposed on the Traditional
-    extractor's predicted categories with the grid's defaults; None while neither is known
-    (nothing is computed on this dataset yet)."""
+    extractor's predicted categories with the grid's defaults (computed if `cache` may
+    build); with a read-only cache, None while neither is known (nothing computed yet)."""
+    cache = cache or Cache.default()
     found = computed_attacks(ds, cache)
     if found:
         job = found[0][0]
         return GridSpec(job.source, job.target, categories=job.categories, limit=job.limit,
                         extractor=job.extractor, upload=job.upload)
     try:
-        source, target = choose_pair(ds, GridSpec("", "").extractor_for(TRADITIONAL.name),
-                                     cache=(cache or Cache.default()).read_only())
-    except (NotCached, CategoryError):
+        return GridSpec(*choose_pair(ds, ExtractorConfig(), cache=cache, device=device,
+                                     progress=progress))
+    except NotCached:
         return None
-    return GridSpec(source, target)
+    except CategoryError:  # the dataset has no pair: a computing caller is told why
+        if cache.build:
+            raise
+        return None
 
 
 def _pct(x: float) -> str:
@@ -89,66 +89,59 @@ def _p(p: float) -> str:
 
 def tell(ds: Dataset, cache: Cache | None = None) -> Story:
     """The findings that the cache holds the results for, and the story cells it lacks."""
-    cache = cache or Cache.default()
-    spec = story_spec(ds, cache)
+    ro = (cache or Cache.default()).read_only()
+    spec = story_spec(ds, ro)
     if spec is None:
         return Story(ds.name, None, None)
     spec = spec.fitted(ds.n_items)
     story = Story(ds.name, spec.source, spec.target, spec=spec)
-    ro = cache.read_only()
-    results: dict[tuple[str, str, str], PoisonResult | AttackResult] = {}
-    for a, d, m in STORY_CELLS:
-        job = spec.cell(a, d, m)
+    results: dict[tuple[str, str, str], tuple[AttackResult, PoisonResult | None]] = {}
+    for cell in STORY_CELLS:
+        job = spec.cell(*cell)
         try:
-            results[(a, d, m)] = run_poison(ds, job, ro)
+            poison = run_poison(ds, job, ro)
         except NotCached:
-            story.missing.append((cell_title(a, d, m), job))
-            try:  # the attack alone may be there
-                from .attack import run_attack_job
-
-                results[(a, d, m)] = run_attack_job(ds, job.attack, ro)
-            except (NotCached, CategoryError):
-                pass
-        except CategoryError:
+            poison = None
+            story.missing.append((cell_title(*cell), job))
+        except CategoryError:  # this extractor predicts no item as the source
             continue
-    for cell, res in results.items():
-        story.findings += _findings(ds, spec, cell, res, results)
+        try:  # the attack itself (computed whenever the cell is, and maybe alone)
+            results[cell] = (run_attack_job(ds, job.attack, ro), poison)
+        except NotCached:
+            story.attacks_missing += 1
+        except CategoryError:
+            pass
+    for cell, (attack, poison) in results.items():
+        story.findings += _findings(ds, spec, cell, attack, poison, results)
     return story
 
 
-def _attack_of(res) -> AttackResult | None:
-    return res if isinstance(res, AttackResult) else None
-
-
-def _findings(ds, spec, cell, res, results) -> list[Finding]:
+def _findings(ds, spec, cell, attack: AttackResult, poison: PoisonResult | None,
+              results) -> list[Finding]:
     a, d, m = cell
     out = []
-    summary = res.attack_summary if isinstance(res, PoisonResult) else res.summary
-    avg, n = summary["averages"], int(summary["averages"]["n"])
+    avg, n = attack.summary["averages"], len(attack.items)
     sr = float(avg["SR"])
-    lo, hi = wilson(round(sr * n), n)
+    lo, hi = wilson(int(attack.metrics["success"].sum()), n)
     defense = DEFENSES.get(d)
-    who = "the undefended CNN" if d == TRADITIONAL.name else f"the {defense.title} CNN"
     if d == TRADITIONAL.name:
-        text = (f"**{attack_title(a)}** fooled {who} on **{_pct(sr)}** of {n} "
+        text = (f"**{attack_title(a)}** fooled the undefended CNN on **{_pct(sr)}** of {n} "
                 f"{spec.source} images (95% CI {_pct(lo)}–{_pct(hi)}): it now sees them "
                 f"as {spec.target}.")
         out.append(Finding("attack", text, "app_pages/attack_lab.py", cell,
-                           pair=_pair(ds, res)))
+                           pair=_pair(ds, attack)))
         out.append(Finding("perception", _perception(avg), "app_pages/attack_lab.py", cell))
     else:
         base = results.get((a, TRADITIONAL.name, m))
-        was = ""
-        if base is not None:
-            b = base.attack_summary if isinstance(base, PoisonResult) else base.summary
-            was = f" from {_pct(float(b['averages']['SR']))} undefended"
+        was = (f" from {_pct(float(base[0].summary['averages']['SR']))} undefended"
+               if base is not None else "")
         text = (f"**{defense.title}** cut the success of {attack_title(a)} to **{_pct(sr)}** "
                 f"(95% CI {_pct(lo)}–{_pct(hi)}){was}.")
-        out.append(Finding("defense", text, "app_pages/grid.py", cell, pair=_pair(ds, res)))
-    if isinstance(res, PoisonResult):
+        out.append(Finding("defense", text, "app_pages/grid.py", cell, pair=_pair(ds, attack)))
+    if poison is not None:
         k = spec.k
-        ch = res.change.set_index("K").loc[k]
-        seeds = len(res.job.seeds)
+        ch = poison.change.set_index("K").loc[k]
+        seeds = len(poison.job.seeds)
         direction = "more" if ch["change"] > 0 else "less"
         sig = "" if np.isfinite(ch["p_value"]) and ch["p_value"] < 0.05 else \
             " — not significant at the 5% level"
@@ -175,31 +168,27 @@ def _perception(avg: dict) -> str:
             " (the perceptibility study measures it with people).")
 
 
-def _pair(ds, res) -> tuple[np.ndarray, np.ndarray] | None:
+def _pair(ds, attack: AttackResult) -> tuple[np.ndarray, np.ndarray]:
     """A clean / perturbed pair: the first image the attack succeeded on (else the first)."""
-    attack = _attack_of(res)
-    if attack is None:
-        from .attack import run_attack_job
-
-        try:
-            attack = run_attack_job(ds, res.job.attack, Cache.default().read_only())
-        except (NotCached, CategoryError):
-            return None
     ok = np.flatnonzero(attack.metrics["success"].to_numpy(bool))
     return attack.image_pair(ds, int(ok[0]) if len(ok) else 0)
 
 
-def estimate(cache: Cache | None, missing: list[tuple[str, PoisonJob]]) -> tuple[float | None, str]:
+def estimate(cache: Cache | None, missing: list[tuple[str, PoisonJob]],
+             attacks: int | None = None) -> tuple[float | None, str]:
     """(seconds, how it was estimated) for computing the `missing` cells on this machine,
-    from the build times of the steps this cache holds (median per step); None where a
-    needed step has never run here (said in the text)."""
+    `attacks` of them (default: all) without their attack, from the build times of the steps
+    this cache holds (median per step); None where a needed step has never run here (said in
+    the text)."""
     cache = cache or Cache.default()
     if not missing:
         return 0.0, "nothing to compute"
-    need = {"attack": len(missing),
+    need = {"attack": len(missing) if attacks is None else attacks,
             "rec": sum(2 * len(job.seeds) for _, job in missing)}
     seconds, unknown = 0.0, []
     for step, count in need.items():
+        if not count:
+            continue
         times = cache.build_seconds(step)
         if times:
             seconds += count * float(np.median(times))
@@ -217,17 +206,12 @@ def compute_story(ds: Dataset, cache: Cache | None = None, device: str = "auto",
                   progress=None) -> Story:
     """Compute every story cell (choosing the pair first where none is known); the story."""
     cache = cache or Cache.default()
-    spec = story_spec(ds, cache)
-    if spec is None:
-        source, target = choose_pair(ds, GridSpec("", "").extractor_for(TRADITIONAL.name),
-                                     cache=cache, device=device, progress=progress)
-        spec = GridSpec(source, target)
-    spec = spec.fitted(ds.n_items)
-    for a, d, m in STORY_CELLS:
+    spec = story_spec(ds, cache, device, progress).fitted(ds.n_items)
+    for cell in STORY_CELLS:
         try:
-            run_poison(ds, spec.cell(a, d, m), cache, device, progress)
+            run_poison(ds, spec.cell(*cell), cache, device, progress)
         except AdvRecError as e:  # e.g. no item predicted as the source, no AT weights
-            log.warning("story cell %s not computed: %s", cell_title(a, d, m), e)
+            log.warning("story cell %s not computed: %s", cell_title(*cell), e)
     return tell(ds, cache)
 
 

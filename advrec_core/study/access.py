@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
 
 MODE_ENV = "ADVREC_MODE"  # "study": a study server
 ADMIN_ENV = "ADVREC_ADMIN_PASSWORD"  # the admin login's password
@@ -58,32 +57,29 @@ def code_ok(key: str, study_id: int, pid: str, code: str) -> bool:
                                code.strip().upper().encode())
 
 
-@dataclass(frozen=True)
-class Platform:
-    """A recruitment platform's settings for one study (Prolific's by default): its own
-    completion code and the URL participants are sent back to when done."""
+def check_platform(completion_code: str, redirect_url: str) -> None:
+    """A study's recruitment-platform settings (Prolific's by default), checked: its own
+    completion code ("" = none) and the https URL participants return to when done."""
+    from ..errors import AdvRecError
 
-    completion_code: str = ""  # the platform's code for this study ("" = none)
-    redirect_url: str = ""  # e.g. https://app.prolific.com/submissions/complete?cc=XXXX
+    if redirect_url and not redirect_url.startswith("https://"):
+        raise AdvRecError(f"the platform's completion URL must start with https://, not "
+                          f"{redirect_url!r}")
+    if completion_code and not all(c.isalnum() or c in "-_" for c in completion_code):
+        raise AdvRecError("the platform's completion code must be letters, digits, '-' or '_'")
 
-    def __post_init__(self):
-        from ..errors import AdvRecError
 
-        if self.redirect_url and not self.redirect_url.startswith("https://"):
-            raise AdvRecError(f"the platform's completion URL must start with https://, not "
-                              f"{self.redirect_url!r}")
-        if self.completion_code and not all(c.isalnum() or c in "-_" for c in self.completion_code):
-            raise AdvRecError("the platform's completion code must be letters, digits, '-' "
-                              "or '_'")
+def valid_id(value: str) -> bool:
+    """A participant id (or a platform's id): 1-64 letters, digits, '-', '_' or '.'."""
+    return 0 < len(value) <= 64 and all(c.isalnum() or c in "-_." for c in value)
 
 
 def platform_params(query: dict[str, str]) -> dict[str, str]:
     """The recruitment platform's URL parameters (PROLIFIC_PID, STUDY_ID, SESSION_ID) found in
     a participant's link, each checked like a participant id (else left out)."""
-    return {k: v for k in PLATFORM_PARAMS if (v := str(query.get(k, "")).strip())
-            and len(v) <= 64 and all(c.isalnum() or c in "-_." for c in v)}
+    return {k: v for k in PLATFORM_PARAMS if valid_id(v := str(query.get(k, "")).strip())}
 
 
-__all__ = ["ADMIN_ENV", "MODE_ENV", "SECRET_ENV", "PLATFORM_PARAMS", "Platform", "study_mode",
+__all__ = ["ADMIN_ENV", "MODE_ENV", "SECRET_ENV", "PLATFORM_PARAMS", "check_platform", "study_mode",
            "admin_password", "password_ok", "new_secret", "completion_code", "code_ok",
-           "platform_params"]
+           "platform_params", "valid_id"]

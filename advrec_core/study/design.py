@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..errors import AdvRecError
 from ..metrics.registry import IMAGE_METRICS
 from ..viz import png_bytes
-from .access import Platform, code_ok, completion_code, new_secret
+from .access import check_platform, code_ok, completion_code, new_secret, valid_id
 from .db import Annotator, Answer, Assignment, Study, Trial, now
 
 TRIAL_KINDS = ("2afc", "samediff")
@@ -56,7 +56,7 @@ class StudyConfig:
             raise AdvRecError("identical_share must be in [0, 1]")
         if self.min_rt_ms < 0:
             raise AdvRecError("min_rt_ms must be >= 0")
-        Platform(self.platform_code, self.platform_redirect)  # checks both
+        check_platform(self.platform_code, self.platform_redirect)
 
     @classmethod
     def of(cls, study: Study) -> "StudyConfig":
@@ -236,7 +236,7 @@ def get_annotator(db: sessionmaker, study: Study, pid: str, create: bool = True,
     first time, with the recruitment platform's URL parameters (`access.platform_params`).
     Two tabs racing to create the same pid end with one annotator."""
     pid = pid.strip()
-    if not pid or len(pid) > 64 or not all(c.isalnum() or c in "-_." for c in pid):
+    if not valid_id(pid):
         raise AdvRecError("participant id must be 1-64 letters, digits, '-', '_' or '.'")
     find = select(Annotator).where(Annotator.study_id == study.id, Annotator.pid == pid)
     try:
