@@ -150,9 +150,11 @@ class Cache:
         return None
 
     def entry(self, step: str, config: Any, build: Callable[[Path], None],
-              inputs: Any = None) -> Path:
+              inputs: Any = None, seconds_before: float = 0.0) -> Path:
         """Return the verified entry for (config, inputs), calling ``build(tmp_folder)``
-        to create it first if needed. `build` writes its files into the folder it gets."""
+        to create it first if needed. `build` writes its files into the folder it gets.
+        `seconds_before`: time already spent on this entry's behalf (its share of work done
+        for several entries at once), added to the build time the manifest records."""
         found = self.lookup(step, config, inputs)
         if found is not None:
             return found
@@ -166,7 +168,7 @@ class Cache:
             t0 = time.perf_counter()
             build(tmp)
             write_manifest(tmp, {"step": step, "config": config, "inputs": inputs,
-                                 "seconds": round(time.perf_counter() - t0, 3)})
+                                 "seconds": round(time.perf_counter() - t0 + seconds_before, 3)})
             try:
                 os.rename(tmp, final)
             except OSError:  # the folder appeared meanwhile: another process, or debris

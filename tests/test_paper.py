@@ -118,7 +118,7 @@ def test_image_features_reach_the_model_scaled():
     model, _ = fit_recommender(RecConfig(epochs=1, factors=4, visual_factors=4), data, u, i,
                                feats * 50)
     assert model.features.abs().max().item() == pytest.approx(1.0)
-    np.testing.assert_allclose(model.features.numpy(), feats / np.abs(feats).max(), rtol=1e-6)
+    np.testing.assert_allclose(model.features[0].numpy(), feats / np.abs(feats).max(), rtol=1e-6)
 
 
 def test_paired_interval_is_the_t_interval():

@@ -1,6 +1,7 @@
 """Recommenders: metrics against hand-computed cases, the sampler, AMR's adversarial delta,
 and one trainer for all three models."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -93,11 +94,11 @@ def test_amr_delta_has_norm_eps_and_increases_the_loss():
     torch.manual_seed(0)
     feats = scale_features(np.random.default_rng(0).normal(size=(20, 16)))
     model = AMR(10, 20, factors=8, visual_factors=8, features=feats, init_std=0.3)
-    u, i, j = torch.tensor([0, 1, 2, 3]), torch.tensor([4, 5, 5, 7]), torch.tensor([8, 9, 10, 4])
+    u, i, j = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[4, 5, 5, 7]]), torch.tensor([[8, 9, 10, 4]])
     x, ctx = model.pair_scores(u, i, j)
-    d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-x) / -len(u), eps=0.5)
-    assert torch.allclose(d_i.norm(dim=1), torch.full((4,), 0.5), atol=1e-6)
-    assert torch.allclose(d_i[1], d_i[2]) and torch.equal(d_i[0], d_j[3])  # one per item
+    d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-x) / -u.shape[1], eps=0.5)
+    assert torch.allclose(d_i.norm(dim=-1), torch.full((1, 4), 0.5), atol=1e-6)
+    assert torch.allclose(d_i[0, 1], d_i[0, 2]) and torch.equal(d_i[0, 0], d_j[0, 3])  # one per item
     diff = feats[i] - feats[j]
     with torch.no_grad():
         base = bpr_loss(model, u, i, j, diff)
@@ -107,7 +108,7 @@ def test_amr_delta_has_norm_eps_and_increases_the_loss():
     # the direction is autograd's gradient w.r.t. the feature matrix, row-normalised
     f = feats.clone().requires_grad_(True)
     (G,) = torch.autograd.grad(bpr_loss(model, u, i, j, f[i] - f[j]), f)
-    assert torch.allclose(d_i, 0.5 * torch.nn.functional.normalize(G[i], dim=1), atol=1e-6)
+    assert torch.allclose(d_i, 0.5 * torch.nn.functional.normalize(G[i], dim=-1), atol=1e-6)
 
 
 def test_scale_features_to_unit_max():
@@ -139,6 +140,34 @@ def test_every_recommender_trains_deterministically_and_learns(name):
         assert h1["adversarial_from_epoch"] == 15
 
 
+@pytest.mark.parametrize("name", RECOMMENDERS.available())
+def test_members_trained_together_get_the_numbers_they_get_alone(name):
+    """Seeds and feature sets of a cell trained as one batched model: every member's final
+    tables and loss history are bitwise those of fitting it alone (odd batch size and a
+    short last batch included)."""
+    from advrec_core.recommenders import Member, fit_recommenders
+
+    rng = np.random.default_rng(1)
+    n_users, n_items = 50, 40
+    train = pd.DataFrame({"user": rng.integers(0, n_users, 400), "item": rng.integers(0, n_items, 400)})
+    train = train.drop_duplicates()
+    data = RankingData.from_frames(train, train.iloc[:0], n_users, n_items, np.arange(n_items) % 4,
+                                   ("a", "b", "c", "d"))
+    u, i = (torch.as_tensor(train[c].to_numpy().copy()) for c in ("user", "item"))
+    fa, fb = rng.normal(size=(n_items, 64)), rng.normal(size=(n_items, 64))
+    members = [Member(0, fa), Member(0, fb, 2.0), Member(1, fa), Member(2, fb)]
+    cfg = RecConfig(model=name, epochs=4, batch_size=37, lr=0.01, factors=8, visual_factors=8,
+                    adv_start=0.5, biases=name == "amr")
+    together, hist = fit_recommenders(cfg, data, u, i, members)
+    for m, member in enumerate(members):
+        alone, h = fit_recommender(replace(cfg, seed=member.seed), data, u, i, member.features,
+                                   scale=member.scale)
+        assert torch.equal(together.user_vectors(member=m), alone.user_vectors()), m
+        assert torch.equal(together.item_vectors(member=m), alone.item_vectors()), m
+        assert hist[m]["loss_per_epoch"] == h["loss_per_epoch"], m
+    assert not torch.equal(together.user_vectors(member=0), together.user_vectors(member=2))
+
+
 def test_vbpr_needs_features():
     with pytest.raises(ValueError, match="needs"):
         VBPR(3, 4, features=None)
@@ -166,7 +195,8 @@ def dense_grads(model, grads):
     out = {}
     for name, (rows, g) in grads.items():
         p = dict(model.named_parameters())[name]
-        out[name] = g if rows is None else torch.zeros_like(p).index_add_(0, rows, g)
+        flat = torch.zeros_like(p).view(-1, p.shape[-1])
+        out[name] = g if rows is None else flat.index_add_(0, rows, g).view(p.shape)
     return out
 
 
@@ -174,27 +204,33 @@ def dense_grads(model, grads):
                                                      ("vbpr", True, False), ("amr", True, True)])
 def test_closed_form_gradients_equal_autograd(name, biases, adversarial):
     """bpr_step's hand-derived gradients of eq. 1 (+ AMR's term, delta held fixed) are
-    autograd's, with repeated users and items in the batch."""
+    autograd's, with repeated users and items in the batch, for two members (seeds) with
+    different feature sets trained as one model."""
     torch.manual_seed(0)
     model = RECOMMENDERS.get(name)(7, 9, factors=4, visual_factors=3, init_std=0.5,
-                                   features=torch.randn(9, 6), biases=biases)
+                                   features=[torch.randn(9, 6), torch.randn(9, 6)],
+                                   feature_of=[1, 0], seeds=[3, 4], biases=biases)
     if biases:
         with torch.no_grad():
-            model.item_table[:, -1].normal_()
-            model.E[-1].normal_()
-    u, i, j = torch.tensor([0, 1, 1, 6, 0]), torch.tensor([2, 3, 3, 8, 0]), torch.tensor([5, 2, 4, 0, 7])
+            model.item_table[..., -1].normal_()
+            model.E[:, -1].normal_()
+    u = torch.tensor([[0, 1, 1, 6, 0], [2, 2, 5, 6, 3]])
+    i = torch.tensor([[2, 3, 3, 8, 0], [1, 1, 7, 8, 8]])
+    j = torch.tensor([[5, 2, 4, 0, 7], [0, 4, 4, 3, 2]])
+    B = u.shape[1]
     cfg = RecConfig(model=name, reg=0.3, adv_eps=0.7, adv_reg=0.4)
     loss, grads = bpr_step(model, u, i, j, cfg, adversarial)
     x, reg = model(u, i, j)
-    ref = -torch.nn.functional.logsigmoid(x).mean() + cfg.reg / len(u) * reg
+    ref = -torch.nn.functional.logsigmoid(x).mean(1) + cfg.reg / B * reg  # (M,)
     if adversarial:
         with torch.no_grad():
             xd, ctx = model.pair_scores(u, i, j)
-            d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-xd) / -len(u), cfg.adv_eps)
-        ref = ref + cfg.adv_reg * bpr_loss(model, u, i, j, ctx.diff + d_i - d_j)
+            d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-xd) / -B, cfg.adv_eps)
+        x_adv, _ = model(u, i, j, ctx.diff + d_i - d_j)
+        ref = ref - cfg.adv_reg * torch.nn.functional.logsigmoid(x_adv).mean(1)
     model.zero_grad()
-    ref.backward()
-    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    ref.sum().backward()  # members share no parameter row: each gets its own loss's gradient
+    assert torch.allclose(loss, ref.detach(), rtol=1e-5)
     ours = dense_grads(model, grads)
     assert set(ours) == {n for n, _ in model.named_parameters()}
     for n, p in model.named_parameters():
@@ -209,7 +245,7 @@ def test_bf16_precision_keeps_features_in_bf16_and_gradients_close():
                precision="bf16")
     m16.load_state_dict({k: v for k, v in m32.state_dict().items() if k != "features"}, strict=False)
     assert m16.features.dtype == torch.bfloat16 and m16.item_vectors().dtype == torch.float32
-    u, i, j = torch.tensor([0, 1, 6]), torch.tensor([2, 3, 8]), torch.tensor([5, 2, 0])
+    u, i, j = torch.tensor([[0, 1, 6]]), torch.tensor([[2, 3, 8]]), torch.tensor([[5, 2, 0]])
     cfg = RecConfig(reg=0.1)
     (_, g32), (_, g16) = (bpr_step(m, u, i, j, cfg, True) for m in (m32, m16))
     for n in g32:  # bf16 keeps ~3 significant digits
@@ -256,10 +292,10 @@ def test_vbpr_biases_score_and_rank_consistently():
     with torch.no_grad():
         m.beta.normal_()
         m.beta_visual.normal_()
-    assert m.item_table[:, -1].abs().sum() > 0 and m.E[-1].abs().sum() > 0  # views
+    assert m.item_table[..., -1].abs().sum() > 0 and m.E[:, -1].abs().sum() > 0  # views
     u, i, j = torch.tensor([0, 1, 3]), torch.tensor([0, 2, 5]), torch.tensor([1, 4, 4])
-    x, _ = m(u, i, j)
+    x, _ = m(u[None], i[None], j[None])
     full = m.user_vectors() @ m.item_vectors().T  # (4, 6)
-    assert torch.allclose(x, full[u, i] - full[u, j], atol=1e-5)
+    assert torch.allclose(x[0], full[u, i] - full[u, j], atol=1e-5)
     plain = VBPR(4, 6, factors=3, visual_factors=2, features=torch.randn(6, 5))
     assert plain.beta is None and plain.item_vectors().shape == (6, 5)

@@ -12,8 +12,16 @@
 Storage: one user table [p_u | rho_u], one item table [q_i | beta_i] and E with beta' as an
 extra last row, so a training step gathers, and updates, one block of rows per side.
 
-Every model scores by a dot product of a user vector and an item vector, so full ranking is
-one matmul: `user_vectors() @ item_vectors().T`.
+Members: one model object holds M independent members (the seeds, and the clean and
+poisoned runs, of a cell) trained as one batched model, so that small problems are not
+bound by per-operation overhead. Every table has a leading member axis, (M, rows, width),
+and a batch of triplets is (M, B) indices: row m is member m's batch. Each member draws its
+initial values from its own generator seeded with its seed, so its numbers do not depend on
+which members train beside it. VBPR members read one of F feature sets (`feature_of`:
+member -> set), e.g. the clean and the poisoned features.
+
+Every model scores by a dot product of a user vector and an item vector, so a member's full
+ranking is one matmul: `user_vectors(member=m) @ item_vectors(member=m).T`.
 
 Training uses `pair_scores` (s_ui - s_uj for a batch of triplets) and its hand-derived
 backward `pair_grads`; `forward` is the same computation for autograd, and the tests check
@@ -21,6 +29,7 @@ the two gradients agree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -28,16 +37,30 @@ from torch import nn
 PRECISIONS = ("fp32", "bf16")  # bf16: features stored and projected in bfloat16, fp32 accumulate
 
 
+def member_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(M, n, k) @ (M, k, p) -> (M, n, p) with one torch.mm per member, so that a member's
+    product is bitwise the one it gets when trained alone (torch.bmm's CPU kernel, and so
+    its rounding, changes with the number of matrices)."""
+    return torch.stack([torch.mm(x, y) for x, y in zip(a, b)])
+
+
+def member_randn(generators: list[torch.Generator], *shape: int) -> torch.Tensor:
+    """(M, *shape) standard normal draws, member m's from its own generator."""
+    return torch.stack([torch.randn(shape, generator=g) for g in generators])
+
+
 @dataclass
 class Pairs:
-    """One batch of BPR triplets (u, i, j) and what the backward pass needs."""
-    users: torch.Tensor  # (B,) user rows
-    items: torch.Tensor  # (2B,) item rows: positives, then negatives
-    u: torch.Tensor  # (B, k [+ k']) gathered user rows
-    q: torch.Tensor  # (2B, k [+ 1]) gathered item rows
-    dq: torch.Tensor  # (B, k [+ 1]) q_i - q_j
-    diff: torch.Tensor | None = None  # (B, D) f_i - f_j, in the feature dtype
-    proj: torch.Tensor | None = None  # (B, k' [+ 1]) E (f_i - f_j), fp32
+    """One batch of BPR triplets (u, i, j) for M members and what the backward pass needs.
+    Row indices are flat: member m's row r of a table is row m * rows + r of its (M * rows,
+    width) view, which is what the optimizer updates."""
+    users: torch.Tensor  # (M * B,) flat user rows
+    items: torch.Tensor  # (M * 2B,) flat item rows: per member, positives then negatives
+    u: torch.Tensor  # (M, B, k [+ k']) gathered user rows
+    q: torch.Tensor  # (M, 2B, k [+ 1]) gathered item rows
+    dq: torch.Tensor  # (M, B, k [+ 1]) q_i - q_j
+    diff: torch.Tensor | None = None  # (M, B, D) f_i - f_j, in the feature dtype
+    proj: torch.Tensor | None = None  # (M, B, k' [+ 1]) E (f_i - f_j), fp32
 
 
 class BPRMF(nn.Module):
@@ -46,63 +69,87 @@ class BPRMF(nn.Module):
     adversarial = False  # AMR sets True: the trainer adds the adversarial feature term
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, init_std: float = 0.01,
-                 **_: object):
+                 seeds: Sequence[int] = (0,), **_: object):
         super().__init__()
-        self.k = factors
-        self.user_table = nn.Parameter(torch.randn(n_users, factors) * init_std)  # p_u
-        self.item_table = nn.Parameter(torch.randn(n_items, factors) * init_std)  # q_i
+        self.k, self.n_users, self.n_items = factors, n_users, n_items
+        self.seeds = tuple(int(s) for s in seeds)
+        gens = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self.user_table = nn.Parameter(member_randn(gens, n_users, factors) * init_std)  # p_u
+        self.item_table = nn.Parameter(member_randn(gens, n_items, factors) * init_std)  # q_i
+        self._generators = gens  # a subclass draws its other tables from the same streams
+        members = torch.arange(len(self.seeds))[:, None]
+        self.register_buffer("user_offset", members * n_users, persistent=False)  # (M, 1)
+        self.register_buffer("item_offset", members * n_items, persistent=False)
+
+    @property
+    def members(self) -> int:
+        return len(self.seeds)
 
     @property
     def p(self) -> torch.Tensor:
-        return self.user_table[:, :self.k]
+        return self.user_table[..., :self.k]
 
     @property
     def q(self) -> torch.Tensor:
-        return self.item_table[:, :self.k]
+        return self.item_table[..., :self.k]
 
-    def user_vectors(self, users: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, d) user side of the dot product (all users if `users` is None)."""
-        return self.user_table if users is None else self.user_table.index_select(0, users)
+    def flat_parameters(self) -> dict[str, torch.Tensor]:
+        """{name: parameter} with the tables as (M * rows, width) views: what `pair_grads`'
+        flat rows index and the optimizer updates in place."""
+        return {n: p.view(-1, p.shape[-1]) if n.endswith("_table") else p
+                for n, p in self.named_parameters()}
+
+    def user_vectors(self, users: torch.Tensor | None = None, member: int = 0) -> torch.Tensor:
+        """(B, d) member's user side of the dot product (all users if `users` is None)."""
+        t = self.user_table[member]
+        return t if users is None else t.index_select(0, users)
 
     def item_vectors(self, items: torch.Tensor | None = None,
-                     features: torch.Tensor | None = None) -> torch.Tensor:
-        """(N, d) item side; `features` (N, D) overrides the stored image features (AMR)."""
-        return self.item_table if items is None else self.item_table.index_select(0, items)
+                     features: torch.Tensor | None = None, member: int = 0) -> torch.Tensor:
+        """(N, d) member's item side; `features` (N, D) overrides its image features (AMR)."""
+        t = self.item_table[member]
+        return t if items is None else t.index_select(0, items)
 
     def _pairs(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor) -> Pairs:
-        """The batch's user and item rows: one gather per table."""
-        items = torch.cat([pos, neg])
-        q = self.item_table.index_select(0, items)
-        return Pairs(users, items, self.user_table.index_select(0, users), q,
-                     q[:len(pos)] - q[len(pos):])
+        """The batch's user and item rows, (M, B) indices each: one gather per table."""
+        B = users.shape[1]
+        rows_u = (users + self.user_offset).reshape(-1)
+        rows_i = (torch.cat([pos, neg], 1) + self.item_offset).reshape(-1)
+        u = self.user_table.view(-1, self.user_table.shape[-1]).index_select(0, rows_u)
+        q = self.item_table.view(-1, self.item_table.shape[-1]).index_select(0, rows_i)
+        u, q = u.view(self.members, B, -1), q.view(self.members, 2 * B, -1)
+        return Pairs(rows_u, rows_i, u, q, q[:, :B] - q[:, B:])
 
     def pair_scores(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                     diff: torch.Tensor | None = None) -> tuple[torch.Tensor, Pairs]:
-        """(B,) s_ui - s_uj for a batch, and the context `pair_grads` needs. `diff` (B, D)
-        overrides f_i - f_j (AMR's perturbed features)."""
+        """(M, B) s_ui - s_uj for (M, B) triplet indices, and the context `pair_grads`
+        needs. `diff` (M, B, D) overrides f_i - f_j (AMR's perturbed features)."""
         ctx = self._pairs(users, pos, neg)
-        return (ctx.u * ctx.dq).sum(1), ctx
+        return (ctx.u * ctx.dq).sum(-1), ctx
 
     def penalty(self, ctx: Pairs) -> torch.Tensor:
-        """eq. 1's ||theta||^2: squared L2 norm of the rows the batch touched (per occurrence)."""
-        return sum(torch.dot(t.reshape(-1), t.reshape(-1)) for t in (ctx.u, ctx.q))
+        """(M,) eq. 1's ||theta||^2 per member: squared L2 norm of the rows its batch touched
+        (per occurrence)."""
+        return ctx.u.square().sum((1, 2)) + ctx.q.square().sum((1, 2))
 
     def pair_grads(self, ctx: Pairs, g: torch.Tensor, reg: float) -> dict[str, tuple]:
-        """Backward of `pair_scores` for a loss L with dL/dx = g (B,), plus reg * `penalty`:
-        {parameter name: (rows or None for all, gradient)}, duplicate rows not yet summed."""
-        g = g[:, None]
+        """Backward of `pair_scores` for a loss L with dL/dx = g (M, B), plus reg * `penalty`:
+        {parameter name: (flat rows or None for all, gradient)}, duplicate rows not yet
+        summed."""
+        g = g[..., None]
         gu = (ctx.dq * g).add_(ctx.u, alpha=2 * reg)
         gi = ctx.u * g
-        return {"user_table": (ctx.users, gu),
-                "item_table": (ctx.items, torch.cat([gi, -gi]).add_(ctx.q, alpha=2 * reg))}
+        gq = torch.cat([gi, -gi], 1).add_(ctx.q, alpha=2 * reg)
+        return {"user_table": (ctx.users, gu.view(-1, gu.shape[-1])),
+                "item_table": (ctx.items, gq.view(-1, gq.shape[-1]))}
 
     def feature_grads(self, ctx: Pairs, g: torch.Tensor) -> torch.Tensor:
-        """(B, D) dL/df_i of each pair (dL/df_j is its negative); BPR-MF ignores features."""
+        """(M, B, D) dL/df_i of each pair (dL/df_j is its negative); BPR-MF has none."""
         raise TypeError(f"{type(self).__name__} has no image features")
 
     def forward(self, users: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
                 diff: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Autograd view of `pair_scores`: ((B,) s_ui - s_uj, squared L2 norm of the
+        """Autograd view of `pair_scores`: ((M, B) s_ui - s_uj, (M,) squared L2 norm of the
         parameters the batch touches)."""
         x, ctx = self.pair_scores(users, pos, neg, diff)
         return x, self.penalty(ctx)
@@ -113,88 +160,107 @@ class VBPR(BPRMF):
     uses_images = True
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
-                 features: torch.Tensor | None = None, init_std: float = 0.01,
-                 biases: bool = False, precision: str = "fp32", **_: object):
-        super().__init__(n_users, n_items, factors, init_std)
-        if features is None or len(features) != n_items:
+                 features: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                 init_std: float = 0.01, biases: bool = False, precision: str = "fp32",
+                 seeds: Sequence[int] = (0,), feature_of: Sequence[int] | None = None,
+                 **_: object):
+        """features: one (n_items, D) tensor for every member, or F of them with
+        `feature_of` (M,) naming each member's set."""
+        super().__init__(n_users, n_items, factors, init_std, seeds)
+        sets = [features] if isinstance(features, torch.Tensor) else list(features or [])
+        if not sets or any(f is None or f.ndim != 2 or len(f) != n_items for f in sets):
             raise ValueError(f"VBPR needs (n_items={n_items}, D) image features")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        feature_of = [0] * self.members if feature_of is None else list(feature_of)
+        if len(feature_of) != self.members or not all(0 <= s < len(sets) for s in feature_of):
+            raise ValueError(f"feature_of must name one of the {len(sets)} feature sets for "
+                             f"each of the {self.members} members, not {feature_of}")
         dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.register_buffer("features", features.to(dtype))  # f_i, scaled to [-1, 1]
-        self.biases, self.kv = biases, visual_factors
+        self.register_buffer("features", torch.stack(sets).to(dtype))  # (F, N, D) f_i in [-1, 1]
+        self.register_buffer("feature_offset", torch.tensor(feature_of)[:, None] * n_items,
+                             persistent=False)  # (M, 1) member's first row in the flat view
+        self.feature_of, self.biases, self.kv = tuple(feature_of), biases, visual_factors
+        gens, D = self._generators, self.features.shape[-1]
         with torch.no_grad():  # [p | rho]; [q | beta] and [E; beta'] with zero biases
-            rho = torch.randn(n_users, visual_factors) * init_std
-            self.user_table = nn.Parameter(torch.cat([self.user_table, rho], 1))
-            E = torch.randn(visual_factors, features.shape[1]) * init_std
+            rho = member_randn(gens, n_users, visual_factors) * init_std
+            self.user_table = nn.Parameter(torch.cat([self.user_table, rho], -1))
+            E = member_randn(gens, visual_factors, D) * init_std
             if biases:
-                self.item_table = nn.Parameter(torch.cat([self.item_table, torch.zeros(n_items, 1)], 1))
-                E = torch.cat([E, torch.zeros(1, features.shape[1])])
-            self.E = nn.Parameter(E)
+                zeros = torch.zeros(self.members, n_items, 1)
+                self.item_table = nn.Parameter(torch.cat([self.item_table, zeros], -1))
+                E = torch.cat([E, torch.zeros(self.members, 1, D)], 1)
+            self.E = nn.Parameter(E)  # (M, k' [+ 1], D)
 
     @property
     def rho(self) -> torch.Tensor:
-        return self.user_table[:, self.k:]
+        return self.user_table[..., self.k:]
 
     @property
     def beta(self) -> torch.Tensor | None:
-        return self.item_table[:, self.k] if self.biases else None
+        return self.item_table[..., self.k] if self.biases else None
 
     @property
     def beta_visual(self) -> torch.Tensor | None:
-        return self.E[self.kv] if self.biases else None
+        return self.E[:, self.kv] if self.biases else None
 
     def _rho1(self, u: torch.Tensor) -> torch.Tensor:
-        """(B, k' [+ 1]) rho_u, with a constant 1 for beta' when there are biases."""
-        rho = u[:, self.k:]
-        return torch.cat([rho, rho.new_ones(len(rho), 1)], 1) if self.biases else rho
+        """(..., k' [+ 1]) rho_u, with a constant 1 for beta' when there are biases."""
+        rho = u[..., self.k:]
+        return torch.cat([rho, rho.new_ones(rho.shape[:-1] + (1,))], -1) if self.biases else rho
 
-    def user_vectors(self, users=None):
-        u = super().user_vectors(users)
+    def user_vectors(self, users=None, member=0):
+        u = super().user_vectors(users, member)
         return torch.cat([u, u.new_ones(len(u), 1)], dim=1) if self.biases else u
 
-    def item_vectors(self, items=None, features=None):
+    def item_vectors(self, items=None, features=None, member=0):
         if features is None:
-            features = self.features if items is None else self.features.index_select(0, items)
-        proj = features.float() @ self.E.T  # (N, k' [+ 1]): E f_i [, beta' f_i]
-        q = super().item_vectors(items)
+            features = self.features[self.feature_of[member]]
+            features = features if items is None else features.index_select(0, items)
+        proj = features.float() @ self.E[member].T  # (N, k' [+ 1]): E f_i [, beta' f_i]
+        q = super().item_vectors(items, member=member)
         if not self.biases:
             return torch.cat([q, proj], dim=1)
         return torch.cat([q[:, :self.k], proj[:, :self.kv], q[:, self.k:] + proj[:, self.kv:]], 1)
 
     def pair_scores(self, users, pos, neg, diff=None):
         """As BPRMF's, plus rho_u . E (f_i - f_j) [+ beta_i - beta_j + beta' (f_i - f_j)]:
-        one projection of B feature differences, in the feature dtype."""
+        one batched projection of the members' B feature differences, in the feature dtype."""
         ctx = self._pairs(users, pos, neg)
+        M, B = users.shape
         if diff is None:  # index_select: several times faster than features[idx] on CPU
-            f = self.features.index_select(0, ctx.items)
-            diff = torch.sub(f[:len(pos)], f[len(pos):])
-        ctx.diff, ctx.proj = diff, (diff @ self.E.to(diff.dtype).T).float()  # (B, k' [+ 1])
+            rows = (torch.cat([pos, neg], 1) + self.feature_offset).reshape(-1)
+            flat = self.features.view(-1, self.features.shape[-1])
+            f = flat.index_select(0, rows).view(M, 2 * B, -1)
+            diff = torch.sub(f[:, :B], f[:, B:])
+        ctx.diff = diff
+        ctx.proj = member_mm(diff, self.E.to(diff.dtype).transpose(1, 2)).float()  # (M, B, k'[+1])
         u, dq, proj = ctx.u, ctx.dq, ctx.proj
-        x = (u[:, :self.k] * dq[:, :self.k]).sum(1) + (u[:, self.k:] * proj[:, :self.kv]).sum(1)
+        x = (u[..., :self.k] * dq[..., :self.k]).sum(-1) + (u[..., self.k:] * proj[..., :self.kv]).sum(-1)
         if self.biases:
-            x = x + dq[:, self.k] + proj[:, self.kv]
+            x = x + dq[..., self.k] + proj[..., self.kv]
         return x, ctx
 
     def pair_grads(self, ctx, g, reg):
-        g1 = g[:, None]
-        gu = torch.cat([ctx.dq[:, :self.k], ctx.proj[:, :self.kv]], 1).mul_(g1)
+        g1 = g[..., None]
+        gu = torch.cat([ctx.dq[..., :self.k], ctx.proj[..., :self.kv]], -1).mul_(g1)
         gu.add_(ctx.u, alpha=2 * reg)
-        gi = ctx.u[:, :self.k] * g1
+        gi = ctx.u[..., :self.k] * g1
         if self.biases:
-            gi = torch.cat([gi, g1], 1)
-        w = self._rho1(ctx.u).mul(g1).to(ctx.diff.dtype)  # (B, k' [+ 1])
-        gE = (w.T @ ctx.diff).float().add_(self.E, alpha=2 * reg)  # (k' [+ 1], D)
-        return {"user_table": (ctx.users, gu),
-                "item_table": (ctx.items, torch.cat([gi, -gi]).add_(ctx.q, alpha=2 * reg)),
+            gi = torch.cat([gi, g1], -1)
+        gq = torch.cat([gi, -gi], 1).add_(ctx.q, alpha=2 * reg)
+        w = self._rho1(ctx.u).mul(g1).to(ctx.diff.dtype)  # (M, B, k' [+ 1])
+        gE = member_mm(w.transpose(1, 2), ctx.diff).float().add_(self.E, alpha=2 * reg)
+        return {"user_table": (ctx.users, gu.view(-1, gu.shape[-1])),
+                "item_table": (ctx.items, gq.view(-1, gq.shape[-1])),
                 "E": (None, gE)}
 
     def feature_grads(self, ctx, g):
-        w = self._rho1(ctx.u).mul(g[:, None]).to(ctx.diff.dtype)
-        return (w @ self.E.to(w.dtype)).float()  # (B, D): g (E^T rho_u [+ beta'])
+        w = self._rho1(ctx.u).mul(g[..., None]).to(ctx.diff.dtype)
+        return member_mm(w, self.E.to(w.dtype)).float()  # (M, B, D): g (E^T rho_u [+ beta'])
 
     def penalty(self, ctx):
-        return super().penalty(ctx) + torch.dot(self.E.reshape(-1), self.E.reshape(-1))
+        return super().penalty(ctx) + self.E.square().sum((1, 2))
 
 
 class AMR(VBPR):

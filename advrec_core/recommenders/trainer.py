@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..device import seed_everything
 from ..progress import Progress
 from .models import BPRMF, PRECISIONS
 from .sampling import NegativeSampler
@@ -52,6 +51,16 @@ class RecConfig:
 OPTIMIZERS = ("adam", "adagrad")
 
 
+def unique_rows(rows: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.unique(rows, return_inverse=True) for row indices in [0, n), by counting:
+    O(n + len(rows)). torch's sort-based unique slows down ~10x past 4,096 indices on CPU,
+    which a batch of several members' rows passes."""
+    uniq = torch.bincount(rows, minlength=n).nonzero().squeeze(1)
+    slot = torch.empty(n, dtype=torch.long, device=rows.device)
+    slot[uniq] = torch.arange(len(uniq), device=rows.device)
+    return uniq, slot[rows]
+
+
 class RowOptimizer:
     """Adam or Adagrad that updates only the rows a batch touched ("lazy"): the other rows,
     and their moments, stay as they are. Rows=None updates the whole tensor, which is then
@@ -80,7 +89,7 @@ class RowOptimizer:
             if rows is None:
                 self._update(p, st, g, self.steps[name])
                 continue
-            rows, inv = torch.unique(rows, return_inverse=True)
+            rows, inv = unique_rows(rows, len(p))
             g = g.new_zeros((len(rows),) + g.shape[1:]).index_add_(0, inv, g)
             w, s = p.index_select(0, rows), st.index_select(0, rows)
             self._update(w, s, g, self.steps[name])
@@ -102,67 +111,91 @@ class RowOptimizer:
 
 
 def bpr_loss(model: BPRMF, u, i, j, diff=None) -> torch.Tensor:
-    """Mean -ln sigma(s_ui - s_uj) over the batch (autograd; `diff` overrides f_i - f_j)."""
+    """Mean -ln sigma(s_ui - s_uj) over the (M, B) batch (autograd; `diff` overrides f_i - f_j)."""
     return -F.logsigmoid(model(u, i, j, diff)[0]).mean()
 
 
 def adversarial_delta(model: BPRMF, ctx, g: torch.Tensor, eps: float):
-    """AMR's perturbations of the positive and negative items' features, (B, D) each: per
-    item, delta = eps * G / ||G||, with G the gradient of the BPR loss w.r.t. that item's
-    feature row (summed over the item's occurrences in the batch, as the gradient w.r.t. the
-    feature matrix is), which increases the loss most to first order. `ctx`, `g` (B,): a
-    batch's `pair_scores` context and dL/dx; no gradient flows through delta."""
-    a = model.feature_grads(ctx, g)  # (B, D) dL/df_i; dL/df_j = -a
-    items, inv = torch.unique(ctx.items, return_inverse=True)
-    G = a.new_zeros(len(items), a.shape[1]).index_add_(0, inv, torch.cat([a, -a]))
-    delta = F.normalize(G, dim=1).mul_(eps)[inv]  # (2B, D), ||row|| = eps
-    return delta[:len(g)], delta[len(g):]
+    """AMR's perturbations of the positive and negative items' features, (M, B, D) each: per
+    member and item, delta = eps * G / ||G||, with G the gradient of the BPR loss w.r.t. that
+    item's feature row (summed over the item's occurrences in the member's batch, as the
+    gradient w.r.t. the feature matrix is), which increases the loss most to first order.
+    `ctx`, `g` (M, B): a batch's `pair_scores` context and dL/dx; no gradient flows
+    through delta."""
+    a = model.feature_grads(ctx, g)  # (M, B, D) dL/df_i; dL/df_j = -a
+    M, B, D = a.shape
+    items, inv = unique_rows(ctx.items, model.item_table.shape[0] * model.item_table.shape[1])
+    G = a.new_zeros(len(items), D).index_add_(0, inv, torch.cat([a, -a], 1).view(-1, D))
+    delta = F.normalize(G, dim=1).mul_(eps)[inv].view(M, 2 * B, D)  # ||row|| = eps
+    return delta[:, :B], delta[:, B:]
+
+
+LANES = 64  # a multiple of every SIMD width torch vectorises float32 with (AVX-512: 16)
+
+
+def rowwise(fn, x: torch.Tensor) -> torch.Tensor:
+    """fn (an elementwise torch function) of (M, B) x with each row padded to a multiple of
+    LANES elements: every element then takes the same vectorised path whatever M and B
+    are. torch computes a tensor's tail with scalar code, whose exp rounds differently from
+    its SIMD lanes in the last bit, which would make a member's numbers depend on the
+    members trained beside it."""
+    return fn(F.pad(x, (0, -x.shape[1] % LANES)))[:, :x.shape[1]]
 
 
 def bpr_step(model: BPRMF, u, i, j, config: RecConfig, adversarial: bool = False):
-    """One batch: -> (loss, {parameter: (rows or None, gradient)}) of eq. 1 (+ AMR's term)."""
-    B = len(u)
+    """One batch of (M, B) triplets: -> ((M,) loss per member, {parameter: (flat rows or
+    None, gradient)}) of eq. 1 (+ AMR's term)."""
+    B = u.shape[1]
     x, ctx = model.pair_scores(u, i, j)
-    g = torch.sigmoid(-x).div_(-B)  # dL/dx of mean -ln sigma(x)
+    g = rowwise(torch.sigmoid, -x).div_(-B)  # dL/dx of mean -ln sigma(x)
     grads = model.pair_grads(ctx, g, config.reg / B)
-    loss = -F.logsigmoid(x).mean()
+    loss = -rowwise(F.logsigmoid, x).mean(1)
     if adversarial:
         d_i, d_j = adversarial_delta(model, ctx, g, config.adv_eps)
         diff = ctx.diff + (d_i - d_j).to(ctx.diff.dtype)  # (f_i + delta_i) - (f_j + delta_j)
         x_adv, ctx_adv = model.pair_scores(u, i, j, diff)
-        g_adv = torch.sigmoid(-x_adv).mul_(-config.adv_reg / B)
+        g_adv = rowwise(torch.sigmoid, -x_adv).mul_(-config.adv_reg / B)
         for name, (_, grad) in model.pair_grads(ctx_adv, g_adv, 0.0).items():
             grads[name][1].add_(grad)
-        loss = loss - config.adv_reg * F.logsigmoid(x_adv).mean()
+        loss = loss - config.adv_reg * rowwise(F.logsigmoid, x_adv).mean(1)
     return loss + config.reg / B * model.penalty(ctx), grads
 
 
 def train_bpr(model: BPRMF, users: torch.Tensor, items: torch.Tensor, config: RecConfig,
-              progress: Progress | None = None, device: str | torch.device = "cpu") -> dict:
-    """Fit `model` on training pairs (users[k], items[k]); returns a small history."""
-    gen = seed_everything(config.seed)
-    sampler = NegativeSampler(users, items, model.item_table.shape[0])
-    opt = RowOptimizer(dict(model.named_parameters()), config.optimizer, config.lr)
-    n, bs = len(users), config.batch_size
+              progress: Progress | None = None, device: str | torch.device = "cpu") -> list[dict]:
+    """Fit every member of `model` on the training pairs (users[k], items[k]); member m
+    follows the epoch order and negatives of its seed (`model.seeds[m]`; `config.seed` is
+    not read), so members that share a seed share them. Returns a small history per member."""
+    sampler = NegativeSampler(users, items, model.item_table.shape[1])
+    opt = RowOptimizer(model.flat_parameters(), config.optimizer, config.lr)
+    n, bs, seeds = len(users), config.batch_size, model.seeds
+    gens = {s: torch.Generator().manual_seed(s) for s in dict.fromkeys(seeds)}
     per_epoch = math.ceil(n / bs)
     adv_from = int(config.epochs * config.adv_start) if model.adversarial else config.epochs
     history, t0 = [], time.perf_counter()
     model.train()
     with torch.no_grad():
         for epoch in range(config.epochs):
-            order = torch.randperm(n, generator=gen)
-            u_all, i_all = users[order].to(device), items[order].to(device)
-            j_all = sampler.sample(users[order], gen).to(device)  # (n,) negatives, at once
-            total = torch.zeros((), device=device)
+            draws = {}  # seed -> (order, negatives): drawn once per seed, in seed order
+            for s, gen in gens.items():
+                order = torch.randperm(n, generator=gen)
+                draws[s] = order, sampler.sample(users[order], gen)
+            u_all = torch.stack([users[draws[s][0]] for s in seeds]).to(device)  # (M, n)
+            i_all = torch.stack([items[draws[s][0]] for s in seeds]).to(device)
+            j_all = torch.stack([draws[s][1] for s in seeds]).to(device)
+            total = torch.zeros(len(seeds), device=device)
             for b in range(per_epoch):
                 sl = slice(b * bs, (b + 1) * bs)
-                u, i, j = u_all[sl], i_all[sl], j_all[sl]
+                u, i, j = u_all[:, sl], i_all[:, sl], j_all[:, sl]
                 loss, grads = bpr_step(model, u, i, j, config, epoch >= adv_from)
                 opt.step(grads)
-                total += loss * len(u)
-            history.append(total.item() / n)
+                total += loss * u.shape[1]
+            history.append((total / n).tolist())
             if progress:
                 progress(epoch + 1, config.epochs, f"training {config.model}")
     model.eval()
-    return {"loss_per_epoch": history, "train_seconds": round(time.perf_counter() - t0, 3),
-            "epochs": config.epochs, "adversarial_from_epoch": adv_from if model.adversarial else None}
+    seconds = round(time.perf_counter() - t0, 3)
+    return [{"loss_per_epoch": [h[m] for h in history], "train_seconds": seconds,
+             "members_trained_together": len(seeds), "epochs": config.epochs,
+             "adversarial_from_epoch": adv_from if model.adversarial else None}
+            for m in range(len(seeds))]
