@@ -8,14 +8,16 @@ entry or a complete one. An entry whose manifest is missing or disagrees with it
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -123,13 +125,63 @@ class Cache:
 
     root: Path
     build: bool = True
+    seen: list[Path] | None = field(default=None, compare=False)  # `recording()`: entries found
 
     @classmethod
     def default(cls) -> "Cache":
         return cls(default_cache_root())
 
     def read_only(self) -> "Cache":
-        return Cache(self.root, build=False)
+        return Cache(self.root, build=False, seen=self.seen)
+
+    def recording(self) -> "Cache":
+        """A read-only view that lists, in `seen`, every entry it finds: running a pipeline
+        step through it names the entries that step's result is made of (to ship them)."""
+        return Cache(self.root, build=False, seen=[])
+
+    @staticmethod
+    def export_entries(folders: list[Path]) -> bytes:
+        """Entry folders (`<root>/<step>/<key>`, of any cache) as one uncompressed tar of
+        `step/key/...`, links followed (a test cache links shared entries)."""
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", dereference=True) as tar:
+            for folder in dict.fromkeys(Path(f) for f in folders):
+                tar.add(folder, arcname=f"{folder.parent.name}/{folder.name}")
+        return buf.getvalue()
+
+    def import_entries(self, data: bytes) -> list[Path]:
+        """Add the entries of an `export_entries` tar that this cache lacks, each verified
+        against its manifest and renamed into place whole (never half-written). Returns
+        the entries added."""
+        added = []
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            groups: dict[tuple[str, str], list[tarfile.TarInfo]] = {}
+            for m in tar.getmembers():
+                parts = Path(m.name).parts
+                if len(parts) >= 2 and not parts[1].startswith("."):
+                    groups.setdefault(parts[:2], []).append(m)
+            for (step, key), members in groups.items():
+                final = self.path(step, key)
+                if final.exists() and verify_entry(final) is None:
+                    continue
+                final.parent.mkdir(parents=True, exist_ok=True)
+                staging = final.parent / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                try:
+                    tar.extractall(staging, members, filter="data")
+                    reason = verify_entry(staging / step / key)
+                    if reason is not None:
+                        raise ValueError(f"shipped cache entry {step}/{key} is corrupt ({reason})")
+                    try:
+                        os.rename(staging / step / key, final)
+                    except OSError:  # it appeared meanwhile (another importer: keep its
+                        if verify_entry(final) is None:  # copy, which may be in use), or
+                            continue  # debris
+                        self._discard(final)
+                        os.rename(staging / step / key, final)
+                    added.append(final)
+                finally:
+                    shutil.rmtree(staging, ignore_errors=True)
+        return added
 
     def key(self, config: Any, inputs: Any = None) -> str:
         return stable_hash(config, inputs)
@@ -144,6 +196,8 @@ class Cache:
             return None
         reason = verify_entry(folder)
         if reason is None:
+            if self.seen is not None:
+                self.seen.append(folder)
             return folder
         log.warning("cache entry %s is corrupt (%s); rebuilding it", folder, reason)
         self._discard(folder)

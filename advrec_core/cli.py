@@ -22,6 +22,7 @@ from .defenses import DEFENSES, TRADITIONAL
 from .errors import AdvRecError
 from .experiments.categories import CATEGORY_MODES
 from .extractors import EXTRACTORS, ExtractorConfig
+from .jobs import RAY_ADDRESS_ENV
 from .progress import TqdmProgress
 from .recommenders import RECOMMENDERS, RecConfig
 
@@ -355,9 +356,8 @@ def _cmd_poison_features(args: argparse.Namespace) -> int:
 def _cmd_grid(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from .errors import CategoryError
     from .experiments.grid import LPIPS_MISSING, GridSpec, grid_table, table2_columns
-    from .experiments.poison import run_poison
+    from .experiments.steps import run_grid
     from .extractors import preflight
 
     given = {"attacks": args.attacks, "defenses": args.defenses, "models": args.models,
@@ -365,6 +365,10 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     for a in args.attacks or ():
         AttackSpec.parse(a)  # a clear error before any work
     weights = _weights_pairs(args.weights)
+    if args.run and args.ray:  # a wrong address, before any work
+        from .jobs import connect_ray
+
+        connect_ray(args.ray)
     extractor = _extractor_config(argparse.Namespace(**{**vars(args), "weights": None,
                                                         "defense": TRADITIONAL.name}))
     cells = GridSpec("", "", extractor=extractor, weights=weights)
@@ -383,18 +387,17 @@ def _cmd_grid(args: argparse.Namespace) -> int:
     if spec.ks != GridSpec.ks:
         print(f"cut-offs     {' '.join(map(str, spec.ks))} (those above the {ds.n_items} items "
               f"dropped)")
-    table = grid_table(ds, spec, cache)
-    missing = table[~table["computed"]]
     if args.run:
-        for n, (_, r) in enumerate(missing.iterrows(), 1):
-            print(f"cell {n}/{len(missing)}: {r['model']} {r['attack']} {r['defense']}",
-                  flush=True)
-            try:
-                run_poison(ds, spec.cell(r["attack"], r["defense"], r["model"]), cache,
-                           args.device, progress)
-            except CategoryError as e:  # e.g. this defense predicts no item as the source
-                print(f"  skipped: {e}", flush=True)
-        table = grid_table(ds, spec, cache)
+        where = args.dataset if args.dataset == "demo" else str(Path(args.dataset).resolve())
+        out = run_grid(ds, spec, cache, args.device, progress, ray=args.ray,
+                       shared=args.ray_shared_cache, dataset=where, quiet=args.quiet)
+        print(f"steps        {out.computed} computed, {out.cached} found in the cache"
+              + (f", {len(out.skipped)} skipped" if out.skipped else "")
+              + f" ({out.seconds:.1f} s" + (f" on Ray {args.ray}" if args.ray else
+                                            " in this process") + ")")
+        for title, why in out.skipped.items():  # e.g. this defense predicts no source item
+            print(f"  skipped: {title}: {why}", flush=True)
+    table = grid_table(ds, spec, cache)
     print(f"grid         {spec.source} -> {spec.target}, seeds {list(spec.seeds)}, "
           f"{int(table['computed'].sum())}/{len(table)} cells computed"
           + ("" if args.run else " (--run computes the missing ones)"))
@@ -755,6 +758,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rec-epochs", type=int, help="recommender epochs")
     _add_precision_arg(g)
     g.add_argument("--run", action="store_true", help="compute the missing cells")
+    g.add_argument("--ray", metavar="ADDRESS", nargs="?", const="auto",
+                   default=os.environ.get(RAY_ADDRESS_ENV),
+                   help="compute the steps on Ray: auto (the cluster this machine joined), "
+                        "local (start one here) or ray://host:port (default: $ADVREC_RAY_ADDRESS; "
+                        "unset: in this process)")
+    g.add_argument("--ray-shared-cache", action="store_true",
+                   help="Ray workers write into this cache folder (ADVREC_CACHE on storage "
+                        "every node mounts at the same path) instead of shipping results back")
     g.add_argument("--csv", help="also write the table to this CSV file")
     _add_extractor_args(g, defense=False, per_defense=True)
     _add_categories_arg(g)

@@ -8,10 +8,18 @@ Results land in the cache through the pipeline functions themselves (pages read 
 there); the runner also keeps the returned object for callers that wait on a job. A failed
 job keeps a one-line error (and the traceback, for a "details" view) and can be submitted again.
 
+With ADVREC_RAY_ADDRESS set (an address `connect_ray` takes), a job runs as a Ray task
+instead (one CPU, and one GPU where the cluster has them; up to RAY_JOBS at a time), its
+progress relayed to this process through a small Ray actor. Its results land in the cache
+of the worker that ran it, so the app's Ray jobs need a cache every node shares: a local
+Ray (this machine's cache) or ADVREC_CACHE on shared storage. (`grid --run --ray` needs no
+shared storage: see experiments/steps.py.)
+
 The runner is a process-wide singleton (`runner()`): a Streamlit server is one process whose
 sessions are threads, so every tab sees the same jobs. It never imports a UI."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
@@ -19,10 +27,72 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .cache import PROJECT_ROOT
 from .config import stable_hash
 from .errors import AdvRecError
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+RAY_ADDRESS_ENV = "ADVREC_RAY_ADDRESS"  # set: jobs (and `grid --run`) run on this Ray cluster
+RAY_JOBS = 8  # jobs the app keeps on Ray at once (Ray places them by their resources)
+
+
+def connect_ray(address: str = "auto", num_cpus: int | None = None):
+    """Connect to Ray -> the ray module: "local" starts one on this machine (`num_cpus`,
+    default all), "auto" joins the cluster this machine belongs to (`ray start --head` /
+    `ray start --address`), "ray://host:port" joins through Ray Client. Already connected:
+    kept as it is. Workers find advrec_core through PYTHONPATH (this checkout) unless it
+    is installed there."""
+    try:
+        import ray
+    except ImportError:
+        raise AdvRecError("the Ray backend needs ray: pip install 'ray==2.60.0'") from None
+    if not ray.is_initialized():
+        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
+            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}}
+        try:
+            ray.init(address=None if address == "local" else address,
+                     num_cpus=num_cpus if address == "local" else None, runtime_env=env,
+                     log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise AdvRecError(f"could not connect to Ray at {address!r}: "
+                              f"{str(e).splitlines()[0]}; expected local, auto (after "
+                              f"`ray start`) or ray://host:port") from None
+    return ray
+
+
+class _ProgressBoard:
+    """A Ray actor holding a remote job's last progress (done, total, desc)."""
+
+    def __init__(self):
+        self.last = (0, 0, "")
+
+    def set(self, done: int, total: int, desc: str) -> None:
+        self.last = (done, total, desc)
+
+    def get(self) -> tuple[int, int, str]:
+        return self.last
+
+
+def _call_with_board(fn: Callable, board) -> Any:
+    """The Ray task of a job: fn(progress), each progress call sent to `board`."""
+    return fn(lambda done, total, desc: board.set.remote(done, total, desc))
+
+
+def run_on_ray(fn: Callable, job: "Job", address: str, poll_s: float = 0.5) -> Any:
+    """Run `fn(progress)` as a Ray task, copying its progress into `job` while it runs."""
+    ray = connect_ray(address)
+    board = ray.remote(_ProgressBoard).options(num_cpus=0).remote()
+    gpu = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
+    ref = ray.remote(_call_with_board).options(num_cpus=1, num_gpus=gpu,
+                                               name=f"advrec {job.title}").remote(fn, board)
+    try:
+        while True:
+            ready, _ = ray.wait([ref], timeout=poll_s)
+            job.progress(*ray.get(board.get.remote()))
+            if ready:
+                return ray.get(ref)
+    finally:
+        ray.kill(board)
 
 
 def job_key(kind: str, *parts: Any) -> str:
@@ -90,24 +160,26 @@ class JobRunner:
             job = self._jobs.get(key)
             if job is not None and job.state != FAILED:
                 return job
-            job = Job(key, title, str(device))
+            address = os.environ.get(RAY_ADDRESS_ENV) or None
+            job = Job(key, title, f"ray {address}" if address else str(device))
             self._jobs[key] = job
             worker = self._workers.get(job.device)
             if worker is None:
                 worker = self._workers[job.device] = ThreadPoolExecutor(
-                    1, thread_name_prefix=f"advrec-{job.device}")
-            job._future = worker.submit(self._run, job, fn)
+                    RAY_JOBS if address else 1, thread_name_prefix=f"advrec-{job.device}")
+            job._future = worker.submit(self._run, job, fn, address)
             return job
 
     @staticmethod
-    def _run(job: Job, fn: Callable) -> None:
+    def _run(job: Job, fn: Callable, address: str | None = None) -> None:
         job.state, job.started = RUNNING, time.time()
         try:
-            job.result = fn(job.progress)
+            job.result = run_on_ray(fn, job, address) if address else fn(job.progress)
             job.state = DONE
         except Exception as e:  # noqa: BLE001 - every failure is shown to the user
-            job.error = str(e) if isinstance(e, (AdvRecError, ValueError)) else \
-                f"{type(e).__name__}: {e}"
+            cause = getattr(e, "cause", None) or e  # a Ray task's error: the job's own
+            job.error = str(cause) if isinstance(cause, (AdvRecError, ValueError)) else \
+                f"{type(cause).__name__}: {cause}"
             job.details = traceback.format_exc()
             job.state = FAILED
         finally:

@@ -1,5 +1,6 @@
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +155,35 @@ def test_verify_reads_every_file_again(tmp_path, capsys, monkeypatch):
     os.utime(target, (past, past))  # same size, same mtime: only a full read sees it
     assert main(["--cache", str(tmp_path), "cache", "verify"]) == 1
     assert "x.npy does not match its sha256" in capsys.readouterr().out
+
+
+def test_entries_ship_between_caches_whole(tmp_path):
+    """export_entries / import_entries (how Ray workers and the driver exchange results):
+    the receiving cache gets each entry verified and whole, keeps an intact copy it already
+    has (another process may be reading it), and refuses a damaged one without a trace."""
+    import io
+    import tarfile
+
+    src = Cache(tmp_path / "a")
+    a = src.entry("s", {"n": 1}, lambda d: (d / "x.bin").write_bytes(b"abc"))
+    b = src.entry("s", {"n": 2}, lambda d: (d / "sub").mkdir() or (d / "sub/y").write_text("y"))
+    bundle = Cache.export_entries([a, b, a])
+    dst = Cache(tmp_path / "b")
+    assert sorted(p.name for p in dst.import_entries(bundle)) == sorted([a.name, b.name])
+    assert dst.lookup("s", {"n": 1}) is not None and dst.verify() == []
+    assert (Path(dst.root) / "s" / b.name / "sub" / "y").read_text() == "y"
+    inode = (Path(dst.root) / "s" / a.name / "x.bin").stat().st_ino
+    assert dst.import_entries(bundle) == []  # already there: kept as it is
+    assert (Path(dst.root) / "s" / a.name / "x.bin").stat().st_ino == inode
+    damaged = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(Cache.export_entries([a]))) as tin, \
+            tarfile.open(fileobj=damaged, mode="w") as tout:
+        for m in tin.getmembers():
+            data = tin.extractfile(m).read() if m.isfile() else None
+            if m.name.endswith("x.bin"):
+                data = b"abd"
+            tout.addfile(m, io.BytesIO(data) if data is not None else None)
+    other = Cache(tmp_path / "c")
+    with pytest.raises(ValueError, match="corrupt"):
+        other.import_entries(damaged.getvalue())
+    assert not list(Path(other.root).glob("s/*")) and not list(Path(other.root).glob("s/.*"))

@@ -71,6 +71,7 @@ BAD = {
     "train-rec: unknown model": ["train-rec", "demo", "--model", "nope"],
     "poison: bad limit": ["poison", "demo", *PAIR, "--limit", "0"],
     "grid: bad attack label": ["grid", "demo", "--attacks", "pgd"],
+    "grid: no Ray there": ["grid", "demo", "--run", "--ray", "ray://127.0.0.1:1"],
     "regime: unknown defense": ["regime", "demo", "--defense", "nope"],
     "study: export without id": ["study", "export", "--db", "sqlite:///{tmp}/s.sqlite"],
     "cache: unknown action": ["cache", "clean"],

@@ -31,7 +31,7 @@ from ..extractors import ExtractorConfig, class_names, resolve_class
 from ..progress import Progress
 from ..recommenders import KS, RECOMMENDERS, Member, RankingData, RecConfig, evaluate, fit_recommenders
 from ..recommenders.evaluation import ACCURACY, check_cutoffs
-from .attack import AttackJob, run_attack_job, source_items
+from .attack import AttackJob, AttackResult, run_attack_job, source_items
 from .categories import categorize, describe
 from .extract import ExtractJob, extract_features
 
@@ -250,26 +250,66 @@ def paired_interval(d: np.ndarray) -> tuple[float, float, float]:
     return float(d.mean()), float(ci.high - ci.low) / 2, float(test.pvalue)
 
 
+PHASES = ("clean", "poisoned")
+
+
+@dataclass
+class PoisonInputs:
+    """What a poisoning run's recommender runs read, computed (or read from the cache) once."""
+    ds: Dataset  # with the categories CHR@K uses (AttackJob.categories)
+    focus: np.ndarray  # every source item, attacked or not
+    src: int  # the source category's index in ds.categories
+    clean: np.ndarray  # (N, D) clean features
+    attacked: AttackResult | None = None  # None: not asked for
+
+    def poisoned(self) -> np.ndarray:
+        """(N, D) the clean features with the attacked items' replaced."""
+        poisoned = self.clean.copy()
+        poisoned[self.attacked.items] = self.attacked.features_adv
+        return poisoned
+
+
+def poison_inputs(given: Dataset, job: PoisonJob, cache: Cache, device: torch.device,
+                  progress: Progress | None = None, attack: bool = True) -> PoisonInputs:
+    """The categories, source items and clean features of `job` (and its attack, unless
+    `attack` is False: the clean runs do not need it)."""
+    a = job.attack
+    ds = categorize(given, a.extractor, a.categories, cache, device, progress)
+    focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))  # validates
+    clean = extract_features(ds, ExtractJob(a.extractor), cache, device, progress).features
+    attacked = run_attack_job(given, a, cache, device, progress) if attack else None
+    return PoisonInputs(ds, focus, ds.category_code(a.source), clean, attacked)
+
+
+def poison_runs(given: Dataset, job: PoisonJob, phase: str, cache: Cache | None = None,
+                device: str | torch.device = "auto",
+                progress: Progress | None = None) -> list[RecRun]:
+    """One phase's recommender runs of `job` ("clean": needs no attack), one per seed,
+    trained together: the grid's per-phase step."""
+    if phase not in PHASES:
+        raise AdvRecError(f"phase must be one of {', '.join(PHASES)}, not {phase!r}")
+    check_cutoffs(job.ks, given.n_items)
+    cache, device = cache or Cache.default(), resolve_device(device)
+    inp = poison_inputs(given, job, cache, device, progress, attack=phase == "poisoned")
+    feats = inp.poisoned() if phase == "poisoned" else inp.clean
+    scale = feature_scales(inp.clean, job.feature_scale)[phase]
+    uses_images = RECOMMENDERS.get(job.rec.model).uses_images
+    specs = [Member(seed, feats if uses_images else None, scale) for seed in job.seeds]
+    return train_and_evaluate_runs(inp.ds, specs, job.rec, inp.focus, inp.src, cache, device,
+                                   progress, job.ks)
+
+
 def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
                device: str | torch.device = "auto", progress: Progress | None = None) -> PoisonResult:
     check_cutoffs(job.ks, ds.n_items)  # before any extraction, attack or training
     cache = cache or Cache.default()
     device = resolve_device(device)
-    a = job.attack
-    given = ds
-    ds = categorize(given, a.extractor, a.categories, cache, device, progress)
-    # every source item, attacked or not (validates)
-    focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))
-    src = ds.category_code(a.source)
-    clean = extract_features(ds, ExtractJob(a.extractor), cache, device, progress).features
-    attacked = run_attack_job(given, a, cache, device, progress)
-    poisoned = clean.copy()
-    poisoned[attacked.items] = attacked.features_adv
+    inp = poison_inputs(ds, job, cache, device, progress)
     per_seed, chr_mean, change, ranks, runs = compare_runs(
-        ds, clean, poisoned, attacked.items, focus, src, job.rec, job.seeds, job.ks,
-        job.feature_scale, cache, device, progress)
+        inp.ds, inp.clean, inp.poisoned(), inp.attacked.items, inp.focus, inp.src, job.rec,
+        job.seeds, job.ks, job.feature_scale, cache, device, progress)
     return PoisonResult(job, per_seed, chr_mean["clean"], chr_mean["poisoned"], ranks,
-                        change, attacked.summary, runs, ds)
+                        change, inp.attacked.summary, runs, inp.ds)
 
 
 def compare_runs(ds: Dataset, clean: np.ndarray, poisoned: np.ndarray, attacked: np.ndarray,
@@ -282,7 +322,7 @@ def compare_runs(ds: Dataset, clean: np.ndarray, poisoned: np.ndarray, attacked:
     `focus`: every source item; `src`: the source category's index in `ds.categories`."""
     uses_images = RECOMMENDERS.get(rec_config.model).uses_images
     scales = feature_scales(clean, feature_scale)
-    cells = [(seed, phase) for seed in seeds for phase in ("clean", "poisoned")]
+    cells = [(seed, phase) for seed in seeds for phase in PHASES]
     feats = {"clean": clean, "poisoned": poisoned}
     specs = [Member(seed, feats[phase] if uses_images else None, scales[phase])
              for seed, phase in cells]

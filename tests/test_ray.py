@@ -1,0 +1,156 @@
+"""The grid on a local Ray (2 CPUs, started here): the same table as the in-process runner,
+nothing resubmitted once cached, and a worker killed mid-step retried with no partial entry.
+
+The Ray workers keep their own cache folder (as on a cluster without shared storage): the
+driver ships them the entries they read and adds back the entries they compute."""
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from advrec_core.cache import PROJECT_ROOT, Cache
+from advrec_core.data import load_dataset
+from advrec_core.defenses import TrainConfig
+from advrec_core.experiments.grid import GridSpec, grid_table
+from advrec_core.experiments.steps import grid_steps, run_grid
+from advrec_core.extractors import ExtractorConfig
+from advrec_core.recommenders import RecConfig
+
+ray = pytest.importorskip("ray")
+
+QUICK = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))  # as test_experiments'
+SPEC = GridSpec("Sandal", "Running shoe", attacks=("fgsm-4", "pgd-4"), defenses=("traditional",),
+                models=("vbpr", "amr"), seeds=(0,), ks=(10, 20), limit=6, extractor=QUICK,
+                rec=RecConfig(epochs=40))
+
+
+def start_ray(worker_cache: Path) -> None:
+    ray.shutdown()
+    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False,
+             runtime_env={"env_vars": {"ADVREC_CACHE": str(worker_cache),
+                                       "PYTHONPATH": str(PROJECT_ROOT)}})
+
+
+def seeded_cache(folder: Path, source: Path) -> Cache:
+    """A driver cache holding the extractor and its features (as after `choose_pair`)."""
+    for step in ("extractor", "features"):
+        for entry in sorted((source / step).glob("[!.]*")):
+            (folder / step).mkdir(parents=True, exist_ok=True)
+            (folder / step / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    return Cache(folder)
+
+
+@pytest.fixture(scope="module")
+def world(demo_dir, tmp_path_factory):
+    """The dataset and the in-process runner's table (its own cache)."""
+    ds = load_dataset("demo")
+    base = Cache(tmp_path_factory.mktemp("inprocess"))
+    out = run_grid(ds, SPEC, base, "cpu", quiet=True)
+    assert out.computed == len(grid_steps(SPEC)) and not out.skipped
+    table = grid_table(ds, SPEC, base)
+    assert table["computed"].all()
+    yield ds, base, table
+    ray.shutdown()
+
+
+def test_ray_grid_equals_the_in_process_one_and_resubmits_nothing(world, tmp_path):
+    ds, base, expected = world
+    start_ray(tmp_path / "worker-cache")
+    driver = seeded_cache(tmp_path / "driver", base.root)
+    out = run_grid(ds, SPEC, driver, ray="auto", quiet=True)
+    assert out.cached == 2 and out.computed == len(grid_steps(SPEC)) - 2  # extractor, features
+    got = grid_table(ds, SPEC, driver)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    assert (tmp_path / "worker-cache" / "attack").is_dir()  # computed there, shipped here
+    again = run_grid(ds, SPEC, driver, ray="auto", quiet=True)
+    assert again.computed == 0 and again.cached == len(grid_steps(SPEC))
+
+
+def test_shared_cache_mode_writes_where_the_driver_reads(world, tmp_path):
+    """--ray-shared-cache: the workers' ADVREC_CACHE is the driver's folder; nothing is
+    shipped, and the table is the in-process one."""
+    ds, base, expected = world
+    driver = seeded_cache(tmp_path / "shared", base.root)
+    (tmp_path / "shared" / "demo").mkdir()  # the shared folder holds the catalog too
+    (tmp_path / "shared" / "demo" / ds.root.name).symlink_to(ds.root, target_is_directory=True)
+    start_ray(Path(driver.root))
+    out = run_grid(ds, SPEC, driver, ray="auto", shared=True, quiet=True)
+    assert out.computed == len(grid_steps(SPEC)) - 2 and not out.skipped
+    pd.testing.assert_frame_equal(grid_table(ds, SPEC, driver), expected, check_exact=True)
+
+
+def ray_task_pids(prefix: str) -> list[int]:
+    """Processes whose title (Ray sets it to "ray::<task name>" while it runs) starts so."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        if title.startswith(f"ray::advrec {prefix}"):
+            pids.append(int(pid))
+    return pids
+
+
+def test_a_worker_killed_mid_step_is_retried_and_leaves_no_partial_entry(world, tmp_path):
+    ds, base, expected = world
+    workers = tmp_path / "worker-cache"
+    start_ray(workers)
+    driver = seeded_cache(tmp_path / "driver", base.root)
+    killed = []
+
+    def kill_first_training_worker():
+        deadline = time.time() + 300
+        while time.time() < deadline and not killed:
+            pids = ray_task_pids("poisoned runs")
+            if pids:
+                time.sleep(0.3)  # into its training
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_first_training_worker, daemon=True)
+    killer.start()
+    out = run_grid(ds, SPEC, driver, ray="auto", quiet=True)
+    killer.join(5)
+    assert killed, "no training step was seen running"
+    assert not out.skipped
+    pd.testing.assert_frame_equal(grid_table(ds, SPEC, driver), expected, check_exact=True)
+    assert driver.verify() == []  # every entry whole
+    assert not list(Path(driver.root).glob("*/.tmp-*"))
+    assert not list(workers.glob("*/.tmp-*"))  # the killed build's folder was cleaned
+
+
+def test_app_jobs_run_on_ray_with_their_progress(tmp_path, monkeypatch, job_runner):
+    """ADVREC_RAY_ADDRESS set: the app's job runner runs jobs as Ray tasks; their progress
+    reaches the job (the sidebar reads it) and a failure keeps its one line."""
+    from advrec_core.jobs import DONE, FAILED, RAY_ADDRESS_ENV
+
+    def remote_job(progress):  # nested: pickled by value (a worker cannot import this file)
+        progress(1, 2, "half way")
+        time.sleep(1.5)  # long enough for the runner to relay the progress
+        progress(2, 2, "done")
+        return os.getpid()
+
+    def failing_job(progress):
+        from advrec_core.errors import AdvRecError
+
+        raise AdvRecError("no item predicted as 'Sandal'")
+
+    start_ray(tmp_path / "worker-cache")
+    monkeypatch.setenv(RAY_ADDRESS_ENV, "auto")
+    seen = []
+    job = job_runner.submit("k1", remote_job, "a remote job")
+    while job.active:
+        seen.append((job.done, job.total, job.step))
+        time.sleep(0.1)
+    job.wait()
+    assert job.state == DONE and job.device == "ray auto", job.details
+    assert job.result != os.getpid()  # a Ray worker ran it
+    assert (1, 2, "half way") in seen and (job.done, job.total) == (2, 2)
+    bad = job_runner.submit("k2", failing_job, "a failing job").wait()
+    assert bad.state == FAILED and bad.error == "no item predicted as 'Sandal'"
