@@ -1,0 +1,80 @@
+"""The same demo grid computed by the in-process runner and by Ray on this machine (a local
+Ray with --workers CPUs, workers shipping their results back from their own cache folder),
+side by side in one run: wall time, steps per second and the ratio; and whether both
+tables are identical. Each backend starts from a cache holding only the trained
+extractors and their features (they are trained once, before timing).
+
+    python benchmarks/grid_scale.py                          # 4 attacks, T, VBPR+AMR, 3 seeds
+    python benchmarks/grid_scale.py --attacks fgsm-4 --seeds 0 --workers 2
+Needs ray (requirements-test.txt)."""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from advrec_core.cache import PROJECT_ROOT, Cache
+from advrec_core.data import load_dataset
+from advrec_core.experiments.grid import GridSpec, grid_table
+from advrec_core.experiments.poison import propose_pair
+from advrec_core.experiments.steps import InProcess, grid_steps, run_grid
+
+
+def seeded(folder: Path, source: Path) -> Cache:
+    """A cache linking `source`'s extractor and features entries (nothing else)."""
+    for step in ("extractor", "features"):
+        for entry in sorted((source / step).glob("[!.]*")):
+            (folder / step).mkdir(parents=True, exist_ok=True)
+            (folder / step / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
+    return Cache(folder)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--attacks", nargs="+", default=["fgsm-4", "fgsm-8", "pgd-4", "pgd-8"])
+    ap.add_argument("--defenses", nargs="+", default=["traditional"])
+    ap.add_argument("--models", nargs="+", default=["vbpr", "amr"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray")
+    args = ap.parse_args(argv)
+    import ray
+
+    ds = load_dataset("demo")
+    spec = GridSpec(*propose_pair(ds), attacks=tuple(args.attacks),
+                    defenses=tuple(args.defenses), models=tuple(args.models),
+                    seeds=tuple(args.seeds), categories="true")
+    home = Cache.default()
+    InProcess().run([s for s in grid_steps(spec) if s.kind in ("extractor", "features")], ds,
+                    home, quiet=True)  # trained once, outside the timing
+    n = len(grid_steps(spec))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        results = {}
+        for name in ("in-process", "ray-local"):
+            cache = seeded(tmp / name, Path(home.root))
+            if name == "ray-local":
+                ray.init(num_cpus=args.workers, log_to_driver=False, include_dashboard=False,
+                         runtime_env={"env_vars": {"ADVREC_CACHE": str(tmp / "workers"),
+                                                   "PYTHONPATH": str(PROJECT_ROOT)}})
+            t0 = time.perf_counter()
+            out = run_grid(ds, spec, cache, ray="auto" if name == "ray-local" else None,
+                           quiet=True)
+            wall = time.perf_counter() - t0
+            results[name] = (wall, out, grid_table(ds, spec, cache))
+            print(f"{name:10s} {wall:7.1f} s  {out.computed} steps computed "
+                  f"({out.computed / wall:.2f} steps/s), {out.cached} found cached")
+        ray.shutdown()
+    (w_in, _, t_in), (w_ray, _, t_ray) = results["in-process"], results["ray-local"]
+    same = t_in.equals(t_ray)
+    print(f"grid: {len(spec.cells())} cells, {n} steps, {ds.n_items} items; "
+          f"Ray-local / in-process wall time ratio {w_in / w_ray:.2f}x (> 1: Ray faster); "
+          f"identical tables: {same}")
+    if not same:
+        print(pd.concat({"in-process": t_in, "ray-local": t_ray}, axis=1).to_string())
+
+
+if __name__ == "__main__":
+    main()
