@@ -51,6 +51,8 @@ def world(demo_dir, tmp_path_factory):
     base = Cache(tmp_path_factory.mktemp("inprocess"))
     out = run_grid(ds, SPEC, base, "cpu", quiet=True)
     assert out.computed == len(grid_steps(SPEC)) and not out.skipped
+    assert set(out.seconds_by_kind) == {"extractor", "features", "attack", "runs", "cell"}
+    assert out.seconds >= sum(out.seconds_by_kind.values()) > 0
     table = grid_table(ds, SPEC, base)
     assert table["computed"].all()
     yield ds, base, table

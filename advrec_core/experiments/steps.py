@@ -238,10 +238,10 @@ class InProcess:
             else:
                 bar.update(n, 1, len(todo) - n - 1, s.title)
                 try:
-                    t0 = time.perf_counter()
+                    t1 = time.perf_counter()
                     s.run(ds, cache, device, progress)
                     status[s.key] = DONE
-                    out.timed(s, time.perf_counter() - t0)
+                    out.timed(s, time.perf_counter() - t1)
                 except CategoryError as e:
                     status[s.key] = SKIPPED
                     out.skipped[s.title] = str(e)

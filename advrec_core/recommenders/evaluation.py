@@ -238,7 +238,7 @@ def check_cutoffs(ks: tuple[int, ...], n_items: int) -> None:
 @torch.no_grad()
 def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData,
              ks: tuple[int, ...] = KS, focus_items: np.ndarray | None = None,
-             ncdcg_category: int | None = None, batch_users: int = 2048,
+             ncdcg_category: int | None = None, batch_users: int = 512,
              return_topk: bool = False) -> RankingReport:
     """user_vecs (n_users, d), item_vecs (n_items, d): scores are their dot products.
     Computed on the CPU (batched; the matmul dominates and fits any machine). One loop asks
@@ -261,9 +261,12 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
     cat_of = torch.cat([torch.where(data.item_category < 0, n_cat, data.item_category),
                         torch.tensor([n_cat + 1])])  # index -1 (no item) -> n_cat + 1
     item_t = item_vecs.T.contiguous()
+    # 512 users a batch, into one reused buffer: at Amazon-Men size the score matmuls take
+    # half the time they take with 2,048 users in fresh buffers (cache misses, page faults)
+    buf = torch.empty(min(batch_users, data.n_users), data.n_items)
     for start in range(0, data.n_users, batch_users):
         users = torch.arange(start, min(start + batch_users, data.n_users))
-        scores = user_vecs[users] @ item_t  # (B, n_items)
+        scores = torch.mm(user_vecs[users], item_t, out=buf[:len(users)])  # (B, n_items)
         r, c = data.rows(data.train_indptr, data.train_items, users)
         scores[r, c] = float("-inf")  # never recommend what the user already has
         top, valid = ranked_lists(scores, kmax)  # (B, kmax)
