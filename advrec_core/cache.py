@@ -139,6 +139,17 @@ class Cache:
         step through it names the entries that step's result is made of (to ship them)."""
         return Cache(self.root, build=False, seen=[])
 
+    def link_entries(self, source: "Cache", steps: tuple[str, ...]) -> "Cache":
+        """Link every entry of `steps` in `source` into this cache (read-only sharing, e.g.
+        trained extractors for a benchmark or test that must start cold otherwise); self."""
+        for step in steps:
+            for entry in sorted(Path(source.root, step).glob("[!.]*")):
+                link = self.path(step, entry.name)
+                if not link.exists():
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    link.symlink_to(entry.resolve(), target_is_directory=True)
+        return self
+
     @staticmethod
     def export_entries(folders: list[Path]) -> bytes:
         """Entry folders (`<root>/<step>/<key>`, of any cache) as one uncompressed tar of

@@ -36,23 +36,23 @@ RAY_ADDRESS_ENV = "ADVREC_RAY_ADDRESS"  # set: jobs (and `grid --run`) run on th
 RAY_JOBS = 8  # jobs the app keeps on Ray at once (Ray places them by their resources)
 
 
-def connect_ray(address: str = "auto", num_cpus: int | None = None):
+def connect_ray(address: str = "auto", num_cpus: int | None = None,
+                env: dict[str, str] | None = None):
     """Connect to Ray -> the ray module: "local" starts one on this machine (`num_cpus`,
     default all), "auto" joins the cluster this machine belongs to (`ray start --head` /
     `ray start --address`), "ray://host:port" joins through Ray Client. Already connected:
     kept as it is. Workers find advrec_core through PYTHONPATH (this checkout) unless it
-    is installed there."""
+    is installed there, and get `env` (e.g. their own ADVREC_CACHE) added."""
     try:
         import ray
     except ImportError:
         raise AdvRecError("the Ray backend needs ray: pip install 'ray==2.60.0'") from None
     if not ray.is_initialized():
-        env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)}}
+        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
         try:
             ray.init(address=None if address == "local" else address,
-                     num_cpus=num_cpus if address == "local" else None, runtime_env=env,
-                     log_to_driver=False)
+                     num_cpus=num_cpus if address == "local" else None, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path, **(env or {})}})
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise AdvRecError(f"could not connect to Ray at {address!r}: "
                               f"{str(e).splitlines()[0]}; expected local, auto (after "

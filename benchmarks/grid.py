@@ -40,10 +40,7 @@ def main(argv=None):
     InProcess().run([s for s in grid_steps(spec) if s.kind == "extractor"], ds, home,
                     quiet=True)  # trained once, outside the timing
     with tempfile.TemporaryDirectory() as tmp:
-        cache = Cache(Path(tmp))
-        for entry in sorted(Path(home.root, "extractor").glob("[!.]*")):
-            (cache.root / "extractor").mkdir(parents=True, exist_ok=True)
-            (cache.root / "extractor" / entry.name).symlink_to(entry.resolve(), True)
+        cache = Cache(Path(tmp)).link_entries(home, ("extractor",))
         t0 = time.perf_counter()
         source, target = choose_pair(ds, spec.extractor_for("traditional"), spec.categories,
                                      cache=cache)
@@ -61,8 +58,8 @@ def main(argv=None):
               **out.seconds_by_kind}
     for kind, sec in sorted(stages.items(), key=lambda kv: -kv[1]):
         print(f"  {kind:24s} {sec:7.1f} s  {sec / wall:6.1%}")
-    for title, sec in sorted(out.seconds_by_step.items(), key=lambda kv: -kv[1])[:8]:
-        print(f"  slowest: {title:45s} {sec:6.1f} s")
+    for step, sec in sorted(out.timed, key=lambda t: -t[1])[:8]:
+        print(f"  slowest: {step.title:45s} {sec:6.1f} s")
 
 
 if __name__ == "__main__":

@@ -16,20 +16,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from advrec_core.cache import PROJECT_ROOT, Cache
+from advrec_core.cache import Cache
 from advrec_core.data import load_dataset
 from advrec_core.experiments.grid import GridSpec, grid_table
 from advrec_core.experiments.poison import propose_pair
 from advrec_core.experiments.steps import InProcess, grid_steps, run_grid
-
-
-def seeded(folder: Path, source: Path) -> Cache:
-    """A cache linking `source`'s extractor and features entries (nothing else)."""
-    for step in ("extractor", "features"):
-        for entry in sorted((source / step).glob("[!.]*")):
-            (folder / step).mkdir(parents=True, exist_ok=True)
-            (folder / step / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
-    return Cache(folder)
+from advrec_core.jobs import connect_ray
 
 
 def main(argv=None):
@@ -40,8 +32,6 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray")
     args = ap.parse_args(argv)
-    import ray
-
     ds = load_dataset("demo")
     spec = GridSpec(*propose_pair(ds), attacks=tuple(args.attacks),
                     defenses=tuple(args.defenses), models=tuple(args.models),
@@ -54,11 +44,9 @@ def main(argv=None):
         tmp = Path(tmp)
         results = {}
         for name in ("in-process", "ray-local"):
-            cache = seeded(tmp / name, Path(home.root))
+            cache = Cache(tmp / name).link_entries(home, ("extractor", "features"))
             if name == "ray-local":
-                ray.init(num_cpus=args.workers, log_to_driver=False, include_dashboard=False,
-                         runtime_env={"env_vars": {"ADVREC_CACHE": str(tmp / "workers"),
-                                                   "PYTHONPATH": str(PROJECT_ROOT)}})
+                connect_ray("local", args.workers, {"ADVREC_CACHE": str(tmp / "workers")})
             t0 = time.perf_counter()
             out = run_grid(ds, spec, cache, ray="auto" if name == "ray-local" else None,
                            quiet=True)
@@ -66,7 +54,7 @@ def main(argv=None):
             results[name] = (wall, out, grid_table(ds, spec, cache))
             print(f"{name:10s} {wall:7.1f} s  {out.computed} steps computed "
                   f"({out.computed / wall:.2f} steps/s), {out.cached} found cached")
-        ray.shutdown()
+        connect_ray().shutdown()
     (w_in, _, t_in), (w_ray, _, t_ray) = results["in-process"], results["ray-local"]
     same = t_in.equals(t_ray)
     print(f"grid: {len(spec.cells())} cells, {n} steps, {ds.n_items} items; "

@@ -40,11 +40,10 @@ def cache_dir(isolated_cache, tmp_path_factory, monkeypatch):
     """This test's own cache folder ($ADVREC_CACHE): links to the shared steps' entries;
     whatever else the test computes stays its own. Shared-step entries it builds are moved
     to the session store afterwards, for later tests."""
+    from advrec_core.cache import Cache
+
     own = tmp_path_factory.mktemp("testcache")
-    for step in SHARED_STEPS:
-        for entry in sorted((isolated_cache / step).glob("[!.]*")):
-            (own / step).mkdir(parents=True, exist_ok=True)
-            (own / step / entry.name).symlink_to(entry, target_is_directory=True)
+    Cache(own).link_entries(Cache(isolated_cache), SHARED_STEPS)
     monkeypatch.setenv("ADVREC_CACHE", str(own))
     yield own
     for step in SHARED_STEPS:

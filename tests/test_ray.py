@@ -12,12 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from advrec_core.cache import PROJECT_ROOT, Cache
+from advrec_core.cache import Cache
 from advrec_core.data import load_dataset
 from advrec_core.defenses import TrainConfig
 from advrec_core.experiments.grid import GridSpec, grid_table
 from advrec_core.experiments.steps import grid_steps, run_grid
 from advrec_core.extractors import ExtractorConfig
+from advrec_core.jobs import connect_ray
 from advrec_core.recommenders import RecConfig
 
 ray = pytest.importorskip("ray")
@@ -30,18 +31,12 @@ SPEC = GridSpec("Sandal", "Running shoe", attacks=("fgsm-4", "pgd-4"), defenses=
 
 def start_ray(worker_cache: Path) -> None:
     ray.shutdown()
-    ray.init(num_cpus=2, log_to_driver=False, include_dashboard=False,
-             runtime_env={"env_vars": {"ADVREC_CACHE": str(worker_cache),
-                                       "PYTHONPATH": str(PROJECT_ROOT)}})
+    connect_ray("local", 2, {"ADVREC_CACHE": str(worker_cache)})
 
 
-def seeded_cache(folder: Path, source: Path) -> Cache:
+def seeded_cache(folder: Path, source: Cache) -> Cache:
     """A driver cache holding the extractor and its features (as after `choose_pair`)."""
-    for step in ("extractor", "features"):
-        for entry in sorted((source / step).glob("[!.]*")):
-            (folder / step).mkdir(parents=True, exist_ok=True)
-            (folder / step / entry.name).symlink_to(entry.resolve(), target_is_directory=True)
-    return Cache(folder)
+    return Cache(folder).link_entries(source, ("extractor", "features"))
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +57,7 @@ def world(demo_dir, tmp_path_factory):
 def test_ray_grid_equals_the_in_process_one_and_resubmits_nothing(world, tmp_path):
     ds, base, expected = world
     start_ray(tmp_path / "worker-cache")
-    driver = seeded_cache(tmp_path / "driver", base.root)
+    driver = seeded_cache(tmp_path / "driver", base)
     out = run_grid(ds, SPEC, driver, ray="auto", quiet=True)
     assert out.cached == 2 and out.computed == len(grid_steps(SPEC)) - 2  # extractor, features
     got = grid_table(ds, SPEC, driver)
@@ -76,7 +71,7 @@ def test_shared_cache_mode_writes_where_the_driver_reads(world, tmp_path):
     """--ray-shared-cache: the workers' ADVREC_CACHE is the driver's folder; nothing is
     shipped, and the table is the in-process one."""
     ds, base, expected = world
-    driver = seeded_cache(tmp_path / "shared", base.root)
+    driver = seeded_cache(tmp_path / "shared", base)
     (tmp_path / "shared" / "demo").mkdir()  # the shared folder holds the catalog too
     (tmp_path / "shared" / "demo" / ds.root.name).symlink_to(ds.root, target_is_directory=True)
     start_ray(Path(driver.root))
@@ -102,7 +97,7 @@ def test_a_worker_killed_mid_step_is_retried_and_leaves_no_partial_entry(world, 
     ds, base, expected = world
     workers = tmp_path / "worker-cache"
     start_ray(workers)
-    driver = seeded_cache(tmp_path / "driver", base.root)
+    driver = seeded_cache(tmp_path / "driver", base)
     killed = []
 
     def kill_first_training_worker():

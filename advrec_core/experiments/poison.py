@@ -116,7 +116,7 @@ def train_and_evaluate_runs(ds: Dataset, specs: list[Member], rec: RecConfig,
     """Train and evaluate the recommender once per spec (cached each on its own, keyed by
     its seed and features). The runs not cached yet train together as one batched model
     (or `members_per_fit` at a time), with the numbers each gets when trained alone
-    (benchmarks/cell.py: 1.4x faster than one by one on the demo, 2 CPU cores)."""
+    (benchmarks/cell.py: 1.2-1.5x faster than one by one on the demo, 2 CPU cores)."""
     data = RankingData.from_dataset(ds)
     common = {"trainer": TRAINER_VERSION, "interactions": ds.interactions_fingerprint(),
               "focus": focus.tolist(), "ncdcg": ncdcg_category, "ks": list(ks),
@@ -129,13 +129,14 @@ def train_and_evaluate_runs(ds: Dataset, specs: list[Member], rec: RecConfig,
         keys.append((replace(rec, seed=s.seed), {
             **common, **({"scale": s.scale} if s.scale else {}),
             "features": None if s.features is None else hashes[id(s.features)]}))
-    todo = {}  # cache key -> index of the first spec with it, for runs not cached yet
-    for n, (config, inputs) in enumerate(keys):
-        if cache.lookup("rec", config, inputs) is None:
-            todo.setdefault(cache.key(config, inputs), n)
-    if todo and not cache.build:
+    names = [cache.key(config, inputs) for config, inputs in keys]
+    folders: dict[str, Path | None] = {}  # cache key -> its verified entry (None: not yet)
+    for name, (config, inputs) in zip(names, keys):
+        if name not in folders:  # BPR-MF's clean and poisoned runs are one entry
+            folders[name] = cache.lookup("rec", config, inputs)
+    order = [names.index(name) for name, folder in folders.items() if folder is None]
+    if order and not cache.build:
         raise NotCached("rec entry not computed yet")
-    order = list(todo.values())
     size = members_per_fit or max(len(order), 1)
     users = torch.as_tensor(ds.train["user"].to_numpy().copy())
     items = torch.as_tensor(ds.train["item"].to_numpy().copy())
@@ -149,14 +150,11 @@ def train_and_evaluate_runs(ds: Dataset, specs: list[Member], rec: RecConfig,
             build = partial(_write_run, model=model, member=m, history=histories[m], data=data,
                             ks=ks, focus=focus, ncdcg_category=ncdcg_category)
             config, inputs = keys[n]
-            cache.entry("rec", config, build, inputs, seconds_before=share)
-    runs = []
-    for config, inputs in keys:
-        folder = cache.entry("rec", config, _never_built, inputs)
-        runs.append(RecRun(folder, json.loads((folder / "report.json").read_text()),
-                           pd.read_csv(folder / "chr.csv", index_col="category"),
-                           pd.read_csv(folder / "ranks.csv")))
-    return runs
+            folders[names[n]] = cache.entry("rec", config, build, inputs, seconds_before=share)
+    runs = {name: RecRun(folder, json.loads((folder / "report.json").read_text()),
+                         pd.read_csv(folder / "chr.csv", index_col="category"),
+                         pd.read_csv(folder / "ranks.csv")) for name, folder in folders.items()}
+    return [runs[name] for name in names]
 
 
 def _write_run(folder: Path, model, member: int, history: dict, data: RankingData,
@@ -172,10 +170,6 @@ def _write_run(folder: Path, model, member: int, history: dict, data: RankingDat
     atomic_write_text(folder / "report.json", json.dumps(
         {"accuracy": res.accuracy, "ncdcg": res.ncdcg, "history": history,
          "n_users": res.n_users, "n_test_users": res.n_test_users}, indent=1))
-
-
-def _never_built(folder: Path) -> None:
-    raise RuntimeError("a recommender run was expected in the cache")  # a lost race only
 
 
 def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,

@@ -7,7 +7,7 @@ missing, and running it through a read-only cache says whether it is done. So th
 stays the source of truth: a step already cached is never submitted, and a grid killed
 half-way resumes where it stopped.
 
-Backends (one interface, `Backend.run(plan)`):
+Backends (one interface, `run(steps, ds, cache, device, progress, quiet) -> Outcome`):
 
 * `InProcess` (default): the steps one after another in this process, as before.
 * `RayBackend`: every step a Ray task with its declared resources (`Resources`; GPUs only
@@ -19,7 +19,6 @@ Backends (one interface, `Backend.run(plan)`):
   (`shared=True`: ADVREC_CACHE on storage every node mounts at the same path)."""
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -31,7 +30,7 @@ from ..config import stable_hash
 from ..data.dataset import Dataset
 from ..errors import CategoryError
 from ..extractors import ExtractorConfig, load_extractor
-from ..jobs import RAY_ADDRESS_ENV, connect_ray
+from ..jobs import connect_ray
 from ..progress import Progress
 from ..registry import Registry
 from .attack import run_attack_job
@@ -40,7 +39,6 @@ from .extract import ExtractJob, extract_features
 from .grid import GridSpec
 from .poison import poison_runs, run_poison
 
-log = logging.getLogger(__name__)
 GiB = 1 << 30
 
 
@@ -162,29 +160,25 @@ def grid_steps(spec: GridSpec) -> list[Step]:
 @dataclass
 class Outcome:
     """What a backend did with a plan."""
-    computed: int = 0  # steps computed (not found in the cache); on Ray, all but the cells
-    # (the driver assembles those from its cache) were submitted
     cached: int = 0  # steps found done
     skipped: dict[str, str] = field(default_factory=dict)  # step title -> why
     seconds: float = 0.0  # wall time, status checks included
-    seconds_by_step: dict[str, float] = field(default_factory=dict)  # title -> computing it
-    # (on Ray: as the worker measured it)
+    timed: list[tuple[Step, float]] = field(default_factory=list)  # each computed step and
+    # the seconds computing it took (on Ray: as its worker measured them)
+
+    @property
+    def computed(self) -> int:
+        """Steps computed (not found in the cache); on Ray, all but the cells (the driver
+        assembles those from its cache) were submitted."""
+        return len(self.timed)
 
     @property
     def seconds_by_kind(self) -> dict[str, float]:
         """STEP_KINDS name -> seconds spent computing steps of that kind."""
         out: dict[str, float] = {}
-        for title, sec in self.seconds_by_step.items():
-            kind = self.kinds[title]
-            out[kind] = out.get(kind, 0.0) + sec
+        for step, sec in self.timed:
+            out[step.kind] = out.get(step.kind, 0.0) + sec
         return out
-
-    kinds: dict[str, str] = field(default_factory=dict)  # title -> kind, of computed steps
-
-    def timed(self, step: "Step", seconds: float) -> None:
-        self.computed += 1
-        self.seconds_by_step[step.title] = seconds
-        self.kinds[step.title] = step.kind
 
 
 class StepProgress:
@@ -212,14 +206,37 @@ def _statuses(steps: list[Step], ds: Dataset, cache: Cache) -> tuple[dict, Outco
     status, out = {}, Outcome()
     for s in steps:
         st, why = s.status(ds, cache)
-        if st == TODO and any(status[d] == SKIPPED for d in s.deps):
-            st, why = SKIPPED, "an input was skipped"
         status[s.key] = st
         if st == DONE:
             out.cached += 1
         elif st == SKIPPED:
             out.skipped[s.title] = why
+        else:
+            _input_skipped(s, status, out)
     return status, out
+
+
+def _input_skipped(step: Step, status: dict, out: Outcome) -> bool:
+    """Mark `step` skipped when one of its inputs was (status and out updated)."""
+    if not any(status[d] == SKIPPED for d in step.deps):
+        return False
+    status[step.key] = SKIPPED
+    out.skipped[step.title] = "an input was skipped"
+    return True
+
+
+def _compute_here(step: Step, ds: Dataset, cache: Cache, device: Any,
+                  progress: Progress | None, status: dict, out: Outcome) -> None:
+    """Compute `step` in this process, timed; a CategoryError marks it skipped."""
+    t0 = time.perf_counter()
+    try:
+        step.run(ds, cache, device, progress)
+    except CategoryError as e:  # e.g. this defense predicts no item as the source
+        status[step.key] = SKIPPED
+        out.skipped[step.title] = str(e)
+        return
+    status[step.key] = DONE
+    out.timed.append((step, time.perf_counter() - t0))
 
 
 class InProcess:
@@ -232,19 +249,9 @@ class InProcess:
         todo = [s for s in steps if status[s.key] == TODO]
         bar = StepProgress(len(todo), quiet)
         for n, s in enumerate(todo):
-            if any(status[d] == SKIPPED for d in s.deps):
-                status[s.key] = SKIPPED
-                out.skipped[s.title] = "an input was skipped"
-            else:
+            if not _input_skipped(s, status, out):
                 bar.update(n, 1, len(todo) - n - 1, s.title)
-                try:
-                    t1 = time.perf_counter()
-                    s.run(ds, cache, device, progress)
-                    status[s.key] = DONE
-                    out.timed(s, time.perf_counter() - t1)
-                except CategoryError as e:
-                    status[s.key] = SKIPPED
-                    out.skipped[s.title] = str(e)
+                _compute_here(s, ds, cache, device, progress, status, out)
         bar.update(len(todo), 0, 0)
         bar.close()
         out.seconds = time.perf_counter() - t0
@@ -330,17 +337,12 @@ class RayBackend:
             for s in todo:
                 if status[s.key] != TODO or any(status[d] in (TODO, RUNNING) for d in s.deps):
                     continue
-                if any(status[d] == SKIPPED for d in s.deps):
-                    status[s.key] = SKIPPED
-                    out.skipped[s.title] = "an input was skipped"
+                kind = STEP_KINDS.get(s.kind)
+                if _input_skipped(s, status, out):
                     finished += 1
                     continue
-                kind = STEP_KINDS.get(s.kind)
                 if not kind.remote:  # cheap: the driver reads it from its cache
-                    t1 = time.perf_counter()
-                    s.run(ds, cache, device, progress)
-                    status[s.key] = DONE
-                    out.timed(s, time.perf_counter() - t1)
+                    _compute_here(s, ds, cache, device, progress, status, out)
                     finished += 1
                     continue
                 refs = [] if self.shared else [
@@ -349,9 +351,9 @@ class RayBackend:
                 res = kind.resources
                 ref = task.options(num_cpus=res.cpus, num_gpus=res.gpus if gpu else 0,
                                    memory=int(res.memory_gib * GiB), max_retries=self.max_retries,
-                                   name=f"advrec {s.title}").remote(s, self.dataset, "auto" if device in
-                                                        (None, "auto") else str(device),
-                                                        not self.shared, max(1, int(res.cpus)), *refs)
+                                   name=f"advrec {s.title}").remote(
+                    s, self.dataset, str(device or "auto"), not self.shared,
+                    max(1, int(res.cpus)), *refs)
                 running[ref] = s
                 status[s.key] = RUNNING
             waiting = sum(status[s.key] == TODO for s in todo)
@@ -365,10 +367,11 @@ class RayBackend:
                 s = running.pop(ref)
                 state, why, entries, seconds = ray.get(ref)
                 if state == DONE:
-                    out.timed(s, seconds)
+                    out.timed.append((s, seconds))
                 if entries is not None:
                     cache.import_entries(entries)
-                    bundles[s.key] = ray.put(entries)
+                if not self.shared:  # what its dependents get (None: all from its inputs)
+                    bundles[s.key] = None if entries is None else ray.put(entries)
                 status[s.key] = state
                 if state == SKIPPED:
                     out.skipped[s.title] = why
@@ -377,9 +380,6 @@ class RayBackend:
         bar.close()
         out.seconds = time.perf_counter() - t0
         return out
-
-
-BACKENDS = ("local", "ray")
 
 
 def run_grid(ds: Dataset, spec: GridSpec, cache: Cache | None = None, device: Any = "auto",
@@ -393,4 +393,4 @@ def run_grid(ds: Dataset, spec: GridSpec, cache: Cache | None = None, device: An
 
 
 __all__ = ["STEP_KINDS", "Step", "Resources", "grid_steps", "InProcess", "RayBackend",
-           "run_grid", "connect_ray", "execute_step", "Outcome", "RAY_ADDRESS_ENV"]
+           "run_grid", "execute_step", "Outcome"]

@@ -13,12 +13,12 @@ Storage: one user table [p_u | rho_u], one item table [q_i | beta_i] and E with 
 extra last row, so a training step gathers, and updates, one block of rows per side.
 
 Members: one model object holds M independent members (the seeds, and the clean and
-poisoned runs, of a cell) trained as one batched model, so that small problems are not
-bound by per-operation overhead. Every table has a leading member axis, (M, rows, width),
-and a batch of triplets is (M, B) indices: row m is member m's batch. Each member draws its
-initial values from its own generator seeded with its seed, so its numbers do not depend on
-which members train beside it. VBPR members read one of F feature sets (`feature_of`:
-member -> set), e.g. the clean and the poisoned features.
+poisoned runs, of a cell) trained as one batched model: fewer, larger operations. Every
+table has a leading member axis, (M, rows, width), and a batch of triplets is (M, B)
+indices: row m is member m's batch. Each member draws its initial values from its own
+generator seeded with its seed, so its numbers do not depend on which members train beside
+it. VBPR members read one of F feature sets (`feature_of`: member -> set), e.g. the clean
+and the poisoned features.
 
 Every model scores by a dot product of a user vector and an item vector, so a member's full
 ranking is one matmul: `user_vectors(member=m) @ item_vectors(member=m).T`.
