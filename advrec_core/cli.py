@@ -99,8 +99,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _extractor_config(args: argparse.Namespace):
     from .defenses import TrainConfig
 
-    train = TrainConfig(defense=args.defense, epochs=args.epochs, free_epochs=args.epochs) \
-        if args.epochs else TrainConfig(defense=args.defense)
+    train = TrainConfig(defense=args.defense, epochs=args.epochs)
     return ExtractorConfig(arch=args.extractor, defense=args.defense, weights=args.weights,
                            train=train)
 
@@ -574,7 +573,8 @@ def _add_extractor_args(p: argparse.ArgumentParser, defense: bool = True,
                    help="unpickle a checkpoint that holds objects a weights-only load refuses "
                         "(can run code from the file: only for files you trust)")
     p.add_argument("--epochs", type=int,
-                   help="demo-cnn: training epochs (Free AT: epochs of m replays each)")
+                   help="demo-cnn: training epochs (Free AT: epochs of m replays each; default: "
+                        "the defense's recipe: Traditional 24, AT 12, Free AT 5)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:1 ...")
 
 

@@ -45,7 +45,8 @@ class ExtractorConfig:
         return f"{self.arch}/{self.defense}"
 
 
-DEMO_CNN_VERSION = 3  # bump when the architecture or training changes what a config trains
+DEMO_CNN_VERSION = 4  # bump when the architecture or training changes what a config trains
+# (4: each defense's own recipe, Defense.epochs / augment)
 AUX_LABELS = ("colours", "patterns")  # optional corpus attribute labels, trained as aux heads
 
 

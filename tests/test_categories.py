@@ -23,7 +23,7 @@ from advrec_core.experiments.grid import GridSpec
 from advrec_core.experiments.poison import propose_pair
 from advrec_core.extractors import ExtractorConfig, load_extractor
 
-QUICK = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))  # the same as test_experiments'
+QUICK = ExtractorConfig(train=TrainConfig(epochs=2))  # the same as test_experiments'
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from advrec_core.experiments.extract import ExtractJob, extract_features
 from advrec_core.experiments.images import item_images
 from advrec_core.extractors import ExtractorConfig, load_extractor
 
-QUICK = ExtractorConfig(train=TrainConfig(epochs=2, free_epochs=2))  # ~25 s on 2 cores
+QUICK = ExtractorConfig(train=TrainConfig(epochs=2))  # ~25 s on 2 cores
 
 
 @pytest.fixture(scope="module")

@@ -122,8 +122,8 @@ def test_each_defense_trains(demo_dir, defense):
     labels = np.load(demo_dir / "corpus" / "labels.npy")
     shop = np.flatnonzero(labels < 10)[:1000]  # the shop's ten classes, photos in the wild
     images, labels = np.load(demo_dir / "corpus" / "images.npy")[shop], labels[shop]
-    cfg = TrainConfig(defense=defense, epochs=4, free_epochs=1, batch_size=64, eval_steps=3,
-                      at_steps=2)  # Free AT: 1 epoch x 4 replays, as many updates as the others
+    cfg = TrainConfig(defense=defense, epochs=1 if defense == "free_at" else 4, batch_size=64,
+                      eval_steps=3, at_steps=2)  # Free AT: 1 epoch x 4 replays, as many updates
     model, report = train_classifier(images, labels, tuple("abcdefghij"), cfg)
     assert report["epochs_run"] == (1 if defense == "free_at" else 4)
     assert report["optimizer_steps"] == 4 * 14  # 850 training images / 64 -> 14 batches
