@@ -26,7 +26,7 @@ def gallery(at):
 def test_data_page_shows_demo_catalog(app):
     assert not app.exception
     assert app.title[0].value == "Data"
-    assert [m.value for m in app.metric] == ["2,000", "600", "15,000", "1,998", "98.75%"]
+    assert [m.value for m in app.metric] == ["2,000", "576", "7,300", "1,993", "99.37%"]
     assert len(app.get("plotly_chart")) == 2
     table = app.dataframe[0].value
     assert table["category"].iloc[0] == "Running shoe" and len(table) == 10

@@ -23,7 +23,7 @@ from advrec_core.experiments.grid import GridSpec
 from advrec_core.experiments.poison import propose_pair
 from advrec_core.extractors import ExtractorConfig, load_extractor
 
-QUICK = ExtractorConfig(train=TrainConfig(epochs=2))  # the same as test_experiments'
+QUICK = ExtractorConfig(train=TrainConfig(epochs=3))  # the same as test_experiments'
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +57,7 @@ def test_categorize_predicted_is_the_extractors_prediction(ds, feats):
     conf = category_confusion(ds, cds)
     assert conf["items"].sum() == ds.n_items and conf["items"].is_monotonic_decreasing
     with pytest.raises(NotCached):  # an extractor never run: the read-only cache says so
-        categorize(ds, ExtractorConfig(train=TrainConfig(epochs=3)),
+        categorize(ds, ExtractorConfig(train=TrainConfig(epochs=4)),
                    cache=Cache.default().read_only())
 
 
@@ -106,7 +106,7 @@ def cache_entries() -> set[Path]:
 
 def test_regime_json_reports_accuracy_and_sr_and_is_cached(ds, capsys):
     args = ["-q", "regime", "demo", "--json", "--defense", "traditional", "--limit", "4",
-            "--epochs", "2"]
+            "--epochs", "3"]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)  # exactly one JSON object
     assert set(out) == {"dataset", "source", "target", "categories", "defenses"}

@@ -31,7 +31,7 @@ def test_demo_is_cached_and_info_reports_it(demo_dir, tmp_path, capsys):
     assert (tmp_path / "sheet.png").stat().st_size > 1000
     assert main(["-q", "info", "demo", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert (info["users"], info["items"], info["interactions"]) == (2000, 600, 15000)
+    assert (info["users"], info["items"], info["interactions"]) == (2000, 576, 7300)
     cats = {c["category"]: c for c in info["categories"]}
     assert len(cats) == 10 and cats["Running shoe"]["share"] > cats["Sandal"]["share"]
     assert main(["-q", "info", "demo"]) == 0

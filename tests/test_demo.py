@@ -25,7 +25,7 @@ def test_default_demo_shape(demo_dir):
     items = pd.read_csv(demo_dir / "items.csv")
     inter = pd.read_csv(demo_dir / "interactions.csv")
     assert len(items) == 600 and items["category"].nunique() == len(SHOP) == 10
-    assert inter["user"].nunique() == 2000 and abs(len(inter) - 15000) <= 150
+    assert inter["user"].nunique() == 2000 and abs(len(inter) - 7300) <= 150
     assert not inter.duplicated(["user", "item"]).any()
     assert inter.groupby("user").size().min() >= 2
     corpus = np.load(demo_dir / "corpus" / "images.npy")

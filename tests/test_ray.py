@@ -23,7 +23,7 @@ from advrec_core.recommenders import RecConfig
 
 ray = pytest.importorskip("ray")
 
-QUICK = ExtractorConfig(train=TrainConfig(epochs=2))  # as test_experiments'
+QUICK = ExtractorConfig(train=TrainConfig(epochs=3))  # as test_experiments'
 SPEC = GridSpec("Sandal", "Running shoe", attacks=("fgsm-4", "pgd-4"), defenses=("traditional",),
                 models=("vbpr", "amr"), seeds=(0,), ks=(10, 20), limit=6, extractor=QUICK,
                 rec=RecConfig(epochs=40))

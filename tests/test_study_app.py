@@ -123,7 +123,7 @@ def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, de
     from advrec_core.extractors import ExtractorConfig
 
     ds = load_dataset("demo")
-    quick = ExtractorConfig(train=TrainConfig(epochs=2))
+    quick = ExtractorConfig(train=TrainConfig(epochs=3))
     run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=quick, limit=6, lpips=()))
     at = app().switch_page("app_pages/study_design.py").run()
     at.text_input(key="admin_password").input(PASSWORD).run()
