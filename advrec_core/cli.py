@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -252,20 +253,36 @@ def _cmd_train_rec(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .experiments.categories import categorize, describe
     from .experiments.extract import ExtractJob, extract_features
-    from .experiments.poison import train_and_evaluate
+    from .experiments.poison import compare_recommenders, train_and_evaluate
 
+    if len(args.seeds) > 1 and not args.against:
+        raise AdvRecError("train-rec: several --seeds need --against MODEL (a paired "
+                          "comparison over the seeds)")
+    if args.against and len(args.seeds) < 2:
+        raise AdvRecError("train-rec: --against needs at least two --seeds for a paired interval")
     progress = TqdmProgress(disable=args.quiet)
     cache = _cache(args)
     extractor = _extractor_config(args)
     ds = categorize(load_dataset(args.dataset, cache=cache, progress=progress), extractor,
                     args.categories, cache, args.device, progress)
     rec = _rec_config(args)
+    other = replace(rec, model=args.against) if args.against else None
     feats = None
-    if RECOMMENDERS.get(rec.model).uses_images:
+    if any(RECOMMENDERS.get(r.model).uses_images for r in (rec, other) if r):
         feats = extract_features(ds, ExtractJob(extractor), cache, args.device,
                                  progress).features
-    run = train_and_evaluate(ds, feats, rec, np.zeros(0, np.int64), None, cache,
-                             resolve_device(args.device), progress, tuple(args.k))
+    if other:
+        table = compare_recommenders(ds, feats, other, rec, tuple(args.seeds), cache,
+                                     resolve_device(args.device), progress, tuple(args.k))
+        print(f"{rec.model} vs {other.model}: {rec.epochs} epochs, seeds {args.seeds}; "
+              f"difference = {rec.model} - {other.model}, paired over seeds "
+              f"(95% t-interval, paired t-test)")
+        table["ci95"] = [f"[{d - h:+.4f}, {d + h:+.4f}]" for d, h in
+                         zip(table["difference"], table["ci95"])]
+        print(table.round(4).to_string(index=False))
+        return 0
+    run = train_and_evaluate(ds, feats, replace(rec, seed=args.seeds[0]), np.zeros(0, np.int64),
+                             None, cache, resolve_device(args.device), progress, tuple(args.k))
     acc = run.report["accuracy"]
     print(f"model        {rec.model} ({rec.epochs} epochs, "
           f"{run.report['history']['train_seconds']:.1f} s), {run.report['n_test_users']} test users")
@@ -706,6 +723,11 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("train-rec", help="train and evaluate a recommender on clean features")
     r.add_argument("dataset", help="'demo' or a dataset folder")
     _add_rec_args(r)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds (several: with --against)")
+    r.add_argument("--against", choices=RECOMMENDERS.available(),
+                   help="also train this model with the same seeds and report the paired "
+                        "difference of every accuracy metric (e.g. vbpr --against bprmf)")
     _add_extractor_args(r)
     _add_categories_arg(r)
     r.set_defaults(func=_cmd_train_rec)

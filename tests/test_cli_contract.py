@@ -4,7 +4,7 @@ import pytest
 
 from advrec_core.cli import main
 
-TINY = ["--epochs", "2"]  # demo CNN epochs (Free AT: epochs of 4 replays)
+TINY = ["--epochs", "3"]  # demo CNN epochs (Free AT: epochs of 4 replays)
 PAIR = ["--source", "Sandal", "--target", "Running shoe", "--categories", "true"]
 REC = ["--rec-epochs", "3", "--seeds", "0"]
 
@@ -25,7 +25,7 @@ GOOD = {
     "info-json": (["info", "demo", "--json"], ['"users": 2000']),
     "train-extractor": (["train-extractor", "--defense", "traditional", *TINY],
                         ["clean acc", "robust acc"]),
-    "extract": (["extract", "demo", *TINY], ["600 items x 256 dims"]),
+    "extract": (["extract", "demo", *TINY], ["576 items x 256 dims"]),
     "attack-pgd": (["attack", "demo", *PAIR, "--attack", "pgd", "--eps", "8", "--limit", "4",
                     "--lpips", "", *TINY], ["PGD(eps=0.0313", "SR ", "4 images"]),
     "attack-cw-free-at": (["attack", "demo", *PAIR, "--attack", "cw", "--defense", "free_at",
@@ -38,6 +38,9 @@ GOOD = {
     "lpips-weights": (["lpips-weights", "status"], ["LPIPS-vgg:", "LPIPS-alex:"]),
     "train-rec": (["train-rec", "demo", "--model", "vbpr", "--rec-epochs", "3",
                    "--categories", "true", *TINY], ["nDCG", "CHR@K per category"]),
+    "train-rec-against": (["train-rec", "demo", "--model", "vbpr", "--against", "bprmf",
+                           "--seeds", "0", "1", "--rec-epochs", "3", "--k", "20", *TINY],
+                          ["vbpr vs bprmf", "nDCG@20", "difference"]),
     "poison": (["poison", "demo", *PAIR, "--attack", "fgsm", "--eps", "4", "--limit", "4",
                 *REC, *TINY], ["CHR@K of Sandal", "accuracy before / after"]),
     "grid": (["grid", "demo", *PAIR, "--attacks", "fgsm-4", "--defenses", "traditional",
@@ -69,6 +72,8 @@ BAD = {
     "attack: C&W has no eps space":
         ["attack", "demo", *PAIR, "--attack", "cw", "--eps-space", "normalized"],
     "train-rec: unknown model": ["train-rec", "demo", "--model", "nope"],
+    "train-rec: seeds without against": ["train-rec", "demo", "--seeds", "0", "1"],
+    "train-rec: against with one seed": ["train-rec", "demo", "--against", "bprmf"],
     "poison: bad limit": ["poison", "demo", *PAIR, "--limit", "0"],
     "grid: bad attack label": ["grid", "demo", "--attacks", "pgd"],
     "grid: no Ray there": ["grid", "demo", "--run", "--ray", "ray://127.0.0.1:1"],

@@ -181,6 +181,30 @@ def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
                                    ncdcg_category, cache, device, progress, ks)[0]
 
 
+def compare_recommenders(ds: Dataset, features: np.ndarray | None, first: RecConfig,
+                         second: RecConfig, seeds: tuple[int, ...], cache: Cache,
+                         device: torch.device, progress: Progress | None = None,
+                         ks: tuple[int, ...] = KS) -> pd.DataFrame:
+    """Two recommenders trained with the same seeds on the same data and features (N, D):
+    one row per accuracy metric (HR, nDCG, Recall, Precision @K) with each model's mean over
+    seeds and the paired difference (second - first): mean, 95% t-interval half-width and
+    paired t-test p-value (`paired_interval`)."""
+    scores = []
+    for rec in (first, second):
+        uses = RECOMMENDERS.get(rec.model).uses_images
+        runs = train_and_evaluate_runs(ds, [Member(s, features if uses else None, None)
+                                            for s in seeds], rec, np.zeros(0, np.int64), None,
+                                       cache, device, progress, ks)
+        scores.append(pd.DataFrame([r.report["accuracy"] for r in runs]))
+    rows = []
+    for metric in scores[0].columns:
+        a, b = scores[0][metric].to_numpy(), scores[1][metric].to_numpy()
+        mean, half, pval = paired_interval(b - a)
+        rows.append({"metric": metric, first.model: a.mean(), second.model: b.mean(),
+                     "difference": mean, "ci95": half, "p_value": pval})
+    return pd.DataFrame(rows)
+
+
 FEATURE_SCALES = ("clean", "per-run")
 
 
