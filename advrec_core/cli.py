@@ -775,8 +775,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"default: {' '.join(VISUAL_MODELS)}")
     g.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2")
     g.add_argument("--limit", type=int, help="attack only the first N source items")
-    g.add_argument("--cw-steps", type=int, default=100,
-                   help="C&W iterations per search step (default 100; 0 = the attack's 1000)")
+    g.add_argument("--cw-steps", type=int, default=0,
+                   help="C&W iterations per search step (default 0: the paper's 1000)")
     g.add_argument("--rec-epochs", type=int, help="recommender epochs")
     _add_precision_arg(g)
     g.add_argument("--run", action="store_true", help="compute the missing cells")
@@ -811,9 +811,9 @@ def build_parser() -> argparse.ArgumentParser:
     rg.add_argument("--target", help="class to reach (default: the most popular)")
     rg.add_argument("--limit", type=int, help="attack only the first N source items")
     rg.add_argument("--cw", action="store_true", help="also C&W (slow)")
-    rg.add_argument("--cw-steps", type=int, default=100,
-                    help="C&W iterations per search step (default 100, as the grid's; "
-                         "0 = the attack's 1000)")
+    rg.add_argument("--cw-steps", type=int, default=0,
+                    help="C&W iterations per search step (default 0: the paper's 1000, as "
+                         "the grid's)")
     rg.add_argument("--json", action="store_true", help="one JSON object")
     _add_extractor_args(rg, defense=False, per_defense=True)
     _add_categories_arg(rg)

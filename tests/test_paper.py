@@ -26,6 +26,7 @@ PAPER = [
     ("C&W initial constant c", CarliniWagnerL2().initial_const, 1e-2),
     ("C&W learning rate", CarliniWagnerL2().lr, 5e-3),
     ("C&W confidence kappa", CarliniWagnerL2().confidence, 0.0),
+    ("the grid's C&W steps", GridSpec("a", "b").attack_job("cw", "at").spec.build().steps, 1000),
     ("the grid's rows", PAPER_ATTACKS, ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8", "cw")),
     ("the grid's defenses", GridSpec("a", "b").defenses, ("traditional", "at", "free_at")),
     ("the grid's recommenders", GridSpec("a", "b").models, ("vbpr", "amr")),

@@ -34,6 +34,8 @@ class AttackSpec:
             raise AdvRecError(f"{cls.title} has no random start")
         if self.steps is not None and self.steps < 1:
             raise AdvRecError(f"steps must be >= 1, not {self.steps}")
+        if cls.takes_steps and self.steps == getattr(cls, "steps", None):
+            object.__setattr__(self, "steps", None)  # the attack's own: one name, one cache key
         try:
             self.build()
         except (TypeError, ValueError) as e:  # e.g. FGSM with steps, a bad eps_space
