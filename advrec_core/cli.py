@@ -258,6 +258,9 @@ def _cmd_train_rec(args: argparse.Namespace) -> int:
     if len(args.seeds) > 1 and not args.against:
         raise AdvRecError("train-rec: several --seeds need --against MODEL (a paired "
                           "comparison over the seeds)")
+    if args.against == args.model:
+        raise AdvRecError(f"train-rec: --against {args.against} is the --model itself; name "
+                          f"another recommender ({', '.join(RECOMMENDERS.available())})")
     if args.against and len(args.seeds) < 2:
         raise AdvRecError("train-rec: --against needs at least two --seeds for a paired interval")
     progress = TqdmProgress(disable=args.quiet)

@@ -74,6 +74,7 @@ BAD = {
     "train-rec: unknown model": ["train-rec", "demo", "--model", "nope"],
     "train-rec: seeds without against": ["train-rec", "demo", "--seeds", "0", "1"],
     "train-rec: against with one seed": ["train-rec", "demo", "--against", "bprmf"],
+    "train-rec: against itself": ["train-rec", "demo", "--against", "vbpr", "--seeds", "0", "1"],
     "poison: bad limit": ["poison", "demo", *PAIR, "--limit", "0"],
     "grid: bad attack label": ["grid", "demo", "--attacks", "pgd"],
     "grid: no Ray there": ["grid", "demo", "--run", "--ray", "ray://127.0.0.1:1"],

@@ -241,3 +241,28 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys, monkey
     men = paper[(paper["dataset"] == "Amazon Men") & (paper["attack"] == "pgd-8")]
     assert men[(men["model"] == "vbpr") & (men["defense"] == "traditional")]["value"].item() == 1.5736
     assert men[(men["metric"] == "SR") & (men["defense"] == "at")]["value"].item() == 0.2408
+
+
+def test_compare_recommenders_is_the_paired_test_of_the_runs_it_trains(ds):
+    """`train-rec --against`: each model's mean over the seeds, and the paired difference's
+    t-interval and p-value (scipy's paired t-test) of the very runs trained alone."""
+    from advrec_core.cache import Cache
+    from advrec_core.experiments.poison import compare_recommenders, train_and_evaluate
+    from advrec_core.recommenders import RecConfig
+
+    short, longer = RecConfig(model="bprmf", epochs=2), RecConfig(model="bprmf", epochs=6)
+    seeds, cache = (0, 1, 2), Cache.default()
+    table = compare_recommenders(ds, None, short, longer, seeds, cache, torch.device("cpu"),
+                                 ks=(10, 20)).set_index("metric")
+    assert list(table.columns) == ["bprmf #1", "bprmf #2", "difference", "ci95", "p_value"]
+    alone = {e: np.array([train_and_evaluate(ds, None, replace(r, seed=s), np.zeros(0, np.int64),
+                                             None, cache, torch.device("cpu"), ks=(10, 20))
+                          .report["accuracy"]["nDCG@20"] for s in seeds])
+             for e, r in (("short", short), ("longer", longer))}
+    row = table.loc["nDCG@20"]
+    assert row["bprmf #1"] == pytest.approx(alone["short"].mean())
+    assert row["bprmf #2"] == pytest.approx(alone["longer"].mean())
+    d = alone["longer"] - alone["short"]
+    assert row["difference"] == pytest.approx(d.mean())
+    assert row["ci95"] == pytest.approx(4.302652730 * d.std(ddof=1) / np.sqrt(3))  # t, 2 df
+    assert row["p_value"] == pytest.approx(stats.ttest_rel(alone["longer"], alone["short"]).pvalue)

@@ -196,11 +196,13 @@ def compare_recommenders(ds: Dataset, features: np.ndarray | None, first: RecCon
                                             for s in seeds], rec, np.zeros(0, np.int64), None,
                                        cache, device, progress, ks)
         scores.append(pd.DataFrame([r.report["accuracy"] for r in runs]))
+    names = (first.model, second.model) if first.model != second.model \
+        else (f"{first.model} #1", f"{second.model} #2")  # e.g. two epoch counts
     rows = []
     for metric in scores[0].columns:
         a, b = scores[0][metric].to_numpy(), scores[1][metric].to_numpy()
         mean, half, pval = paired_interval(b - a)
-        rows.append({"metric": metric, first.model: a.mean(), second.model: b.mean(),
+        rows.append({"metric": metric, names[0]: a.mean(), names[1]: b.mean(),
                      "difference": mean, "ci95": half, "p_value": pval})
     return pd.DataFrame(rows)
 
