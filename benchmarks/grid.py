@@ -7,7 +7,7 @@ seconds and share.
 
     python benchmarks/grid.py                          # in process, fp32 attacks
     python benchmarks/grid.py --attack-precision bf16  # the attacks' bf16 search (AVX512-BF16)
-    python benchmarks/grid.py --cw-steps 100           # the grid's default C&W budget"""
+    python benchmarks/grid.py --cw-steps 100           # a tenth of the paper's C&W budget"""
 from __future__ import annotations
 
 import argparse

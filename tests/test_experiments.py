@@ -31,7 +31,7 @@ def ds(demo_dir):
 def test_extract_features_classifies_the_catalog(ds):
     feats = extract_features(ds, ExtractJob(QUICK), device="cpu")
     assert feats.features.shape == (576, 256) and feats.features.dtype == np.float32
-    # a 2-epoch extractor on a 41-class world: far above chance (1/41), far from trained
+    # a 3-epoch extractor on a 41-class world: far above chance (1/41), far from trained
     assert feats.accuracy(ds) > 6 / len(feats.class_names)
     assert np.isin(feats.pred, np.arange(len(feats.class_names))).all()
     again = extract_features(ds, ExtractJob(QUICK), device="cpu")

@@ -210,7 +210,8 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
     x_ho, y_ho = x_all[ho].to(device), y_all[ho].to(device)
     report = {"config": asdict(config), "train_seconds": round(train_s, 2),
               "aux": {k: int(v.max()) + 1 for k, v in (aux or {}).items()},
-              "epochs_run": epochs, "augment": augment, "optimizer_steps": total, "loss_per_epoch": history,
+              "epochs_run": epochs, "augment": augment, "optimizer_steps": total,
+              "loss_per_epoch": history,
               "holdout_images": int(len(ho)),
               "clean_accuracy": accuracy(model, x_ho, y_ho),
               "robust_accuracy": robust_accuracy(model, x_ho, y_ho, config.eps,
