@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 PRECISIONS = ("fp32", "bf16")  # bf16: features stored and projected in bfloat16, fp32 accumulate
@@ -223,17 +224,30 @@ class VBPR(BPRMF):
             return torch.cat([q, proj], dim=1)
         return torch.cat([q[:, :self.k], proj[:, :self.kv], q[:, self.k:] + proj[:, self.kv:]], 1)
 
+    def _feature_diff(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """(M, B, D) f_i - f_j from each member's own feature set, in the feature dtype.
+
+        fp32: one embedding bag per pair, f_i * 1 + f_j * (-1) summed as it gathers: bitwise
+        the gather-then-subtract below and 3x faster at 2048-d (each row is read once and no
+        intermediate is written). bf16: gather, then subtract (the bag's bf16 sums are not
+        correctly rounded)."""
+        M, B = pos.shape
+        flat = self.features.view(-1, self.features.shape[-1])
+        pos, neg = pos + self.feature_offset, neg + self.feature_offset
+        if flat.dtype == torch.float32:
+            pairs = torch.stack([pos, neg], -1).view(M * B, 2)
+            signs = flat.new_tensor([1.0, -1.0]).expand(M * B, 2)
+            return F.embedding_bag(pairs, flat, mode="sum",
+                                   per_sample_weights=signs).view(M, B, -1)
+        # index_select: several times faster than features[idx] on CPU
+        f = flat.index_select(0, torch.cat([pos, neg], 1).reshape(-1)).view(M, 2 * B, -1)
+        return torch.sub(f[:, :B], f[:, B:])
+
     def pair_scores(self, users, pos, neg, diff=None):
         """As BPRMF's, plus rho_u . E (f_i - f_j) [+ beta_i - beta_j + beta' (f_i - f_j)]:
         one batched projection of the members' B feature differences, in the feature dtype."""
         ctx = self._pairs(users, pos, neg)
-        M, B = users.shape
-        if diff is None:  # index_select: several times faster than features[idx] on CPU
-            rows = (torch.cat([pos, neg], 1) + self.feature_offset).reshape(-1)
-            flat = self.features.view(-1, self.features.shape[-1])
-            f = flat.index_select(0, rows).view(M, 2 * B, -1)
-            diff = torch.sub(f[:, :B], f[:, B:])
-        ctx.diff = diff
+        ctx.diff = diff = self._feature_diff(pos, neg) if diff is None else diff
         ctx.proj = member_mm(diff, self.E.to(diff.dtype).transpose(1, 2)).float()  # (M, B, k'[+1])
         u, dq, proj = ctx.u, ctx.dq, ctx.proj
         x = (u[..., :self.k] * dq[..., :self.k]).sum(-1) + (u[..., self.k:] * proj[..., :self.kv]).sum(-1)
