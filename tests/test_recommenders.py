@@ -299,3 +299,19 @@ def test_vbpr_biases_score_and_rank_consistently():
     assert torch.allclose(x[0], full[u, i] - full[u, j], atol=1e-5)
     plain = VBPR(4, 6, factors=3, visual_factors=2, features=torch.randn(6, 5))
     assert plain.beta is None and plain.item_vectors().shape == (6, 5)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_feature_differences_are_each_members_own_f_i_minus_f_j(precision):
+    """pair_scores' f_i - f_j (an embedding bag in fp32, gather-then-subtract in bf16) is,
+    bitwise, each member's own feature set's rows subtracted."""
+    g = torch.Generator().manual_seed(0)
+    sets = [torch.rand(7, 5, generator=g), torch.rand(7, 5, generator=g)]
+    m = VBPR(3, 7, factors=2, visual_factors=2, features=sets, feature_of=[1, 0, 1],
+             seeds=[0, 1, 2], precision=precision)
+    u = torch.randint(0, 3, (3, 4), generator=g)
+    i, j = torch.randint(0, 7, (3, 4), generator=g), torch.randint(0, 7, (3, 4), generator=g)
+    _, ctx = m.pair_scores(u, i, j)
+    for member, s in enumerate(m.feature_of):
+        f = m.features[s]
+        assert torch.equal(ctx.diff[member], f[i[member]] - f[j[member]]), member
