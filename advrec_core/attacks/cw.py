@@ -97,11 +97,18 @@ class CarliniWagnerL2:
                         found[idx] |= ok
                         ok &= cand_l2 < best_l2[idx]
                     if (self.quantize or strict) and ok.any():
-                        q = quantize(cand[ok]) if self.quantize else cand[ok]
-                        with torch.autocast(dev.type, enabled=False):
-                            good = _margin(judge(q).float(), la[ok]) >= self.confidence
-                        rows = ok.nonzero().squeeze(1)  # cand and cand_l2 are this
-                        cand_l2[rows] = (q - xa[ok]).pow(2).flatten(1).sum(1)  # step's own
+                        rows = ok.nonzero().squeeze(1)  # cand and cand_l2 are this step's own
+                        q = quantize(cand[rows]) if self.quantize else cand[rows]
+                        q_l2 = (q - xa[rows]).pow(2).flatten(1).sum(1)
+                        # once the step has a confirmed success, an 8-bit image no closer
+                        # than the best can change nothing: it is not judged
+                        need = ~found[idx[rows]] | (q_l2 < best_l2[idx[rows]])
+                        good = torch.zeros_like(need)
+                        if need.any():
+                            with torch.autocast(dev.type, enabled=False):
+                                margin = _margin(judge(q[need]).float(), la[rows[need]])
+                            good[need] = margin >= self.confidence
+                        cand_l2[rows] = q_l2
                         ok[rows] = good
                         cand[rows] = q
                         if strict:
