@@ -62,7 +62,7 @@ def search_model(model: nn.Module, precision: str = "fp32",
     "fp32": the model itself, no context (results bitwise as always). "bf16": `fold(model)`
     with its convolution and linear weights cast to bf16 once (autocast would recast frozen
     weights on every call: its cache keeps only weights that require grad), run channels-last
-    under bf16 autocast: 2.6x torchattacks' fp32 PGD-10 on the demo CNN on a CPU with
+    under bf16 autocast: 2.4-2.6x torchattacks' fp32 PGD-10 on the demo CNN on a CPU with
     AVX512-BF16 (benchmarks/attacks.py). Only the search runs in bf16; `run_attack`
     classifies and extracts the quantised result in fp32 on the original model, so SR, FL and
     the features are fp32 measurements of a slightly different perturbation."""

@@ -86,16 +86,15 @@ class CarliniWagnerL2:
                     v.mul_(b2).addcmul_(g, g, value=1 - b2)
                     denom = (v.sqrt() / (1 - b2 ** step) ** 0.5).add_(adam_eps)
                     wa.addcdiv_(m, denom, value=-self.lr / (1 - b1 ** step))
-                    # judge the 8-bit image only where the float one succeeds and is closer
-                    # than the best so far (each judgement is an fp32 forward; rounding
+                    # judge the 8-bit image where the float one succeeds and the step has no
+                    # success yet (without a judge, the float success is one), or where it is
+                    # closer than the best so far (each judgement is an fp32 forward; rounding
                     # rarely makes a farther float image the closer 8-bit one)
                     cand, cand_l2 = adv.detach(), l2.detach().clone()  # (A, C, H, W), (A,)
                     ok = _margin(logits.detach().float(), la) >= self.confidence
-                    if strict:  # judged until found in this search step, then only closer ones
-                        ok &= ~found[idx] | (cand_l2 < best_l2[idx])
-                    else:
+                    if not strict:
                         found[idx] |= ok
-                        ok &= cand_l2 < best_l2[idx]
+                    ok &= ~found[idx] | (cand_l2 < best_l2[idx])
                     if (self.quantize or strict) and ok.any():
                         rows = ok.nonzero().squeeze(1)  # cand and cand_l2 are this step's own
                         q = quantize(cand[rows]) if self.quantize else cand[rows]

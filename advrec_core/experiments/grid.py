@@ -46,7 +46,7 @@ class GridSpec:
     ks: tuple[int, ...] = KS  # every cut-off each cell evaluates (k among them)
     limit: int | None = None  # attack only the first N source images (None: all)
     cw_steps: int | None = None  # C&W iterations per search step (None: the paper's 1000;
-    # the whole demo grid takes 6.8 min with them on 2 CPU cores, benchmarks/grid.py)
+    # the whole demo grid takes about 7 min with them on 2 CPU cores, benchmarks/grid.py)
     rec: RecConfig = field(default_factory=RecConfig)
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
     categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
