@@ -237,3 +237,73 @@ def test_cw_in_bf16_keeps_only_successes_the_fp32_model_confirms(setup):
                                      lr=0.01), model, x, target, precision="bf16")
     changed = (out.adv != x).flatten(1).any(1)
     assert changed.any() and out.success[changed].all()
+
+
+class Recorder(nn.Module):
+    """`model`, remembering every batch it was given and the logits it answered."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.calls = model, []
+
+    def forward(self, x):
+        out = self.model(x)
+        self.calls.append((x.detach().float().clone(), out.detach().float().clone()))
+        return out
+
+
+def judged_successes(calls, x, target):
+    """{sample: [(L2, image), ...] in the order judged}: every 8-bit image the recorded
+    model classified as the sample's target, by its own logits at the time (the search's own
+    record of its successes); rows are assigned to the nearest clean image."""
+    record = {i: [] for i in range(len(x))}
+    for inp, logits in calls:
+        owner = torch.cdist(inp.flatten(1), x.flatten(1)).argmin(1)
+        on_grid = torch.equal(inp, quantize(inp)) or None
+        hit = logits.argmax(1) == target[owner]  # margin >= 0 (kappa = 0)
+        for r in torch.nonzero(hit).flatten().tolist():
+            if on_grid or torch.equal(inp[r], quantize(inp[r])):
+                o = owner[r].item()
+                record[o].append(((inp[r] - x[o]).pow(2).sum().item(), inp[r]))
+    return record
+
+
+def assert_smallest_success_returned(best, x, record):
+    for i, found in record.items():
+        if not found:
+            assert torch.equal(best[i], x[i]), i  # never successful: unchanged
+            continue
+        l2 = (best[i] - x[i]).pow(2).sum().item()
+        assert any(torch.equal(best[i], img) for _, img in found), i  # one it judged
+        assert l2 <= min(v for v, _ in found) * (1 + 1e-6), (i, l2, [v for v, _ in found])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cw_returns_the_smallest_l2_success_of_its_whole_search(setup, precision):
+    """Over all its binary-search steps C&W keeps, per sample, the 8-bit success with the
+    smallest L2, not the last one. Checked against the search's own record: every image the
+    judging model (fp32: the model itself; bf16: the fp32 judge of the bf16 search) was
+    shown, with its verdict. In bf16 each search step's first success is judged whatever its
+    L2, so the record has successes farther than the best after the best (asserted: the
+    problem tells "smallest" from "last")."""
+    from advrec_core.attacks.common import search_model
+
+    model, x, _ = setup
+    x = x[:16]
+    with torch.no_grad():
+        target = model(x).topk(2, dim=1).indices[:, 1]  # the runner-up class
+    recorder = Recorder(model)
+    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("this CPU has no bf16")
+    searched, context = search_model(recorder, precision)
+    recorder.calls.clear()  # (folding traced it once)
+    with context():
+        best = CarliniWagnerL2(steps=50, binary_search_steps=6, initial_const=10.0,
+                               lr=0.02)(searched, x, target).float()
+    record = judged_successes(recorder.calls, x, target)
+    assert sum(bool(v) for v in record.values()) >= 12
+    assert_smallest_success_returned(best, x, record)
+    if precision == "bf16":
+        later_and_farther = [i for i, found in record.items() if found and found[-1][0] >
+                             min(v for v, _ in found) * 1.001]
+        assert len(later_and_farther) >= 3, later_and_farther

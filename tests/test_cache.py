@@ -187,3 +187,72 @@ def test_entries_ship_between_caches_whole(tmp_path):
     with pytest.raises(ValueError, match="corrupt"):
         other.import_entries(damaged.getvalue())
     assert not list(Path(other.root).glob("s/*")) and not list(Path(other.root).glob("s/.*"))
+
+
+_WRITER = r"""
+import os, sys
+from pathlib import Path
+from advrec_core.cache import Cache
+
+def pause(what):  # tell the test where the write is, and wait until it says go on
+    print(what, flush=True)
+    if sys.stdin.readline().strip() != "go":
+        sys.exit(3)
+
+rename = os.rename
+def paused_rename(src, dst):  # the last moment before an entry would become visible
+    pause("rename")
+    rename(src, dst)
+os.rename = paused_rename
+
+def build(folder):
+    for i in range(3):
+        (folder / f"part{i}.bin").write_bytes(bytes([i]) * 4096)
+        pause(f"part{i}")
+
+Cache(Path(sys.argv[1])).entry("step", {"n": 1}, build)
+print("done", flush=True)
+"""
+
+
+def _writer(root):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(root)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def test_an_entry_appears_whole_or_not_at_all_wherever_its_writer_is_killed(tmp_path):
+    """A writer process is stopped at every point of an entry's write (after each file,
+    and just before the entry would be renamed into place) and killed with SIGKILL there.
+    Meanwhile, and after the kill, the entry's folder does not exist and a read finds
+    nothing; the next gc removes the dead writer's build folder; a later build is whole."""
+    import signal
+
+    points = ["part0", "part1", "part2", "rename"]
+    for kill_at in points:
+        root = tmp_path / kill_at
+        cache = Cache(root)
+        final = cache.path("step", cache.key({"n": 1}))
+        proc = _writer(root)
+        try:
+            for point in points[:points.index(kill_at) + 1]:
+                assert proc.stdout.readline().strip() == point
+                assert not final.exists(), f"a half-written entry is visible at {point}"
+                assert Cache(root).lookup("step", {"n": 1}) is None
+                if point != kill_at:
+                    proc.stdin.write("go\n")
+                    proc.stdin.flush()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            proc.kill()
+        assert not final.exists() and cache.lookup("step", {"n": 1}) is None, kill_at
+        assert [p.name for p in cache.gc()] and not list((root / "step").iterdir()), kill_at
+    proc = _writer(tmp_path / "whole")  # the same writer, never stopped: the entry is whole
+    out, _ = proc.communicate("go\n" * len(points), timeout=60)
+    assert out.split() == [*points, "done"]
+    entry = Cache(tmp_path / "whole").lookup("step", {"n": 1})
+    assert entry is not None and sorted(p.name for p in entry.iterdir()) == [
+        "manifest.json", "part0.bin", "part1.bin", "part2.bin"]

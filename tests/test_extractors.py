@@ -130,3 +130,44 @@ def test_each_defense_trains(demo_dir, defense):
     # photos in the wild at 96 px after 4 passes over 850 images: above chance (0.1)
     assert report["clean_accuracy"] > 0.15
     assert not model.training and all(not p.requires_grad for p in model.parameters())
+
+
+def test_free_at_carries_its_perturbation_across_replays_and_batches(monkeypatch):
+    """Shafahi et al.'s Free AT, instrumented: every training pass's input is the clean
+    batch plus the perturbation the previous pass produced (its own delta, grown by one
+    signed step of eps from that pass's input gradient and projected to the eps-ball; the
+    first pass starts from zero), replay after replay and across batches (the perturbation
+    buffer is per batch row). Replayed by the test from the recorded inputs and gradients."""
+    from advrec_core.models import demo_cnn
+
+    g = np.random.default_rng(0)
+    images = (g.random((40, 16, 16, 3)) * 255).astype(np.uint8)
+    labels = (images.reshape(40, -1).mean(1) > 127).astype(int)
+    passes = []  # (input, its gradient) of every training pass
+
+    forward_features = demo_cnn.DemoCNN.forward_features
+
+    def recorded(self, x):
+        if self.training and x.requires_grad:
+            entry = [x.detach().clone(), None]
+            x.register_hook(lambda grad: entry.__setitem__(1, grad.detach().clone()))
+            passes.append(entry)
+        return forward_features(self, x)
+
+    monkeypatch.setattr(demo_cnn.DemoCNN, "forward_features", recorded)
+    cfg = TrainConfig(defense="free_at", epochs=2, batch_size=16, replays=3, augment=False,
+                      eval_steps=1, width=8)
+    train_classifier(images, labels, ("dark", "bright"), cfg)
+    clean = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255).flatten(1)
+    assert len(passes) == 2 * 3 * 3  # epochs x batches (34 images / 16) x replays
+    delta = torch.zeros(16, 3, 16, 16)  # the perturbation each batch row carries
+    for k, (inp, grad) in enumerate(passes):
+        n = len(inp)
+        x = clean[torch.cdist(inp.flatten(1), clean).argmin(1)].view_as(inp)
+        assert (inp - x).abs().max() <= cfg.eps + 1e-6  # each row found its clean image
+        expected = (x + delta[:n]).clamp(0, 1)
+        assert torch.allclose(inp, expected, atol=1e-6), f"pass {k}: not the carried delta"
+        if k:
+            assert delta[:n].abs().sum() > 0  # a perturbation was carried, not zero
+        inside = ((x + delta[:n]) > 0) & ((x + delta[:n]) < 1)  # where clamp passes a gradient
+        delta[:n] = (delta[:n] + cfg.eps * (grad * inside).sign()).clamp(-cfg.eps, cfg.eps)

@@ -67,6 +67,35 @@ def test_adversarial_training_raises_robust_accuracy(demo_dir):
     assert robust["free_at"] > robust["traditional"] + 0.15, robust
 
 
+
+def test_free_at_beats_its_zero_reset_variant(demo_dir):
+    """Free AT's robustness comes from the perturbation it carries from replay to replay:
+    the same schedule with every replay starting from a zero perturbation (eps 0: the
+    replays see clean images) ends far less robust under the same PGD-10 (8/255). Four shop
+    classes at 32 px (fast). Measured on three seeds: Free AT 0.51-0.57, the zero-reset
+    variant 0.11-0.12 (clean accuracy 0.61-0.81 both)."""
+    import torch.nn.functional as F
+
+    from advrec_core.defenses.training import robust_accuracy
+
+    labels = np.load(demo_dir / "corpus" / "labels.npy")
+    classes = (0, 3, 6, 9)
+    pick = np.flatnonzero(np.isin(labels, classes))
+    x = torch.from_numpy(np.load(demo_dir / "corpus" / "images.npy")[pick])
+    x = F.interpolate(x.permute(0, 3, 1, 2).float().div(255), size=(32, 32), mode="area")
+    images = (x.permute(0, 2, 3, 1) * 255).round().byte().numpy()  # (N, 32, 32, 3) uint8
+    y = np.searchsorted(np.array(classes), labels[pick])
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+    robust, clean = {}, {}
+    for eps in (8 / 255, 0.0):
+        cfg = TrainConfig(defense="free_at", epochs=8, augment=False, batch_size=32, width=16,
+                          eval_steps=1, eps=eps)
+        model, report = train_classifier(images, y, tuple(map(str, classes)), cfg)
+        clean[eps] = report["clean_accuracy"]
+        robust[eps] = robust_accuracy(model, x, torch.from_numpy(y), 8 / 255, steps=10)
+    assert min(clean.values()) > 0.45, clean  # both learned the task (chance: 0.25)
+    assert robust[8 / 255] > robust[0.0] + 0.2, robust
+
 def taste_world(seed=0, n_users=80, n_items=48):
     """Users who like one of four categories; features = the category's one-hot + noise."""
     rng = np.random.default_rng(seed)
