@@ -76,3 +76,131 @@ def make_authors(root: Path, train: list[str], test: list[str], items=None,
         (root / folder).mkdir(parents=True, exist_ok=True)
         (root / folder / "classes.csv").write_text("\n".join([header, *rows]) + "\n")
     return root
+
+
+class Http:
+    """A participant's browser as far as HTTP goes: GET and POST-JSON against a base URL,
+    answering (status, parsed JSON or bytes, headers); redirects not followed."""
+
+    def __init__(self, base: str):
+        self.base = base
+
+    def _open(self, request):
+        import urllib.error
+        import urllib.request
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *a, **k):
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            r = opener.open(request, timeout=60)
+            status, body, headers = r.status, r.read(), r.headers
+        except urllib.error.HTTPError as e:
+            status, body, headers = e.code, e.read(), e.headers
+        if headers.get("content-type", "").startswith("application/json"):
+            import json
+
+            body = json.loads(body)
+        return status, body, headers
+
+    def get(self, path: str):
+        import urllib.request
+
+        return self._open(urllib.request.Request(self.base + path))
+
+    def post(self, path: str, payload: dict | None = None, content_type="application/json"):
+        import json
+        import urllib.request
+
+        return self._open(urllib.request.Request(
+            self.base + path, json.dumps(payload or {}).encode(), method="POST",
+            headers={"Content-Type": content_type}))
+
+
+def serve(app):
+    """Run an ASGI `app` on a free local port in a thread; a context manager yielding its
+    base URL."""
+    import socket
+    import threading
+    import time
+    from contextlib import contextmanager
+
+    import uvicorn
+
+    @contextmanager
+    def running():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                               log_level="warning", lifespan="off"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.time() + 30
+        while not server.started:
+            if time.time() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            thread.join(10)
+
+    return running()
+
+
+STUDY_PASSWORD = "correct horse battery staple"
+STUDY_SECRET = "0123456789abcdef" * 4
+
+
+def study_server(folder: Path, env: dict[str, str] | None = None, timeout: float = 120):
+    """`advrec serve-study` on a free local port, its database and cache in `folder`, with
+    a usable password and secret unless `env` says otherwise: a context manager yielding
+    (base URL, path of its log)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from contextlib import contextmanager
+
+    @contextmanager
+    def running():
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        full = {**os.environ, "ADVREC_CACHE": str(folder / "cache"),
+                "ADVREC_STUDY_DB": f"sqlite:///{folder / 'study.sqlite'}",
+                "ADVREC_ADMIN_PASSWORD": STUDY_PASSWORD, "ADVREC_STUDY_SECRET": STUDY_SECRET,
+                **(env or {})}
+        log_path = folder / f"study-server-{port}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "advrec_core", "serve-study",
+                                     "--port", str(port)], cwd=ROOT, env=full, stdout=log,
+                                    stderr=subprocess.STDOUT)
+            url = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.time() + timeout
+                while True:
+                    try:
+                        if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                            break
+                    except OSError:
+                        pass
+                    if proc.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"the study server did not start: "
+                                           f"{log_path.read_text()[-2000:]}")
+                    time.sleep(0.3)
+                yield url, log_path
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    return running()

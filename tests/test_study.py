@@ -23,7 +23,14 @@ from advrec_core.study import (
     undo_last,
 )
 from advrec_core.study import analysis as A
-from advrec_core.study.db import SCHEMA_VERSION, Answer, Assignment, SchemaVersion, dispose
+from advrec_core.study.db import (
+    SCHEMA_VERSION,
+    Annotator,
+    Answer,
+    Assignment,
+    SchemaVersion,
+    dispose,
+)
 
 NO_PG = why_no_postgres()
 
@@ -169,6 +176,54 @@ def test_twenty_concurrent_writers_lose_nothing(db):
     assert set(per.values()) == {200}
 
 
+
+def test_twenty_participants_answer_fifty_each_through_the_endpoint_at_once(db):
+    """20 participants consent and answer 50 showings each over HTTP at the same time (every
+    5th answer sent twice, as a double click would): 1,000 rows, one per (participant,
+    trial), nothing lost."""
+    from helpers import Http, serve
+
+    from advrec_core.study.web import RateLimit, participant_app
+
+    cfg = StudyConfig(trials_per_annotator=50, catch_trials=0, images_per_cell=100)
+    study = create_study(db, "http-load", cfg, stimuli(n_cells=1, per_cell=100, size=2))
+    url = db.kw["bind"].url.render_as_string(hide_password=False)
+    errors, start = [], threading.Barrier(20)
+    with serve(participant_app(url, enrolments=RateLimit(100, 60))) as base:
+        http = Http(base)
+
+        def participant(k):
+            try:
+                start.wait()
+                status, body, _ = http.post("/study/api/enrol", {"study": str(study.id),
+                                                                  "agree": True, "pid": f"h{k}"})
+                assert status == 200, body
+                api = body["link"].replace("/study/p/", "/study/api/p/")
+                v = http.get(api)[1]
+                n = 0
+                while not v["done"]:
+                    answer = {"render": v["trial"]["render"], "response": "left", "rt_ms": 500.0}
+                    status, nxt, _ = http.post(f"{api}/answer", answer)
+                    assert status == 200, nxt
+                    n += 1
+                    if n % 5 == 0:
+                        assert http.post(f"{api}/answer", answer)[0] == 200
+                    v = nxt
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        threads = [threading.Thread(target=participant, args=(k,)) for k in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+    assert not errors, errors[:3]
+    with db.begin() as s:
+        assert s.scalar(select(func.count()).select_from(Answer)) == 1000
+        per = Counter(dict(s.execute(select(Answer.annotator_id, func.count())
+                                     .group_by(Answer.annotator_id)).all()).values())
+    assert per == {50: 20}
+
 # --- analysis against hand-computed cases ---------------------------------------------------
 
 def test_wilson_and_binomial_by_hand():
@@ -303,4 +358,13 @@ def test_cli_lists_and_exports_a_study(tmp_path, capsys):
     assert len(exported) == 4 and set(exported["pid"]) == {"c1"}
     assert main(["study", "export", "99", "--db", url]) == 2
     assert "known: [1]" in capsys.readouterr().err
+    assert main(["study", "invite", str(study.id), "--n", "3", "--db", url, "--base",
+                 "https://study.example.org/"]) == 0
+    links = capsys.readouterr().out.split()[-3:]
+    assert len(set(links)) == 3 and all(
+        link.startswith(f"https://study.example.org/study/p/{study.id}-") for link in links)
+    with db.begin() as s:  # nobody is enrolled before consenting
+        assert s.scalar(select(func.count()).select_from(Annotator)) == 1
+    assert main(["study", "invite", "--db", url]) == 2
+    assert "invite needs a study id" in capsys.readouterr().err
     dispose(url)

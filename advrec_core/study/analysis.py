@@ -102,6 +102,26 @@ def too_fast(answers: pd.DataFrame, min_rt_ms: float) -> pd.DataFrame:
     return g.reset_index().sort_values("fast_share", ascending=False, ignore_index=True)
 
 
+def exposures(answers: pd.DataFrame, design_ms: float | None = None) -> pd.DataFrame:
+    """Per cell, the exposure of timed trials as measured in the participants' browsers
+    (onset to removal, whole display frames): answers with a measurement, median, min and
+    max (ms), and, against the design's `design_ms`, the answers off by more than one of
+    their frames (a busy or throttled browser). Empty when no answer has a measurement."""
+    cols = ["cell", "measured", "median_ms", "min_ms", "max_ms", "off_by_a_frame"]
+    if "exposure_ms" not in answers:
+        return pd.DataFrame(columns=cols)
+    x = answers.assign(exp=pd.to_numeric(answers["exposure_ms"], errors="coerce"),
+                       frame=pd.to_numeric(answers.get("frame_ms"), errors="coerce"))
+    x = x[x["exp"].notna()]
+    if x.empty:
+        return pd.DataFrame(columns=cols)
+    off = (x["exp"] - design_ms).abs() > x["frame"].fillna(1000 / 60) if design_ms else False
+    g = x.assign(off=off).groupby("cell").agg(measured=("exp", "size"), median_ms=("exp", "median"),
+                                               min_ms=("exp", "min"), max_ms=("exp", "max"),
+                                               off_by_a_frame=("off", "sum"))
+    return g.reset_index()[cols]
+
+
 def exclude(answers: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
     """The answers of annotators who passed their catch trials."""
     bad = set(failures.loc[failures["fails"], "pid"])
@@ -391,6 +411,7 @@ class Analysis:
     perceptibility: PerceptibilityModel  # which metric predicts these people best
     fast: pd.DataFrame  # per annotator: answers faster than min_rt_ms (flagged, kept)
     min_rt_ms: float
+    exposure: pd.DataFrame  # per cell: timed trials' exposure as measured in the browser
 
     def curve(self, n: int = 200) -> tuple[np.ndarray, np.ndarray] | None:
         """(x, P(correct)) of the fitted logistic over the images' range; None if unfitted."""
@@ -415,13 +436,18 @@ class Analysis:
                 "best_model": self.perceptibility.best,
                 "too_fast": {"min_rt_ms": self.min_rt_ms,
                              "answers": int(self.fast["fast"].sum()) if len(self.fast) else 0,
-                             "per_annotator": self.fast.to_dict("records")}}
+                             "per_annotator": self.fast.to_dict("records")},
+                "rt_measured_in_browser": int((self.answers.get("rt_source") == "client").sum())
+                if "rt_source" in self.answers else 0,
+                "exposure": self.exposure.to_dict("records")}
 
 
 def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str | None = None,
-            min_correct: float = 1.0, min_rt_ms: float = 300.0) -> Analysis:
+            min_correct: float = 1.0, min_rt_ms: float = 300.0,
+            exposure_ms: float | None = None) -> Analysis:
     """The study's analysis; `fit_metric` defaults to the first available image metric;
-    answers faster than `min_rt_ms` are counted per annotator (`Analysis.fast`)."""
+    answers faster than `min_rt_ms` are counted per annotator (`Analysis.fast`); timed
+    trials' measured exposures are summarised against the design's `exposure_ms`."""
     fit_metric = fit_metric or (available_metrics(answers) or IMAGE_METRICS.available())[0]
     failures = catch_failures(answers, min_correct)
     used = exclude(answers, failures) if exclude_failing else answers
@@ -432,11 +458,12 @@ def analyse(answers: pd.DataFrame, exclude_failing: bool = True, fit_metric: str
     return Analysis(answers, used, failures, detection_by_cell(used), dprime_by_cell(used),
                     images, metric_correlations(images), agreement(used), fit_metric, fit,
                     exclude_failing, perceptibility_model(used), too_fast(answers, min_rt_ms),
-                    min_rt_ms)
+                    min_rt_ms, exposures(answers, exposure_ms))
 
 
 def summary(answers: pd.DataFrame, exclude_failing: bool = True,
             fit_metric: str | None = None, min_correct: float = 1.0,
-            min_rt_ms: float = 300.0) -> dict:
+            min_rt_ms: float = 300.0, exposure_ms: float | None = None) -> dict:
     """The analysis as plain data (the JSON export)."""
-    return analyse(answers, exclude_failing, fit_metric, min_correct, min_rt_ms).to_dict()
+    return analyse(answers, exclude_failing, fit_metric, min_correct, min_rt_ms,
+                   exposure_ms).to_dict()

@@ -6,7 +6,12 @@ any SQLAlchemy URL (PostgreSQL for a multi-annotator deployment).
 Tables: `schema_version` (migrations), `studies`, `trials` (stimuli stored as PNG bytes, so a
 study survives a cleared cache and a database server serves every annotator), `annotators`
 (one per participant id), `assignments` (each annotator's randomised trial order) and
-`answers`, unique per (annotator, trial): a resubmission is a no-op, never a second row."""
+`answers`, unique per (annotator, trial): a resubmission is a no-op, never a second row.
+
+Schema versions: 2 added studies.secret and the annotators' platform, session, last_seen and
+completed_at; 3 the annotator's random `uid` (its personal link), each assignment's render
+nonce and measured exposure, and each answer's exposure and reaction-time source (`client`:
+measured in the participant's browser; NULL in older rows: the server's clock)."""
 from __future__ import annotations
 
 import os
@@ -20,6 +25,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -32,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-SCHEMA_VERSION = 2  # 2: studies.secret; annotators.platform, session, last_seen, completed_at
+SCHEMA_VERSION = 3
 DEFAULT_DB = Path(__file__).resolve().parents[2] / "studydata" / "study.sqlite"
 ENV_URL = "ADVREC_STUDY_DB"
 
@@ -58,8 +64,9 @@ class Study(Base):
     config: Mapped[dict] = mapped_column(JSON)  # StudyConfig as a dict
     is_open: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    secret: Mapped[str | None] = mapped_column(String(64), nullable=True)  # completion-code
-    # key (access.new_secret), made when the first code is; never shown
+    secret: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the study's key
+    # (access.new_secret, made with the study): completion codes, personal links and the
+    # randomisation; never shown
 
 
 class Trial(Base):
@@ -79,15 +86,19 @@ class Annotator(Base):
     __tablename__ = "annotators"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"), index=True)
-    pid: Mapped[str] = mapped_column(String(64))
+    pid: Mapped[str] = mapped_column(String(64))  # the link's participant id (a platform's,
+    # or the uid for a participant who enrolled from the study's open link)
+    uid: Mapped[str | None] = mapped_column(String(32), nullable=True)  # random; names the
+    # personal link (access.participant_token)
     consented_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     platform: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # PROLIFIC_PID, ...
-    session: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the browser
-    # session holding this pid (one at a time)
+    session: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the recruitment
+    # platform's SESSION_ID this pid is bound to (the first that came with it)
     last_seen: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    __table_args__ = (UniqueConstraint("study_id", "pid", name="uq_annotator_pid"),)
+    __table_args__ = (UniqueConstraint("study_id", "pid", name="uq_annotator_pid"),
+                      Index("uq_annotator_uid", "study_id", "uid", unique=True))
 
 
 class Assignment(Base):
@@ -97,6 +108,14 @@ class Assignment(Base):
     trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)  # 0-based order for this annotator
     modified_left: Mapped[bool] = mapped_column(Boolean)  # where image_b is shown
+    render: Mapped[str | None] = mapped_column(String(32), nullable=True)  # the opaque id of
+    # its current showing (new per showing; what the participant's answer names)
+    exposed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # when its images were first sent (timed trials are sent once)
+    exposure_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # as measured in
+    # the browser: onset to removal, display frames
+    frames: Mapped[int | None] = mapped_column(Integer, nullable=True)  # frames it was shown
+    frame_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # the display's frame
     __table_args__ = (UniqueConstraint("annotator_id", "trial_id", name="uq_assignment"),
                       UniqueConstraint("annotator_id", "position", name="uq_position"))
 
@@ -109,7 +128,11 @@ class Answer(Base):
     response: Mapped[str] = mapped_column(String(16))  # left | right | same | different
     correct: Mapped[bool] = mapped_column(Boolean)
     confidence: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1..5
-    rt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # reaction time
+    rt_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # reaction time: onset
+    # of the images to the key press, in the browser
+    rt_source: Mapped[str | None] = mapped_column(String(8), nullable=True)  # "client"; NULL:
+    # a row of schema < 3, timed on the server between reruns
+    exposure_ms: Mapped[float | None] = mapped_column(Float, nullable=True)  # measured
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     __table_args__ = (UniqueConstraint("annotator_id", "trial_id", name="uq_answer"),)
 
@@ -178,7 +201,25 @@ def migrate(engine: Engine) -> int:
             _add_missing_columns(s, [Study.__table__, Annotator.__table__])
             s.add(SchemaVersion(version=2))
             current = 2
+        if current < 3:  # 3: personal links, render nonces, measured exposure and RT
+            _add_missing_columns(s, [Annotator.__table__, Assignment.__table__,
+                                     Answer.__table__])
+            for index in Annotator.__table__.indexes:  # create_all skips existing tables
+                index.create(s.connection(), checkfirst=True)
+            s.add(SchemaVersion(version=3))
+            current = 3
+        _backfill_keys(s)
     return current
+
+
+def _backfill_keys(s: Session) -> None:
+    """Every study has its secret and every annotator a uid (rows of older schemas)."""
+    import secrets
+
+    for study in s.scalars(select(Study).where(Study.secret.is_(None))):
+        study.secret = secrets.token_hex(32)
+    for ann in s.scalars(select(Annotator).where(Annotator.uid.is_(None))):
+        ann.uid = secrets.token_hex(8)
 
 
 def _add_missing_columns(s: Session, tables) -> None:

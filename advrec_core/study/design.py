@@ -1,25 +1,24 @@
-"""Designing and running a perceptibility study: stimuli from attack results, trials
-(2AFC "which image was modified?", same/different, catch), balanced randomised assignment,
-and the annotator's answers (idempotent, undoable).
+"""Designing a perceptibility study: its settings, stimuli from attack results, trials (2AFC
+"which image was modified?", same/different, catch) and each annotator's balanced,
+randomised assignment. The participant's side is `participation`, the answers' export
+`records`.
 
 Every function takes a session factory (`db = session_factory(url)`) and runs as one
 transaction of its own: `with db.begin() as s:` commits on success, rolls back on error."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..errors import AdvRecError
 from ..metrics.registry import IMAGE_METRICS
 from ..viz import png_bytes
-from .access import check_platform, code_ok, completion_code, new_secret, valid_id
-from .db import Annotator, Answer, Assignment, Study, Trial, now
+from .access import check_platform, new_secret, randomisation_seed
+from .db import Annotator, Answer, Assignment, Study, Trial
 
 TRIAL_KINDS = ("2afc", "samediff")
 PRESENTATIONS = ("unlimited", "timed")
@@ -125,7 +124,7 @@ def create_study(db: sessionmaker, name: str, config: StudyConfig,
     with db.begin() as s:
         if s.scalar(select(Study).where(Study.name == name)) is not None:
             raise AdvRecError(f"a study named {name!r} exists already")
-        study = Study(name=name, config=asdict(config))
+        study = Study(name=name, config=asdict(config), secret=new_secret())
         s.add(study)
         s.flush()
         trials = []
@@ -152,7 +151,7 @@ def create_study(db: sessionmaker, name: str, config: StudyConfig,
                                 image_a=png_bytes(st.clean),
                                 image_b=png_bytes(catch_image(st.clean, config.seed + k)),
                                 metrics={}))
-        s.add_all(trials)
+        s.add_all(trials[i] for i in rng.permutation(len(trials)))  # ids say nothing of kinds
     return study
 
 
@@ -194,18 +193,14 @@ def set_open(db: sessionmaker, study_id: int, is_open: bool) -> None:
         s.get(Study, study_id).is_open = is_open
 
 
-def _rng_for(study: Study, pid: str) -> np.random.Generator:
-    digest = hashlib.sha256(f"{study.config.get('seed', 0)}:{study.id}:{pid}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-def _assign(s: Session, study: Study, annotator: Annotator, pid: str) -> None:
+def assign(s: Session, study: Study, annotator: Annotator) -> None:
     """Balanced, randomised trials for a new annotator: the least-assigned trials first,
     spread evenly over cells and kinds, never one trial twice, catch trials at random
-    positions (never first), the modified image left for half of the 2AFC trials."""
-    cfg = StudyConfig(**{k: tuple(v) if isinstance(v, list) else v
-                         for k, v in study.config.items()})
-    rng = _rng_for(study, pid)
+    positions (never first), the modified image left for half of the 2AFC trials. The
+    randomness is seeded from the study's key and the annotator's random uid
+    (`access.randomisation_seed`): nothing public recomputes it."""
+    cfg = StudyConfig.of(study)
+    rng = np.random.default_rng(randomisation_seed(study.secret, study.id, annotator.uid))
     counts = dict(s.execute(select(Assignment.trial_id, func.count())
                             .join(Trial, Trial.id == Assignment.trial_id)
                             .where(Trial.study_id == study.id)
@@ -228,205 +223,3 @@ def _assign(s: Session, study: Study, annotator: Annotator, pid: str) -> None:
     left = rng.permutation(np.arange(len(chosen)) % 2 == 0)
     s.add_all(Assignment(annotator_id=annotator.id, trial_id=int(t), position=k,
                          modified_left=bool(lft)) for k, (t, lft) in enumerate(zip(chosen, left)))
-
-
-def get_annotator(db: sessionmaker, study: Study, pid: str, create: bool = True,
-                  platform: dict[str, str] | None = None) -> Annotator | None:
-    """The annotator with participant id `pid` in `study`, created (with assignments) the
-    first time, with the recruitment platform's URL parameters (`access.platform_params`).
-    Two tabs racing to create the same pid end with one annotator."""
-    pid = pid.strip()
-    if not valid_id(pid):
-        raise AdvRecError("participant id must be 1-64 letters, digits, '-', '_' or '.'")
-    find = select(Annotator).where(Annotator.study_id == study.id, Annotator.pid == pid)
-    try:
-        with db.begin() as s:
-            found = s.scalar(find)
-            if found is not None or not create:
-                return found
-            ann = Annotator(study_id=study.id, pid=pid, platform=platform or None)
-            s.add(ann)
-            s.flush()
-            _assign(s, study, ann, pid)
-            return ann
-    except IntegrityError:  # created meanwhile by another session
-        with db.begin() as s:
-            return s.scalar(find)
-
-
-def consent(db: sessionmaker, annotator: Annotator) -> None:
-    with db.begin() as s:
-        a = s.get(Annotator, annotator.id)
-        if a.consented_at is None:
-            a.consented_at = now()
-        annotator.consented_at = a.consented_at
-
-
-@dataclass
-class Presented:
-    """The trial to show now."""
-    assignment_id: int
-    trial_id: int
-    kind: str
-    position: int  # 0-based
-    total: int
-    answered: int
-    left_png: bytes
-    right_png: bytes
-
-
-def progress(db: sessionmaker, annotator: Annotator) -> tuple[int, int]:
-    """(answered, total) trials of this annotator."""
-    with db.begin() as s:
-        return _progress(s, annotator)
-
-
-def _progress(s: Session, annotator: Annotator) -> tuple[int, int]:
-    total = s.scalar(select(func.count()).select_from(Assignment)
-                     .where(Assignment.annotator_id == annotator.id))
-    answered = s.scalar(select(func.count()).select_from(Answer)
-                        .where(Answer.annotator_id == annotator.id))
-    return answered, total
-
-
-def next_trial(db: sessionmaker, annotator: Annotator) -> Presented | None:
-    """The first assigned trial without an answer (None when all are answered)."""
-    with db.begin() as s:
-        return _next_trial(s, annotator)
-
-
-def _next_trial(s: Session, annotator: Annotator) -> Presented | None:
-    answered_ids = select(Answer.trial_id).where(Answer.annotator_id == annotator.id)
-    row = s.execute(select(Assignment, Trial).join(Trial, Trial.id == Assignment.trial_id)
-                    .where(Assignment.annotator_id == annotator.id,
-                           Assignment.trial_id.not_in(answered_ids))
-                    .order_by(Assignment.position).limit(1)).first()
-    if row is None:
-        return None
-    a, t = row
-    answered, total = _progress(s, annotator)
-    left, right = (t.image_b, t.image_a) if a.modified_left else (t.image_a, t.image_b)
-    return Presented(a.id, t.id, t.kind, a.position, total, answered, left, right)
-
-
-def _is_correct(kind: str, response: str, modified_left: bool, identical: bool) -> bool:
-    if kind == "samediff":
-        if response not in ("same", "different"):
-            raise AdvRecError(f"a same/different trial takes 'same' or 'different', not {response!r}")
-        return (response == "same") == identical
-    if response not in ("left", "right"):
-        raise AdvRecError(f"a {kind} trial takes 'left' or 'right', not {response!r}")
-    return (response == "left") == modified_left
-
-
-def submit_answer(db: sessionmaker, annotator_id: int, trial_id: int, response: str,
-                  confidence: int | None = None, rt_ms: float | None = None) -> bool:
-    """Store one answer; True if stored, False if this (annotator, trial) had one already
-    (a double click, a resubmitted form, a second tab): the database keeps exactly one."""
-    if confidence is not None and not 1 <= int(confidence) <= 5:
-        raise AdvRecError(f"confidence must be 1-5, not {confidence}")
-    try:
-        with db.begin() as s:
-            row = s.execute(select(Assignment.modified_left, Trial.kind, Trial.identical)
-                            .join(Trial, Trial.id == Assignment.trial_id)
-                            .where(Assignment.annotator_id == annotator_id,
-                                   Assignment.trial_id == trial_id)).first()
-            if row is None:
-                raise AdvRecError(f"trial {trial_id} is not assigned to annotator {annotator_id}")
-            correct = _is_correct(row.kind, response, row.modified_left, row.identical)
-            values = dict(annotator_id=annotator_id, trial_id=trial_id, response=response,
-                          correct=correct, confidence=confidence, rt_ms=rt_ms, created_at=now())
-            dialect = s.get_bind().dialect.name
-            if dialect in ("sqlite", "postgresql"):  # INSERT ... ON CONFLICT DO NOTHING
-                mod = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
-                stmt = mod.insert(Answer).values(**values).on_conflict_do_nothing(
-                    index_elements=["annotator_id", "trial_id"]).returning(Answer.id)
-                return s.execute(stmt).first() is not None  # (rowcount is -1 on psycopg)
-            s.add(Answer(**values))  # other databases: the unique constraint decides
-            return True
-    except IntegrityError:
-        return False
-
-
-def undo_last(db: sessionmaker, annotator_id: int) -> int | None:
-    """Delete the annotator's most recent answer; returns its trial id (None if none, or
-    once the annotator has been given the completion code: then the answers are final)."""
-    with db.begin() as s:
-        if s.get(Annotator, annotator_id).completed_at is not None:
-            return None
-        last = s.scalar(select(Answer).where(Answer.annotator_id == annotator_id)
-                        .order_by(Answer.created_at.desc(), Answer.id.desc()).limit(1))
-        if last is None:
-            return None
-        s.execute(delete(Answer).where(Answer.id == last.id))
-        return last.trial_id
-
-
-SESSION_IDLE_S = 60  # a participant's session holds the pid until idle this long (an open
-# study page renews its claim every 20 s, so a closed tab frees the pid within a minute)
-
-
-def claim_session(db: sessionmaker, annotator: Annotator, session: str,
-                  idle_s: float = SESSION_IDLE_S) -> bool:
-    """Let browser session `session` work as `annotator`: True when no other session used
-    the pid in the last `idle_s` seconds (the claim is taken or renewed), False otherwise
-    (one active session per participant id: a shared link cannot be worked twice at once)."""
-    with db.begin() as s:
-        a = s.get(Annotator, annotator.id, with_for_update=True)
-        seen = a.last_seen
-        if seen is not None and seen.tzinfo is None:  # SQLite returns naive UTC
-            seen = seen.replace(tzinfo=now().tzinfo)
-        if a.session not in (None, session) and seen is not None and \
-                (now() - seen).total_seconds() < idle_s:
-            return False
-        a.session, a.last_seen = session, now()
-        return True
-
-
-def complete(db: sessionmaker, annotator: Annotator) -> str | None:
-    """The annotator's completion code once every assigned trial has its answer stored (None
-    before): HMAC of (study, pid) under the study's secret, made and stored on first use.
-    Records when the code was first given; from then on the answers are final."""
-    with db.begin() as s:
-        done, total = _progress(s, annotator)
-        if done < total:
-            return None
-        a = s.get(Annotator, annotator.id)
-        study = s.get(Study, a.study_id, with_for_update=True)
-        if study.secret is None:
-            study.secret = new_secret()
-        if a.completed_at is None:
-            a.completed_at = now()
-        return completion_code(study.secret, study.id, a.pid)
-
-
-def verify_completion(db: sessionmaker, study_id: int, pid: str, code: str) -> bool:
-    """True when `code` is the completion code of participant `pid`, who has finished
-    `study_id` (for paying out on a recruitment platform)."""
-    with db.begin() as s:
-        study = s.get(Study, study_id)
-        a = s.scalar(select(Annotator).where(Annotator.study_id == study_id,
-                                             Annotator.pid == pid.strip()))
-        if study is None or a is None or a.completed_at is None or study.secret is None:
-            return False
-        return code_ok(study.secret, study_id, a.pid, code)
-
-
-def answers_frame(db: sessionmaker, study_id: int) -> pd.DataFrame:
-    """Every answer of a study with its trial and annotator (one row per answer)."""
-    q = (select(Annotator.pid, Answer.trial_id, Trial.kind, Trial.cell, Trial.item,
-                Trial.identical, Assignment.modified_left, Answer.response, Answer.correct,
-                Answer.confidence, Answer.rt_ms, Answer.created_at, Trial.metrics)
-         .join(Annotator, Annotator.id == Answer.annotator_id)
-         .join(Trial, Trial.id == Answer.trial_id)
-         .join(Assignment, (Assignment.annotator_id == Answer.annotator_id)
-               & (Assignment.trial_id == Answer.trial_id))
-         .where(Trial.study_id == study_id).order_by(Answer.id))
-    with db.begin() as s:
-        rows = s.execute(q).all()
-    df = pd.DataFrame(rows, columns=[
-        "pid", "trial_id", "kind", "cell", "item", "identical", "modified_left", "response",
-        "correct", "confidence", "rt_ms", "created_at", "metrics"])
-    metrics = pd.json_normalize(df.pop("metrics").tolist()) if len(df) else pd.DataFrame()
-    return pd.concat([df, metrics.reindex(columns=[m for m in IMAGE_METRICS.available()
-                                                   if m in metrics])], axis=1)
