@@ -5,20 +5,19 @@ entry script as a legacy multipage app until st.navigation has run once in the p
 on a fresh server a first visit to e.g. /attack_lab would run that page without this file
 (no wide layout, wrong sidebar).
 
-On a study server (`ADVREC_MODE=study` or an admin password set; advrec_core.study.access)
-a participant's link shows the study alone, and every other page shows the admin login
-until this browser session gives the password: no navigation, toolbar, job status or error
+Participants never reach this app: the study server (`advrec serve-study`, study_app.py)
+serves them its own pages (advrec_core.study.web). On a study server (`ADVREC_MODE=study`
+or an admin password set; advrec_core.study.access) every page shows the admin login until
+this browser session gives the password: no navigation, toolbar, job status or error
 details before that."""
 import streamlit as st
 
-from advrec_core.study.access import PLATFORM_PARAMS, study_mode
-from ui import admin_login, is_admin, jobs_sidebar, startup_gc
+from advrec_core.study.access import study_mode
+from ui import admin_login, admin_logout, is_admin, jobs_sidebar, startup_gc
 
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
 startup_gc()
 
-study = st.Page("app_pages/study.py", title="Take the study", icon=":material/visibility:",
-                url_path="study")
 pages = {
     "Explore": [
         st.Page("app_pages/story.py", title="Story", icon=":material/auto_stories:",
@@ -30,26 +29,23 @@ pages = {
         st.Page("app_pages/grid.py", title="Grid", icon=":material/grid_on:"),
     ],
     "Perceptibility study": [
-        study,
         st.Page("app_pages/study_design.py", title="Study design", icon=":material/settings:"),
         st.Page("app_pages/study_analysis.py", title="Study analysis",
                 icon=":material/query_stats:"),
     ],
 }
-participant = any(k in st.query_params for k in ("pid", "study", *PLATFORM_PARAMS))
-if study_mode():  # what a participant's browser may be told (process-wide settings)
+if study_mode():  # what a visitor's browser may be told (process-wide settings)
     st.set_option("client.toolbarMode", "minimal")
     st.set_option("client.showErrorDetails", "none")
-if participant or not is_admin():  # the study alone, or the login: no menu either
+if not is_admin():  # the login alone: no menu either
     nav = st.navigation([p for group in pages.values() for p in group], position="hidden")
-    if participant and nav.url_path != study.url_path:
-        st.switch_page(study, query_params=st.query_params.to_dict())
-    if nav.url_path != study.url_path:
-        admin_login()  # stops here until the password is given
+    admin_login()  # stops here until the password is given
 else:
     nav = st.navigation(pages)
     with st.sidebar:
         jobs_sidebar()
+        if study_mode():
+            st.button("Log out", on_click=admin_logout, key="admin_logout")
         st.caption("AdvRec Lab: adversarially poisoned product images vs visual recommenders. "
                    "Anelli et al., *Assessing Perceptual and Recommendation Mutation of "
                    "Adversarially-Poisoned Visual Recommenders*.")

@@ -486,10 +486,22 @@ def _cmd_study(args: argparse.Namespace) -> int:
         print(studies.to_string(index=False) if len(studies) else "no studies")
         return 0
     if args.study is None or args.study not in set(studies["id"]):
-        raise AdvRecError(f"export needs a study id; known: {sorted(studies['id']) or 'none'}")
+        raise AdvRecError(f"{args.action} needs a study id; known: "
+                          f"{sorted(studies['id']) or 'none'}")
+    if args.action == "invite":  # rows appear only when a link's holder consents
+        from .study import invitation_tokens
+
+        for token in invitation_tokens(db, args.study, args.n):
+            print(f"{args.base.rstrip('/')}/study/p/{token}")
+        return 0
     answers = answers_frame(db, args.study)
-    summary = analysis.summary(answers, exclude_failing=not args.keep_failing) if len(answers) \
-        else {"answers": 0}
+    from .study import StudyConfig, get_study
+
+    cfg = StudyConfig.of(get_study(db, args.study))
+    summary = analysis.summary(answers, exclude_failing=not args.keep_failing,
+                               min_rt_ms=cfg.min_rt_ms,
+                               exposure_ms=cfg.exposure_ms if cfg.presentation == "timed"
+                               else None) if len(answers) else {"answers": 0}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "answers.csv", answers.to_csv(index=False))
@@ -502,6 +514,32 @@ def _cmd_study(args: argparse.Namespace) -> int:
     if len(det):
         print(det.round(4).to_string(index=False))
     return 0
+
+
+def _cmd_serve_study(args: argparse.Namespace) -> int:
+    """Check the study server's settings, then become it (Streamlit running study_app.py
+    with the study server's options): fails closed, in one line per problem."""
+    from .cache import PROJECT_ROOT
+    from .study.access import MODE_ENV, server_problems
+    from .study.db import ENV_URL
+
+    problems = server_problems()
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    if problems:
+        return 2
+    env = {**os.environ, MODE_ENV: "study", **({ENV_URL: args.db} if args.db else {})}
+    argv = [sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "study_app.py"),
+            "--server.address", args.host, "--server.port", str(args.port),
+            "--server.headless", "true", "--server.fileWatcherType", "none",
+            "--server.runOnSave", "false", "--server.maxUploadSize", "1",
+            "--client.toolbarMode", "minimal", "--client.showErrorDetails", "none",
+            "--browser.gatherUsageStats", "false", "--global.developmentMode", "false"]
+    print(f"study server on http://{args.host}:{args.port} (participants: /study?study=ID)",
+          flush=True)
+    os.chdir(PROJECT_ROOT)
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
 
 
 def _attack_spec(args: argparse.Namespace) -> AttackSpec:
@@ -822,16 +860,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_categories_arg(rg)
     rg.set_defaults(func=_cmd_regime)
 
-    sy = sub.add_parser("study", help="perceptibility studies: list, or export answers and "
-                                      "the analysis (CSV / JSON)")
-    sy.add_argument("action", choices=["list", "export"])
-    sy.add_argument("study", nargs="?", type=int, help="export: the study id")
+    sy = sub.add_parser("study", help="perceptibility studies: list; export answers and the "
+                                      "analysis (CSV / JSON); invite: personal links")
+    sy.add_argument("action", choices=["list", "export", "invite"])
+    sy.add_argument("study", nargs="?", type=int, help="export, invite: the study id")
+    sy.add_argument("--n", type=int, default=10, help="invite: how many personal links")
+    sy.add_argument("--base", default="", help="invite: the study server's address, e.g. "
+                                               "https://study.example.org")
     sy.add_argument("--out", default="study_export", help="export folder")
     sy.add_argument("--db", help="SQLAlchemy URL (default: $ADVREC_STUDY_DB or "
                                  "studydata/study.sqlite)")
     sy.add_argument("--keep-failing", action="store_true",
                     help="keep annotators who failed catch trials in the summary")
     sy.set_defaults(func=_cmd_study)
+
+    ss = sub.add_parser("serve-study", help="the study server: participants' pages and the "
+                                            "admin app, in study mode (needs "
+                                            "ADVREC_ADMIN_PASSWORD and ADVREC_STUDY_SECRET)")
+    ss.add_argument("--host", default="127.0.0.1", help="address to listen on (behind a "
+                                                         "reverse proxy: keep 127.0.0.1)")
+    ss.add_argument("--port", type=int, default=8501)
+    ss.add_argument("--db", help="SQLAlchemy URL (default: $ADVREC_STUDY_DB or "
+                                 "studydata/study.sqlite)")
+    ss.set_defaults(func=_cmd_serve_study)
 
     c = sub.add_parser("cache", help="gc: remove build folders a killed process left behind; "
                                      "verify: re-read every entry and report corrupt ones")

@@ -33,8 +33,10 @@ drop = c[1].checkbox("Exclude annotators who fail", value=True, key="ana_exclude
 fit_metric = c[2].selectbox("Psychometric fit against",
                             A.available_metrics(answers) or IMAGE_METRICS.available(),
                             key="ana_metric", format_func=lambda m: IMAGE_METRICS.get(m).title)
-min_rt = StudyConfig.of(get_study(db, int(sid))).min_rt_ms
-res = A.analyse(answers, drop, fit_metric, threshold, min_rt)
+cfg = StudyConfig.of(get_study(db, int(sid)))
+min_rt = cfg.min_rt_ms
+res = A.analyse(answers, drop, fit_metric, threshold, min_rt,
+                cfg.exposure_ms if cfg.presentation == "timed" else None)
 used = res.used
 n_fast = int(res.fast["fast"].sum())
 if n_fast:
@@ -71,6 +73,12 @@ st.subheader("Too-fast answers")
 st.dataframe(res.fast, hide_index=True, key="ana_fast", column_config={
     "fast": st.column_config.NumberColumn(f"faster than {min_rt} ms"),
     "fast_share": st.column_config.NumberColumn("share", format="percent")})
+if not res.exposure.empty:
+    st.subheader("Exposure as measured in the browsers (timed trials)")
+    st.caption(f"Designed: {cfg.exposure_ms} ms. Onset to removal, counted in display frames "
+               f"by each participant's browser; 'off by a frame' counts answers further than "
+               f"one frame from the design.")
+    st.dataframe(res.exposure, hide_index=True, key="ana_exposure")
 st.subheader("Catch trials per annotator")
 st.dataframe(res.failures, hide_index=True, key="ana_catch")
 

@@ -10,6 +10,8 @@ from advrec_core.study import (
     StudyConfig,
     all_studies,
     create_study,
+    invitation_tokens,
+    personal_token,
     set_open,
     stimuli_from_attacks,
     verify_completion,
@@ -39,9 +41,26 @@ else:
     if c[1].button("Close it" if is_open else "Open it", key="admin_toggle"):
         set_open(db, int(sid), not is_open)
         st.rerun()
-    c[2].markdown(f"Participants' link: `/study?study={sid}`  \n(each gets a random id; "
-                  f"Prolific: `/study?study={sid}&PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
+    c[2].markdown(f"Participants' link on the study server (`advrec serve-study`): "
+                  f"`/study?study={sid}`  \n(consenting gives each a personal link; Prolific: "
+                  f"`/study?study={sid}&PROLIFIC_PID={{{{%PROLIFIC_PID%}}}}"
                   f"&STUDY_ID={{{{%STUDY_ID%}}}}&SESSION_ID={{{{%SESSION_ID%}}}}`)")
+    with st.expander("Personal links: invitations, or a participant's lost link"):
+        c = st.columns(3)
+        n = c[0].number_input("Invitations to make", 1, 10_000, 10, key="admin_invite_n")
+        host = c[1].text_input("Study server address (optional)",
+                               placeholder="https://study.example.org", key="admin_invite_host")
+        if c[2].button("Make personal links", key="admin_invite"):
+            links = [f"{host.rstrip('/')}/study/p/{t}"
+                     for t in invitation_tokens(db, int(sid), int(n))]
+            st.download_button("Download the links (CSV)", "link\n" + "\n".join(links) + "\n",
+                               file_name=f"study-{sid}-links.csv", key="admin_invite_csv")
+            st.caption(f"{len(links)} links; a participant's row appears when they consent.")
+        lost = st.text_input("Participant id whose personal link was lost", key="admin_lost_pid")
+        if lost:
+            token = personal_token(db, int(sid), lost)
+            st.code(f"{host.rstrip('/')}/study/p/{token}" if token else "no such participant",
+                    language=None)
     with st.expander("Check a participant's completion code"):
         c = st.columns(2)
         who = c[0].text_input("Participant id", key="admin_check_pid")
@@ -113,8 +132,8 @@ if create:
             study = create_study(db, name.strip(), cfg, stimuli)
             status.update(label=f"Study {study.name!r} created", state="complete")
         st.session_state["admin_created"] = (f"Created {study.name!r} with {len(stimuli)} "
-                                             f"stimuli. Participants' link: "
-                                             f"`/study?study={study.id}`")
+                                             f"stimuli. Participants' link on the study "
+                                             f"server: `/study?study={study.id}`")
         st.rerun()
     except AdvRecError as e:
         st.error(str(e))

@@ -67,8 +67,10 @@ def test_attack_lab_in_a_browser(demo_dir, cache_dir, tmp_path):
 
 
 @pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
-def test_study_answered_by_keyboard(tmp_path, cache_dir, monkeypatch):
-    from helpers import stimuli
+def test_study_answered_by_keyboard_on_the_study_server(tmp_path):
+    """`advrec serve-study`, as deployed: a participant consents, is moved to their personal
+    link, sees both images at the same integer zoom, answers with the keyboard and undoes."""
+    from helpers import stimuli, study_server
 
     from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
     from advrec_core.study.db import dispose
@@ -77,29 +79,24 @@ def test_study_answered_by_keyboard(tmp_path, cache_dir, monkeypatch):
     db = session_factory(url)
     study = create_study(db, "keys", StudyConfig(trials_per_annotator=4, catch_trials=1,
                                                  zoom=4), stimuli())
-    monkeypatch.setenv("ADVREC_STUDY_DB", url)
     shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)
-    with streamlit_server(cache_dir) as base, browser_page() as page:
+    with study_server(tmp_path) as (base, _), browser_page() as page:
         page.goto(f"{base}/study?study={study.id}")
         page.get_by_text("I have read the above").click()
         page.get_by_role("button", name="Start").click()
         progress = page.get_by_text("answered")
         progress.filter(has_text="0 of 4").wait_for(timeout=60_000)
-        assert "pid=" in page.url  # the participant id is in the link: a closed tab resumes
-        trial = page.locator("img[alt=Left]")
-        natural, shown = trial.evaluate("(img) => [img.naturalWidth, img.width]")
-        assert shown == natural * 4  # integer nearest-neighbour zoom, same for both images
-        assert page.locator("img[alt=Right]").evaluate("(img) => img.width") == shown
+        assert "/study/p/" in page.url  # the personal link: a closed tab resumes
+        canvas = page.locator("#stage canvas")
+        canvas.wait_for(timeout=30_000)
+        size = canvas.evaluate("(c) => [c.width, c.height, devicePixelRatio]")
+        assert size[:2] == [2 * 8 * 4 * size[2] + 48 * size[2], 8 * 4 * size[2]]  # 8 px x 4
         page.screenshot(path=str(shots / "study_trial.png"))
 
         def press(key: str, answered: int) -> None:
-            """Press `key` once the app is idle (a key pressed while Streamlit redraws the
-            buttons can be lost), then wait for the progress to read `answered`."""
-            page.get_by_text("Running...").wait_for(state="hidden", timeout=30_000)
-            page.get_by_role("button", name="Undo last answer").wait_for(timeout=30_000)
-            page.wait_for_timeout(300)
-            page.locator("body").press(key)
+            page.locator("#answers button:not([disabled])").first.wait_for(timeout=30_000)
+            page.keyboard.press(key)
             progress.filter(has_text=f"{answered} of 4").wait_for(timeout=30_000)
 
         for n, key in enumerate(["ArrowLeft", "ArrowRight", "ArrowLeft"], 1):

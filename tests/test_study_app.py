@@ -1,12 +1,13 @@
-"""The study pages through AppTest: the participant's whole flow (consent, answers, undo,
-resume with the same pid, completion), the admin password, study design from a computed
-attack, and the analysis page."""
+"""The study's admin pages through AppTest (the password, study design from a computed
+attack, personal links, the analysis page), with participants answering over HTTP on the
+participants' endpoint in between."""
 import pytest
-from helpers import ROOT, stimuli
+from helpers import ROOT, Http, serve, stimuli
 from streamlit.testing.v1 import AppTest
 
 from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
 from advrec_core.study.db import dispose
+from advrec_core.study.web import participant_app
 
 PASSWORD = "correct horse"
 
@@ -29,80 +30,44 @@ def app(**params):
     return at
 
 
-def idle(db, pid: str) -> None:
-    """Age the participant's last activity past the session claim's idle limit."""
-    from datetime import timedelta
-
-    from advrec_core.study.db import Annotator, now
-    from advrec_core.study.design import SESSION_IDLE_S
-
-    with db.begin() as s:
-        for a in s.query(Annotator).filter(Annotator.pid == pid):
-            a.last_seen = now() - timedelta(seconds=SESSION_IDLE_S + 1)
-
-
-def answered(at) -> str:
-    return at.get("progress")[0].proto.text
-
-
-def test_participant_flow_with_undo_and_resume(study_env):
-    db = study_env
-    study = create_study(db, "flow", StudyConfig(trials_per_annotator=5, catch_trials=1,
-                                                 zoom=3), stimuli())
-    at = app(study=str(study.id)).run()
-    assert not at.exception and at.title[0].value == "Image study"
-    assert at.button(key="study_start").disabled  # consent first
-    at.checkbox(key="study_consent").check().run()
-    at.button(key="study_start").click().run()
-    pid = at.query_params["pid"][0] if isinstance(at.query_params["pid"], list) else at.query_params["pid"]
-    assert pid and not at.exception
-    assert answered(at) == "0 of 5 answered"
-    html = at.get("html")[0].proto.body
-    assert html.count("data:image/png;base64,") == 2 and 'width="24"' in html  # 8 px x 3
-    at.button(key="answer_left").click().run()
-    at.button(key="answer_right").click().run()
-    assert answered(at) == "2 of 5 answered"
-    at.button(key="study_undo").click().run()
-    assert answered(at) == "1 of 5 answered"
-    position = at.caption[-1].value
-    # the tab is closed; a minute later (its claim on the pid lapsed) the same link opens
-    # a fresh session
-    idle(db, pid)
-    again = app(study=str(study.id), pid=pid).run()
-    assert not again.exception and answered(again) == "1 of 5 answered"
-    assert again.caption[-1].value == position  # the same trial as before the tab closed
-    for _ in range(4):
-        again.button(key="answer_left").click().run()
-    assert not again.exception and "completion code" in again.success[0].value
-    df = answers_frame(db, study.id)
-    assert len(df) == 5 and df["pid"].eq(pid).all() and df["rt_ms"].notna().all()
-    assert df["trial_id"].is_unique
+def take_part(base: str, study_id: int, pid: str, response: str = "left",
+              confidence: int | None = None) -> dict:
+    """A participant from a recruitment link: consent, then answer every showing."""
+    http = Http(base)
+    status, body, _ = http.post("/study/api/enrol", {"study": str(study_id), "agree": True,
+                                                      "pid": pid})
+    assert status == 200, body
+    api = body["link"].replace("/study/p/", "/study/api/p/")
+    v = http.get(api)[1]
+    while not v["done"]:
+        status, v, _ = http.post(f"{api}/answer", {"render": v["trial"]["render"],
+                                                   "response": response, "rt_ms": 700.0,
+                                                   "confidence": confidence})
+        assert status == 200, v
+    return v
 
 
-def test_confidence_and_same_different(study_env):
+def test_confidence_and_same_different(study_env, tmp_path):
     db = study_env
     study = create_study(db, "conf", StudyConfig(trial_kinds=("samediff",), confidence=True,
                                                  trials_per_annotator=3, catch_trials=0,
                                                  presentation="timed", exposure_ms=800),
                          stimuli())
-    at = app(study=str(study.id), pid="P-7").run()  # a pid from a recruitment link
-    assert not at.get("html")  # no trial before consent
-    at.checkbox(key="study_consent_pid").check().run()
-    assert "hidden" in at.get("html")[0].proto.body and "800ms" in at.get("html")[0].proto.body
-    at.button(key="answer_different").click().run()
-    assert "How sure" in at.markdown[0].value and answered(at) == "0 of 3 answered"
-    at.button(key="conf_4").click().run()
-    assert answered(at) == "1 of 3 answered"
+    with serve(participant_app(f"sqlite:///{tmp_path / 'study.sqlite'}")) as base:
+        http = Http(base)
+        link = http.post("/study/api/enrol", {"study": str(study.id), "agree": True,
+                                               "pid": "P-7"})[1]["link"]
+        api = link.replace("/study/p/", "/study/api/p/")
+        v = http.get(api)[1]
+        assert v["confidence"] and v["exposure_ms"] == 800 and v["trial"]["question"] == "samediff"
+        status, err, _ = http.post(f"{api}/answer", {"render": v["trial"]["render"],
+                                                     "response": "different"})
+        assert status == 409 and "confidence (1-5)" in err["error"]
+        v = http.post(f"{api}/answer", {"render": v["trial"]["render"], "response": "different",
+                                        "confidence": 4, "rt_ms": 950.0})[1]
+        assert v["answered"] == 1
     row = answers_frame(db, study.id).iloc[0]
     assert row["response"] == "different" and row["confidence"] == 4 and row["kind"] == "samediff"
-
-
-def test_no_open_study_and_bad_pid(study_env):
-    at = app(pid="someone").run()
-    assert not at.exception and "No study is open" in at.info[0].value
-    create_study(study_env, "x", StudyConfig(trials_per_annotator=3, catch_trials=0), stimuli())
-    at = app(pid="bad id!").run()
-    assert not at.exception and "participant id" in at.error[0].value
 
 
 def test_admin_pages_need_the_password(study_env, monkeypatch):
@@ -138,12 +103,14 @@ def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, de
     table = at.dataframe[0].value
     assert table.iloc[0]["name"] == "from-attack" and table.iloc[0]["trials"] == 6 + 2
     sid = int(table.iloc[0]["id"])
-    for pid in ("a1", "a2"):
-        p = app(study=str(sid), pid=pid).run()
-        p.checkbox(key="study_consent_pid").check().run()
-        for _ in range(6):
-            p.button(key="answer_left").click().run()
-        assert "completion code" in p.success[0].value
+    at.number_input(key="admin_invite_n").set_value(3)
+    at.button(key="admin_invite").click().run()
+    assert not at.exception and any("3 links" in c.value for c in at.caption)
+    with serve(participant_app(str(study_env.kw["bind"].url))) as base:
+        for pid in ("a1", "a2"):
+            assert take_part(base, sid, pid)["code"]
+    at.text_input(key="admin_lost_pid").input("a2").run()
+    assert f"/study/p/{sid}-" in at.code[0].value
     an = app().switch_page("app_pages/study_analysis.py").run()
     an.text_input(key="admin_password").input(PASSWORD).run()
     assert not an.exception

@@ -1,12 +1,13 @@
-"""A study server on the internet: participants see only their study; every other page and
-every job needs the admin login; dataset folders only under the configured roots;
-completion codes that cannot be computed from this code; one session per participant id;
-too-fast answers flagged."""
+"""A study server on the internet, its admin side: every page and every job needs the admin
+login, which throttles and locks out guessers; dataset folders only under the configured
+roots; completion codes that cannot be computed from this code; too-fast answers flagged;
+the study server refuses to start without its secrets, and Streamlit's own surface (uploads,
+metrics, git info, cache clearing) is closed. The participants' side: test_study_web.py."""
 import hashlib
 import time
 
 import pytest
-from helpers import ROOT, make_generic, stimuli
+from helpers import ROOT, STUDY_PASSWORD, Http, make_generic, stimuli, study_server
 from streamlit.testing.v1 import AppTest
 
 from advrec_core.data.roots import allowed_folder
@@ -14,7 +15,6 @@ from advrec_core.errors import DataError
 from advrec_core.study import (
     StudyConfig,
     answers_frame,
-    claim_session,
     complete,
     create_study,
     get_annotator,
@@ -25,7 +25,7 @@ from advrec_core.study import (
     verify_completion,
 )
 from advrec_core.study import analysis as A
-from advrec_core.study.access import completion_code, platform_params
+from advrec_core.study.access import AdminGuard, completion_code, server_problems
 from advrec_core.study.db import dispose
 from ui.browser import browser_page, streamlit_server, why_no_browser
 
@@ -86,18 +86,158 @@ def test_study_mode_without_a_password_keeps_explore_closed(server_env, monkeypa
     monkeypatch.setenv("ADVREC_MODE", "study")
     at = app("attack_lab").run()
     assert "Administration is disabled" in at.error[0].value and not at.text_input
-    create_study(server_env, "s", StudyConfig(trials_per_annotator=3, catch_trials=0),
-                 stimuli())
-    at = app(study="1").run()  # the participant's side works
-    assert at.title[0].value == "Image study" and not at.exception
+    monkeypatch.setenv("ADVREC_ADMIN_PASSWORD", "too-short")  # 9 characters: still off
+    at = app("grid").run()
+    assert "at least 12" in at.error[0].value and not at.text_input
 
 
-def test_a_participant_link_cannot_reach_another_page(server_env):
+def test_a_participant_link_on_the_admin_app_shows_only_the_login(server_env):
     study = create_study(server_env, "s", StudyConfig(trials_per_annotator=3, catch_trials=0),
                          stimuli())
-    at = app("attack_lab", study=str(study.id)).run()
-    assert at.title[0].value == "Image study" and not at.get("dataframe")
+    at = app("attack_lab", study=str(study.id), pid="p1").run()
+    assert at.text_input(key="admin_password") is not None and not at.get("dataframe")
 
+
+
+class FakeClock:
+    def __init__(self):
+        self.t, self.slept = 1000.0, []
+
+    def __call__(self):
+        return self.t
+
+    def sleep(self, s):
+        self.slept.append(s)
+        self.t += s
+
+
+def test_a_hundred_wrong_passwords_lock_the_client_out(server_env, caplog):
+    """The guard: the first failures are delayed more and more, the 5th locks the client
+    out for 15 minutes, during which every attempt is refused at once (the right password
+    too) and logged; another client is not affected; after the lockout the password works."""
+    clock = FakeClock()
+    guard = AdminGuard(clock=clock, sleep=clock.sleep)
+    with caplog.at_level("WARNING", logger="advrec.security"):
+        results = [guard.attempt("203.0.113.9", f"guess-{k:03d}-xxxxx") for k in range(100)]
+    assert not any(results)
+    assert clock.slept[:5] == [0.0, 0.5, 1.0, 2.0, 4.0]  # delays before the lockout
+    assert guard.locked_for("203.0.113.9") > 0 and len(clock.slept) == 5  # then no checks
+    failures = [r.getMessage() for r in caplog.records]
+    assert len(failures) == 100 and "locked out for 900 s" in failures[4]
+    assert all("203.0.113.9" in f for f in failures) and "refused" in failures[-1]
+    assert not guard.attempt("203.0.113.9", STUDY_PASSWORD.replace(" staple", ""))  # locked
+    assert not guard.attempt("203.0.113.9", "correct horse battery")  # the right one: locked
+    assert guard.attempt("198.51.100.1", "correct horse battery")  # another client
+    clock.t += 901
+    assert guard.attempt("203.0.113.9", "correct horse battery")
+
+
+def test_the_login_page_locks_out_and_sessions_end(server_env, monkeypatch):
+    import time as _time
+
+    from advrec_core.study import access
+
+    clock = FakeClock()
+    monkeypatch.setattr(access, "_GUARD", AdminGuard(clock=clock, sleep=clock.sleep))
+    at = app("grid").run()
+    for k in range(5):
+        at.text_input(key="admin_password").input(f"wrong-guess-{k}").run()
+    assert "locked for 15 more minutes" in at.error[0].value and not at.get("plotly_chart")
+    at.text_input(key="admin_password").input(PASSWORD).run()  # right, but locked out
+    assert "locked" in at.error[0].value and not at.get("plotly_chart")
+    clock.t += 901
+    at.text_input(key="admin_password").input(PASSWORD).run()
+    assert not at.exception and at.title[0].value == "Grid"
+    at.session_state["admin_session"]["seen"] = _time.time() - 31 * 60  # idle half an hour
+    at.run()
+    assert at.text_input(key="admin_password") is not None and at.title[0].value != "Grid"
+    at.text_input(key="admin_password").input(PASSWORD).run()
+    at.button(key="admin_logout").click().run()
+    assert at.text_input(key="admin_password") is not None
+
+
+def test_the_study_server_refuses_to_start_without_its_secrets(tmp_path):
+    """`advrec serve-study` fails closed: without the admin password (or a short one) or the
+    study secret it prints one line per problem and exits 2, having served nothing."""
+    import os
+    import subprocess
+    import sys
+
+    assert server_problems({"ADVREC_ADMIN_PASSWORD": "x" * 12, "ADVREC_STUDY_SECRET": "s" * 32}) == []
+    for env, said in [({}, ["ADVREC_ADMIN_PASSWORD", "ADVREC_STUDY_SECRET"]),
+                      ({"ADVREC_ADMIN_PASSWORD": "choose-one", "ADVREC_STUDY_SECRET": "s" * 64},
+                       ["at least 12 characters (it has 10)"]),
+                      ({"ADVREC_ADMIN_PASSWORD": "x" * 20, "ADVREC_STUDY_SECRET": "short"},
+                       ["ADVREC_STUDY_SECRET must be set"])]:
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("ADVREC_ADMIN_PASSWORD", "ADVREC_STUDY_SECRET", "ADVREC_MODE")}
+        out = subprocess.run([sys.executable, "-m", "advrec_core", "--cache", str(tmp_path),
+                              "serve-study", "--port", "1"], cwd=ROOT, env={**clean, **env},
+                             capture_output=True, text=True, timeout=120)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == len(said), out.stderr
+        assert all(want in line for want, line in zip(said, lines)), lines
+
+
+def test_the_study_server_closes_streamlits_own_surface(tmp_path):
+    """On a real study server: uploads and metrics answer 404; every response carries the
+    security headers; the websocket drops load_git_info, clear_cache and file URL requests
+    (logged), so a visitor can neither read the repository's state nor clear every
+    session's caches; a 2-hour-old build folder of a live process survives; the
+    participants' pages are served by the same server."""
+    import os
+    import urllib.request
+
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from websockets.sync.client import connect
+
+    db = session_factory(f"sqlite:///{tmp_path / 'study.sqlite'}")
+    study = create_study(db, "s", StudyConfig(trials_per_annotator=3, catch_trials=0), stimuli())
+    with study_server(tmp_path) as (url, log):
+        http = Http(url)
+        for method, path in [("PUT", "/_stcore/upload_file/s/f"), ("POST", "/_stcore/upload_file"),
+                             ("GET", "/_stcore/metrics")]:
+            req = urllib.request.Request(url + path, b"x" * 1024, method=method)
+            try:
+                status = urllib.request.urlopen(req, timeout=10).status
+            except urllib.error.HTTPError as e:
+                status = e.code
+            assert status == 404, (method, path, status)
+        status, page, headers = http.get("/")
+        assert status == 200 and headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+        status, page, headers = http.get(f"/study?study={study.id}")
+        assert status == 200 and b'id="agree"' in page
+        assert "script-src 'self'" in headers["content-security-policy"]
+        ws_url = url.replace("http", "ws") + "/_stcore/stream"
+        rerun = BackMsg()
+        rerun.rerun_script.query_string = ""
+
+        def page(ws) -> bytes:
+            """Ask for a run of the page; what came back until the login was drawn."""
+            ws.send(rerun.SerializeToString())
+            got, deadline = [], time.time() + 30
+            while time.time() < deadline and b"Admin password" not in b"".join(got):
+                try:
+                    got.append(ws.recv(timeout=2))
+                except TimeoutError:
+                    pass
+            return b"".join(got)
+
+        with connect(ws_url, subprotocols=["streamlit"], open_timeout=30) as ws:
+            assert b"Admin password" in page(ws)  # the first run (and the server's one gc)
+            build = tmp_path / "cache" / "extractor" / f".tmp-0123456789abcdef-{os.getpid()}-ab12"
+            build.mkdir(parents=True)  # a live builder's folder, 2 h old
+            os.utime(build, (time.time() - 7200, time.time() - 7200))
+            for kind in ("load_git_info", "clear_cache", "set_run_on_save"):
+                msg = BackMsg()
+                setattr(msg, kind, True)
+                ws.send(msg.SerializeToString())
+            got = page(ws)  # a rerun still works
+        assert b"Admin password" in got
+        assert b"git_info" not in got and b".git" not in got
+        assert log.read_text().count("dropped a websocket message") == 3
+        assert build.is_dir()  # no second cache gc
 
 def test_dataset_folders_only_under_the_roots(tmp_path, monkeypatch):
     root = tmp_path / "data"
@@ -155,39 +295,6 @@ def test_completion_code_needs_the_secret_and_every_answer(server_env, monkeypat
     assert complete(db, ann) == completion_code("from-the-environment", study.id, "P1") != code
 
 
-def test_one_active_session_per_participant_id(server_env):
-    db = server_env
-    study = create_study(db, "s", StudyConfig(trials_per_annotator=3, catch_trials=0),
-                         stimuli())
-    ann = get_annotator(db, study, "P1")
-    assert claim_session(db, ann, "tab-a") and claim_session(db, ann, "tab-a")
-    assert not claim_session(db, ann, "tab-b")  # the link opened elsewhere at once
-    time.sleep(0.05)
-    assert claim_session(db, ann, "tab-b", idle_s=0.01)  # the first went idle
-    p = app(study=str(study.id), pid="P1").run()
-    assert "in use in another window" in p.error[0].value and not p.get("html")
-
-
-def test_prolific_link_records_the_platform_and_shows_its_code(server_env):
-    db = server_env
-    cfg = StudyConfig(trials_per_annotator=3, catch_trials=0, platform_code="C1X2Y3",
-                      platform_redirect="https://app.prolific.com/submissions/complete?cc=C1X2Y3")
-    study = create_study(db, "prolific", cfg, stimuli())
-    params = {"study": str(study.id), "PROLIFIC_PID": "5f3a9c", "STUDY_ID": "st1",
-              "SESSION_ID": "se1"}
-    assert platform_params(params | {"SESSION_ID": "x y"}) == {"PROLIFIC_PID": "5f3a9c",
-                                                               "STUDY_ID": "st1"}
-    p = app(**params).run()
-    p.checkbox(key="study_consent_pid").check().run()
-    for _ in range(3):
-        p.button(key="answer_left").click().run()
-    assert not p.exception and "C1X2Y3" in p.success[0].value
-    assert p.get("link_button")[0].proto.url.startswith("https://app.prolific.com/")
-    ann = get_annotator(db, study, "5f3a9c", create=False)
-    assert ann.platform == {"PROLIFIC_PID": "5f3a9c", "STUDY_ID": "st1", "SESSION_ID": "se1"}
-    assert ann.completed_at is not None
-
-
 def test_too_fast_answers_are_flagged_not_dropped(server_env):
     db = server_env
     study = create_study(db, "rt", StudyConfig(trials_per_annotator=4, catch_trials=1),
@@ -221,6 +328,52 @@ def test_schema_1_database_is_migrated(tmp_path):
                          stimuli())
     finish(db, study, "P1")
     assert complete(db, get_annotator(db, study, "P1"))
+    dispose(url)
+
+
+def test_a_schema_2_study_keeps_its_answers_and_gets_personal_links(tmp_path):
+    """A database of schema 2 (before personal links and measured timing), with a study
+    that has no key yet and a participant half-way: upgraded in place, the study gets its
+    key, the participant a uid, the admin finds their personal link, and they go on."""
+    import sqlite3
+
+    from advrec_core.study import personal_token
+    from advrec_core.study.db import SCHEMA_VERSION
+    from advrec_core.study.participation import resolve
+
+    path = tmp_path / "v2.sqlite"
+    url = f"sqlite:///{path}"
+    db = session_factory(url)
+    study = create_study(db, "v2", StudyConfig(trials_per_annotator=3, catch_trials=0),
+                         stimuli())
+    ann = get_annotator(db, study, "P1")
+    submit_answer(db, ann.id, next_trial(db, ann).trial_id, "left", rt_ms=700.0)
+    dispose(url)
+    con = sqlite3.connect(path)  # back to schema 2: its columns, no keys made yet
+    con.execute("DROP INDEX uq_annotator_uid")
+    for table, col in [("annotators", "uid"), ("assignments", "render"),
+                       ("assignments", "exposed_at"), ("assignments", "exposure_ms"),
+                       ("assignments", "frames"), ("assignments", "frame_ms"),
+                       ("answers", "rt_source"), ("answers", "exposure_ms")]:
+        con.execute(f'ALTER TABLE {table} DROP COLUMN "{col}"')
+    con.execute("UPDATE studies SET secret = NULL")
+    con.execute("DELETE FROM schema_version")
+    con.execute("INSERT INTO schema_version (version, applied_at) VALUES (2, '2026-06-01')")
+    con.commit()
+    con.close()
+    db = session_factory(url)
+    with db.begin() as s:
+        from sqlalchemy import func, select
+
+        from advrec_core.study.db import SchemaVersion
+
+        assert s.scalar(select(func.max(SchemaVersion.version))) == SCHEMA_VERSION == 3
+    token = personal_token(db, study.id, "P1")
+    found_study, found = resolve(db, token)
+    assert found.pid == "P1" and found_study.secret and len(answers_frame(db, study.id)) == 1
+    assert answers_frame(db, study.id)["rt_source"].isna().all()  # timed on the server then
+    finish(db, study, "P1")
+    assert complete(db, found) and len(answers_frame(db, study.id)) == 3
     dispose(url)
 
 

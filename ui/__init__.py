@@ -2,6 +2,8 @@
 long work through the core's job runner (submit, watch live, show the error)."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -18,16 +20,21 @@ from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.grid import PAPER_ATTACKS, attack_title
 from advrec_core.jobs import DONE, FAILED, QUEUED, runner
 from advrec_core.recommenders import RECOMMENDERS
-from advrec_core.study.access import ADMIN_ENV, admin_password, password_ok, study_mode
+from advrec_core.study.access import admin_guard, password_problem, study_mode
 
 DATASET_KEY = "dataset_spec"  # survives page switches: a DatasetSpec
 ATTACK_JOB_KEY = "attack_job"  # the Attack Lab's AttackJob, read by Recommendation Impact
 
 
-@st.cache_resource(show_spinner=False)
+_GC_DONE: list[int] = []  # process-wide, not a Streamlit cache: clearing the caches (any
+# visitor can ask) must not run it again
+
+
 def startup_gc() -> int:
     """Once per server process: remove the cache build folders killed runs left behind."""
-    return len(Cache.default().gc())
+    if not _GC_DONE:
+        _GC_DONE.append(len(Cache.default().gc()))
+    return _GC_DONE[0]
 
 
 @st.cache_resource(show_spinner="Loading dataset...")
@@ -169,9 +176,11 @@ def show_pngs(images: list, captions: list[str] | None = None) -> None:
             st.image(im, caption=cap, output_format="PNG", width=im.shape[1])
 
 
-# --- the perceptibility study -------------------------------------------------------------
+# --- the perceptibility study and the admin login -----------------------------------------
 
-ADMIN_KEY = "admin_ok"  # session state: this browser session gave the admin password
+ADMIN_KEY = "admin_session"  # session state: {"since", "seen"} once the password was given
+ADMIN_IDLE_S = 30 * 60  # an admin session ends after this long without a page run ...
+ADMIN_MAX_S = 12 * 3600  # ... and this long after the login, whatever happens
 
 
 @st.cache_resource(show_spinner=False)
@@ -188,51 +197,71 @@ def study_db():
     return _study_db(database_url())
 
 
-def hold_participant(db, annotator) -> None:
-    """Claim `annotator`'s participant id for this browser session, renewed every 20 s while
-    the page is open; the page stops with one line when another session holds it."""
-    import uuid
+def client_address() -> str:
+    """Who is asking, for the login's throttling: the websocket's peer, or, when it is this
+    machine (a reverse proxy on it), the X-Real-IP the proxy set."""
+    peer = st.context.ip_address
+    if not isinstance(peer, str):  # localhost (None), or no browser at all (AppTest)
+        return st.context.headers.get("X-Real-IP") or "localhost"
+    return peer
 
-    from advrec_core.study import claim_session
 
-    token = st.session_state.setdefault("study_session", uuid.uuid4().hex)
-    if not claim_session(db, annotator, token):
-        st.error("This participant id is in use in another window or device. Close it there, "
-                 "or try again in a minute.")
-        st.stop()
-
-    @st.fragment(run_every=20.0)
-    def _renew() -> None:
-        claim_session(db, annotator, token)
-
-    _renew()
+def _logged_in() -> bool:
+    """This browser session gave the admin password, and its login is still fresh
+    (`ADMIN_IDLE_S` since its last page run, `ADMIN_MAX_S` since the login)."""
+    session = st.session_state.get(ADMIN_KEY)
+    now = time.time()
+    if not session or now - session["seen"] > ADMIN_IDLE_S or now - session["since"] > ADMIN_MAX_S:
+        st.session_state.pop(ADMIN_KEY, None)
+        return False
+    session["seen"] = now
+    return True
 
 
 def is_admin() -> bool:
     """This browser session may use everything: off a study server always; on one
-    (`access.study_mode`) once it gave the admin password."""
-    return not study_mode() or bool(st.session_state.get(ADMIN_KEY))
+    (`access.study_mode`) while its admin login is fresh."""
+    return not study_mode() or _logged_in()
+
+
+def admin_logout() -> None:
+    st.session_state.pop(ADMIN_KEY, None)
+
+
+def _try_login() -> None:
+    """The password box's callback: one attempt per value typed (never on a mere rerun),
+    through the process's `AdminGuard`; the value is not kept."""
+    given = st.session_state.pop("admin_password", "")
+    if not given:
+        return
+    guard, client = admin_guard(), client_address()
+    if guard.attempt(client, given):
+        st.session_state[ADMIN_KEY] = {"since": time.time(), "seen": time.time()}
+        st.session_state.pop("admin_refused", None)
+        return
+    locked = guard.locked_for(client)
+    st.session_state["admin_refused"] = (
+        f"Too many wrong passwords: logins from here are locked for {locked / 60:.0f} more "
+        f"minutes." if locked else "Wrong password.")
 
 
 def admin_login(title: str = "AdvRec Lab") -> None:
     """The admin login form, in place of a page; the page stops here until the password
-    ($ADVREC_ADMIN_PASSWORD) is given, once per browser session. Without a password set,
-    the admin side is off."""
-    if st.session_state.get(ADMIN_KEY) and admin_password():
+    ($ADVREC_ADMIN_PASSWORD, at least 12 characters) is given, once per browser session.
+    Attempts go through the process's `AdminGuard`: a growing delay per client, a lockout
+    after repeated failures, each failure logged. Without a usable password the admin
+    side is off."""
+    if _logged_in():
         return
     st.title(title)
-    if not admin_password():
-        st.error(f"Administration is disabled: start the app with the environment variable "
-                 f"{ADMIN_ENV} set to a password.")
+    problem = password_problem()
+    if problem:
+        st.error(f"Administration is disabled: {problem}.")
         st.stop()
     st.caption("This server runs a study. Participants: please use the link you were given.")
-    given = st.text_input("Admin password", type="password", key="admin_password")
-    if given and password_ok(given):
-        st.session_state[ADMIN_KEY] = True
-        st.session_state.pop("admin_password", None)
-        st.rerun()
-    if given:
-        st.error("Wrong password.")
+    st.text_input("Admin password", type="password", key="admin_password", on_change=_try_login)
+    if "admin_refused" in st.session_state:
+        st.error(st.session_state["admin_refused"])
     st.stop()
 
 

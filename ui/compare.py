@@ -1,15 +1,13 @@
 """Clean-vs-perturbed comparisons in plain HTML + CSS for `st.html` (no script, no CDN, so
 they work offline and inside Streamlit's sanitised HTML): the Attack Lab's wipe / flicker
-widget and the study's two-image trial. Images are lossless PNG, zoomed by integer nearest
+widget and the metric heatmaps. Images are lossless PNG, zoomed by integer nearest
 neighbour. Arrays are uint8 (H, W, 3)."""
 from __future__ import annotations
 
 import base64
 import html
-import io
 
 import numpy as np
-from PIL import Image
 
 from advrec_core.viz import colour_bar, png_bytes, upscale
 
@@ -56,32 +54,6 @@ line's bottom corner to wipe.</span>
 </div></div>"""
 
 
-def pair_html(left_png: bytes, right_png: bytes, zoom: int = 1,
-              hide_after_ms: int | None = None, labels: tuple[str, str] = ("A", "B"),
-              uid: str = "pair") -> str:
-    """Two PNG images side by side at the same size (zoom x the first one's native size,
-    nearest neighbour), for a judgment trial. With `hide_after_ms` both disappear after that
-    exposure (a CSS animation: no script, so the timing does not depend on a round trip)."""
-    w, h = Image.open(io.BytesIO(left_png)).size
-    W, H = w * zoom, h * zoom
-    u = "".join(ch for ch in uid if ch.isalnum()) or "pair"
-    hide = (f"animation: {u}h 0s linear {int(hide_after_ms)}ms forwards;"
-            if hide_after_ms else "")
-    imgs = "".join(
-        f'<figure><img src="{png_data_uri(png)}" '
-        f'width="{W}" height="{H}" alt="{html.escape(lab)}"><figcaption>{html.escape(lab)}'
-        f"</figcaption></figure>" for png, lab in ((left_png, labels[0]), (right_png, labels[1])))
-    return f"""
-<style>
-.{u} {{display: flex; gap: 48px; justify-content: center; font: 15px sans-serif}}
-.{u} figure {{margin: 0; text-align: center}}
-.{u} img {{width: {W}px; height: {H}px; max-width: none; image-rendering: pixelated;
-          image-rendering: crisp-edges; display: block; {hide}}}
-@keyframes {u}h {{to {{visibility: hidden}}}}
-</style>
-<div class="{u}">{imgs}</div>"""
-
-
 def heat_html(overlay: np.ndarray, title: str, vmax: float, value: float, value_name: str,
               factor: int = 1, note: str = "") -> str:
     """A heatmap drawn over the image (lossless PNG at `factor` x native size, nearest
@@ -100,14 +72,3 @@ def heat_html(overlay: np.ndarray, title: str, vmax: float, value: float, value_
 <span>0</span><span>{vmax:.3g}</span></div>
 <figcaption><b>{t}</b><br>{vn} of this image: <b>{value:.4g}</b>{'<br>' + nt if nt else ''}
 </figcaption></figure>"""
-
-
-# what the participant is asked per trial kind: (question, [(button, response, key)])
-KIND_TEXT = {
-    "2afc": ("One of the two images was digitally modified. **Which one?**",
-             [("Left", "left", "Left"), ("Right", "right", "Right")]),
-    "catch": ("One of the two images was digitally modified. **Which one?**",
-              [("Left", "left", "Left"), ("Right", "right", "Right")]),
-    "samediff": ("Are the two images **exactly the same**, or is one of them modified?",
-                 [("Same", "same", "S"), ("Different", "different", "D")]),
-}
