@@ -34,7 +34,7 @@ def consent_text(cfg: StudyConfig) -> str:
     return f"""
 <p>You will see <b>{cfg.trials_per_annotator} pairs of product photos</b>, one pair at a time.
 In some pairs one photo was changed by a computer in a way that may be hard to see. Answer as
-well as you can; when unsure, guess. It takes about {minutes} minutes.</p>
+well as you can; when unsure, guess. It takes about {minutes} minute{'s' if minutes > 1 else ''}.</p>
 <ul>
 <li>Answer with the buttons or the keyboard: <b>&larr;</b> / <b>&rarr;</b> for "which image",
 <b>S</b> / <b>D</b> for same / different, <b>U</b> to undo your last answer.</li>
