@@ -4,7 +4,15 @@ An entry is a folder ``<root>/<step>/<key>/`` holding the step's files and a
 ``manifest.json`` (size and sha256 of every file, the config that made it). It is built in
 a temporary sibling folder and renamed into place in one step, so a reader sees either no
 entry or a complete one. An entry whose manifest is missing or disagrees with its files
-(a crash, a disk error, a hand edit) is moved aside and rebuilt, never loaded."""
+(a crash, a disk error, a hand edit) is moved aside and rebuilt, never loaded.
+
+A build folder is named by its builder: ``.tmp-<key>-<host>-<pid>-<start>-<id>`` (a hash of
+the host's name, the process id and the process's start time), and its builder touches it
+every `HEARTBEAT_S` seconds while it builds. `Cache.gc` removes one only when its builder is
+provably gone: on this host, its process is not running (or the pid now belongs to a later
+process); on another host (a cache shared by several machines), its heartbeat stopped
+`STALE_S` seconds ago. Never for its age alone: a long build (an extractor trained on real
+data, a long C&W) keeps its folder however long it takes."""
 from __future__ import annotations
 
 import hashlib
@@ -13,8 +21,10 @@ import json
 import logging
 import os
 import shutil
+import socket
 import tarfile
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -26,6 +36,51 @@ from .config import stable_hash, to_jsonable
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+HEARTBEAT_S = 30.0  # a builder touches its build folder this often ...
+STALE_S = 600.0  # ... and another host's folder untouched this long has lost its builder
+
+
+def _host_tag(host: str | None = None) -> str:
+    """12 hex characters naming a host (its name's hash: no '-' to confuse a folder name)."""
+    return hashlib.sha256((host or socket.gethostname()).encode()).hexdigest()[:12]
+
+
+def _start_time(pid: int) -> int | None:
+    """When process `pid` started, in clock ticks since boot (Linux /proc), or None where
+    that cannot be read (another system, or no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # field 22; the name may hold spaces
+
+
+def builder_id(host: str | None = None, pid: int | None = None) -> str:
+    """"<host>-<pid>-<start>" of this process (or `pid` on this host): what build folders
+    are named by."""
+    pid = os.getpid() if pid is None else pid
+    return f"{_host_tag(host)}-{pid}-{_start_time(pid) or 0}"
+
+
+class _Heartbeat:
+    """Touches `folder` every `HEARTBEAT_S` seconds until stopped (a daemon thread)."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.stop = folder, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True, name="cache heartbeat")
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(HEARTBEAT_S):
+            try:
+                os.utime(self.folder)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stop.set()
 
 
 def default_cache_root() -> Path:
@@ -176,7 +231,7 @@ class Cache:
                 if final.exists() and verify_entry(final) is None:
                     continue
                 final.parent.mkdir(parents=True, exist_ok=True)
-                staging = final.parent / f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                staging = final.parent / f".tmp-{key}-{builder_id()}-{uuid.uuid4().hex[:8]}"
                 try:
                     tar.extractall(staging, members, filter="data")
                     reason = verify_entry(staging / step / key)
@@ -227,8 +282,9 @@ class Cache:
             raise NotCached(f"{step} entry not computed yet")
         final = self.path(step, self.key(config, inputs))
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = final.parent / f".tmp-{final.name}-{builder_id()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
+        heartbeat = _Heartbeat(tmp)
         try:
             t0 = time.perf_counter()
             build(tmp)
@@ -245,6 +301,8 @@ class Cache:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        finally:
+            heartbeat.close()
         return final
 
     def generation(self) -> tuple:
@@ -267,18 +325,16 @@ class Cache:
                 out.append(float(seconds))
         return out
 
-    def gc(self, older_than: float = 3600.0) -> list[Path]:
-        """Remove the build folders a killed process left behind (`.tmp-*`, and `.corrupt-*`
-        a failed removal left): those whose builder (the pid in the name) is no longer
-        running here, or untouched for `older_than` seconds. Entries are never touched.
-        Returns what was removed."""
+    def gc(self, stale_s: float | None = None) -> list[Path]:
+        """Remove the build folders whose builder is provably gone (`builder_gone`; another
+        host's after `stale_s` seconds without a heartbeat, default `STALE_S`) and the
+        `.corrupt-*` folders a failed removal left. Entries are never touched. Returns what
+        was removed."""
         removed = []
         root = Path(self.root)
         for folder in sorted(root.glob("*/.tmp-*")) + sorted(root.glob("*/.corrupt-*")):
-            if not folder.is_dir():
-                continue
-            age = time.time() - folder.stat().st_mtime
-            if age > older_than or not _builder_alive(folder.name):
+            if folder.is_dir() and (folder.name.startswith(".corrupt-")
+                                    or builder_gone(folder, stale_s)):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder)
         return removed
@@ -308,16 +364,33 @@ class Cache:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _builder_alive(name: str) -> bool:
-    """Is the process that named a `.tmp-<key>-<pid>-<id>` folder still running here? Names
-    without a pid (and `.corrupt-*`) count as alive: only their age removes them."""
-    parts = name.split("-")
-    if not name.startswith(".tmp-") or len(parts) < 4 or not parts[-2].isdigit():
-        return True
+def _running(pid: int) -> bool:
     try:
-        os.kill(int(parts[-2]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OverflowError):  # someone else's process, or not a pid
         return True
     return True
+
+
+def builder_gone(folder: Path, stale_s: float | None = None) -> bool:
+    """Is the builder of build folder `folder` provably gone? Named by this host: its
+    process is not running, or its pid belongs to a process started at another time. Named
+    by another host: its heartbeat (the folder's modification time) is older than
+    `stale_s` (default `STALE_S`). A folder of the older naming (`.tmp-<key>-<pid>-<id>`):
+    its pid is not running here. Unreadable names are kept."""
+    parts = folder.name.split("-")
+    stale_s = STALE_S if stale_s is None else stale_s
+    if len(parts) == 4 and parts[2].isdigit():  # .tmp-<key>-<pid>-<id>: before hosts
+        return not _running(int(parts[2]))
+    if len(parts) != 6 or not (parts[3].isdigit() and parts[4].isdigit()):
+        return False
+    host, pid, start = parts[2], int(parts[3]), int(parts[4])
+    if host == _host_tag():
+        now = _start_time(pid)
+        return not _running(pid) or (start != 0 and now is not None and now != start)
+    try:
+        return time.time() - folder.stat().st_mtime > stale_s
+    except OSError:
+        return False

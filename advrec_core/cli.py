@@ -578,7 +578,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_cache(args: argparse.Namespace) -> int:
     cache = _cache(args)
     if args.action == "gc":
-        removed = cache.gc(args.older_than)
+        removed = cache.gc(args.stale_after)
         for folder in removed:
             print(f"removed      {folder}")
         print(f"cache gc     {len(removed)} stale build folder(s) removed under {cache.root}")
@@ -887,9 +887,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("cache", help="gc: remove build folders a killed process left behind; "
                                      "verify: re-read every entry and report corrupt ones")
     c.add_argument("action", choices=["gc", "verify"])
-    c.add_argument("--older-than", type=float, default=3600.0, metavar="SECONDS",
-                   help="gc: also remove build folders of live processes untouched this long "
-                        "(default 3600; those of dead processes go at once)")
+    c.add_argument("--stale-after", type=float, default=None, metavar="SECONDS",
+                   help="gc: another host's build folder goes when its heartbeat is older "
+                        "than this (default 600); this host's go when their process has "
+                        "ended, never for their age")
     c.set_defaults(func=_cmd_cache)
 
     w = sub.add_parser("lpips-weights", help="status / fetch / import LPIPS backbone weights")
@@ -900,11 +901,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminated(signum, frame) -> None:
+    """SIGTERM: unwind like Ctrl-C, so every build in progress removes its folder."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+    import threading
+
+    here = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGTERM, _terminated) if here else None
+    try:
+        return _main(argv)
+    finally:
+        if here:
+            signal.signal(signal.SIGTERM, before)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command != "cache":
-        _cache(args).gc()  # debris of killed runs (dead builders, or older than an hour)
+        _cache(args).gc()  # debris of killed runs (builders provably gone)
     if getattr(args, "trust_checkpoint", False):
         from .models.resnet import TRUST_ENV
 

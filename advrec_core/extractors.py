@@ -9,6 +9,7 @@ visual recommenders, with the paper's three training regimes (Traditional, AT, F
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -80,16 +81,20 @@ def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
         raise AdvRecError("demo-cnn trains on the demo corpus, which this dataset does not "
                           "have; use the demo dataset or --extractor resnet50")
     fingerprint = _corpus_fingerprint(corpus)
+    # the training's per-epoch checkpoint, outside the build folder: it outlives a kill
+    resume = Path(cache.root) / "extractor" / f".ckpt-{cache.key(config.train, fingerprint)}"
 
     def build(folder: Path) -> None:
         images, labels, names, aux = _corpus_arrays(corpus)
+        resume.mkdir(parents=True, exist_ok=True)
         model, report = train_classifier(images, labels, names, config.train, device, progress,
-                                         aux)
+                                         aux, checkpoint=resume / "last.pt")
         torch.save(model.state_dict(), folder / "weights.pt")
         atomic_write_text(folder / "report.json", json.dumps(
             {**report, "classes": names, "input_size": int(images.shape[1])}, indent=1))
 
     folder = cache.entry("extractor", config.train, build, inputs=fingerprint)
+    shutil.rmtree(resume, ignore_errors=True)  # the entry is whole: its checkpoint is done
     report = json.loads((folder / "report.json").read_text())
     model = DemoCNN(tuple(report["classes"]), config.train.width, report["input_size"],
                     aux=report["aux"])

@@ -20,10 +20,11 @@ sessions are threads, so every tab sees the same jobs. It never imports a UI."""
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 import traceback
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -146,11 +147,39 @@ class Job:
         return self
 
 
+class _Worker:
+    """`threads` daemon threads running what is submitted, in order. Daemon threads: a
+    process told to stop (SIGTERM to the server) exits without waiting for a running job
+    (a ThreadPoolExecutor's threads are joined at exit, so the job would hold the server
+    until it ends); the job's half-built cache folder goes at the next gc (its process has
+    ended)."""
+
+    def __init__(self, name: str, threads: int):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        for n in range(threads):
+            threading.Thread(target=self._loop, daemon=True, name=f"{name}-{n}").start()
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args))
+        return future
+
+    def _loop(self) -> None:
+        while True:
+            future, fn, args = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - handed to whoever waits
+                future.set_exception(e)
+
+
 class JobRunner:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._jobs: dict[str, Job] = {}
-        self._workers: dict[str, ThreadPoolExecutor] = {}
+        self._workers: dict[str, _Worker] = {}
 
     def submit(self, key: str, fn: Callable[[Callable[[int, int, str], None]], Any],
                title: str, device: str = "cpu") -> Job:
@@ -165,8 +194,8 @@ class JobRunner:
             self._jobs[key] = job
             worker = self._workers.get(job.device)
             if worker is None:
-                worker = self._workers[job.device] = ThreadPoolExecutor(
-                    RAY_JOBS if address else 1, thread_name_prefix=f"advrec-{job.device}")
+                worker = self._workers[job.device] = _Worker(f"advrec-{job.device}",
+                                                             RAY_JOBS if address else 1)
             job._future = worker.submit(self._run, job, fn, address)
             return job
 

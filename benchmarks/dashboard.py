@@ -4,7 +4,7 @@ attack), then warm page loads (everything cached) of every page. Target: warm < 
 
     python benchmarks/dashboard.py              # a fresh temporary cache
     python benchmarks/dashboard.py --cache DIR  # reuse DIR (cold = whatever DIR lacks)
-Needs playwright and a chromium binary (see ui/browser.py)."""
+Needs playwright and a chromium binary (see tests/browser.py)."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ui.browser import browser_page, streamlit_server, why_no_browser
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from browser import browser_page, streamlit_server, why_no_browser  # noqa: E402
 
 WARM_TARGET_S = 2.0
 # page path -> text that appears only once the page's real content is drawn

@@ -12,7 +12,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ui.browser import free_port
+from browser import free_port
 
 
 def _bin(name: str) -> str | None:

@@ -105,30 +105,86 @@ def test_registry_unknown_name_lists_known():
     assert reg.available() == ["fgsm", "pgd"]
 
 
-def test_gc_removes_stale_build_folders_and_nothing_else(tmp_path, capsys):
+def test_gc_removes_a_build_folder_only_when_its_builder_is_provably_gone(tmp_path, capsys):
+    """A live build folder 2 h old by its clock stays; a builder killed with SIGKILL loses its
+    folder at the next gc; a pid reused by a later process does not keep a dead builder's
+    folder; older names (pid only) go when that pid is not running; entries stay."""
     import os
+    import signal
     import subprocess
+    import sys
     import time
 
+    from advrec_core.cache import _host_tag, builder_id
     from advrec_core.cli import main
 
     cache = Cache(tmp_path)
     entry = cache.entry("step", Cfg(), build_ok)
-    done = subprocess.Popen(["true"])  # a process that has exited: a killed builder
-    done.wait()
-    dead = entry.parent / f".tmp-{entry.name}-{done.pid}-abcd1234"
-    dead.mkdir()
-    (dead / "half.npy").write_bytes(b"\0" * 10)
-    live = entry.parent / f".tmp-{entry.name}-{os.getpid()}-abcd1234"  # a build in progress
+    live = entry.parent / f".tmp-{entry.name}-{builder_id()}-abcd1234"  # this process
     live.mkdir()
-    old = entry.parent / ".tmp-0123456789abcdef-ffff0000"  # no pid: its age decides
-    old.mkdir()
-    os.utime(old, (time.time() - 7200, time.time() - 7200))
-    assert sorted(cache.gc()) == sorted([dead, old])
-    assert live.is_dir() and entry.is_dir() and Cache(tmp_path).lookup("step", Cfg()) == entry
-    dead.mkdir()
+    os.utime(live, (time.time() - 7200, time.time() - 7200))  # its clock says 2 h
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    killed = entry.parent / f".tmp-{entry.name}-{builder_id(pid=child.pid)}-abcd1234"
+    killed.mkdir()
+    (killed / "half.npy").write_bytes(b"\0" * 10)
+    reused = entry.parent / f".tmp-{entry.name}-{_host_tag()}-{os.getpid()}-1-abcd1234"
+    reused.mkdir()  # this pid, but a process started at another time
+    legacy = entry.parent / f".tmp-{entry.name}-{child.pid}-abcd1234"
+    legacy.mkdir()
+    assert cache.gc() == [reused]  # the killed builder still runs
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert sorted(cache.gc()) == sorted([killed, legacy])
+    assert live.is_dir() and Cache(tmp_path).lookup("step", Cfg()) == entry
+    killed.mkdir()
     assert main(["--cache", str(tmp_path), "cache", "gc"]) == 0
-    assert not dead.exists() and live.exists() and "1 stale build folder" in capsys.readouterr().out
+    assert not killed.exists() and live.exists() and "1 stale build folder" in capsys.readouterr().out
+
+
+def test_two_hosts_on_one_cache_never_remove_each_others_live_builds(tmp_path, monkeypatch):
+    """A cache two machines share: each host's gc keeps the other's build folder while its
+    heartbeat goes on (whatever its pid means here), and removes it once the heartbeat has
+    stopped for longer than the stale limit."""
+    import os
+    import time
+
+    import advrec_core.cache as C
+
+    cache = Cache(tmp_path)
+    hosts = {"a": C.builder_id(host="node-a", pid=1), "b": C.builder_id(host="node-b", pid=1)}
+    folders = {h: tmp_path / "attack" / f".tmp-0123456789abcdef-{b}-abcd1234"
+               for h, b in hosts.items()}
+    for f in folders.values():
+        f.mkdir(parents=True)
+    for here, there in (("a", "b"), ("b", "a")):
+        monkeypatch.setattr(C.socket, "gethostname", lambda here=here: f"node-{here}")
+        os.utime(folders[there])  # its builder's heartbeat
+        removed = cache.gc()
+        assert folders[there] not in removed and folders[there].is_dir(), (here, removed)
+    monkeypatch.setattr(C.socket, "gethostname", lambda: "node-a")
+    os.utime(folders["b"], (time.time() - C.STALE_S - 60,) * 2)  # node b died 11 min ago
+    assert folders["b"] in cache.gc() and not folders["b"].exists()
+
+
+def test_a_build_keeps_its_heartbeat(tmp_path, monkeypatch):
+    """While `build` runs, its folder's modification time keeps moving (the heartbeat)."""
+    import time
+
+    import advrec_core.cache as C
+
+    monkeypatch.setattr(C, "HEARTBEAT_S", 0.05)
+    seen = []
+
+    def slow(folder):
+        import os
+
+        os.utime(folder, (time.time() - 3600,) * 2)  # as if an hour had passed
+        time.sleep(0.3)
+        seen.append(time.time() - folder.stat().st_mtime)
+        build_ok(folder)
+
+    Cache(tmp_path).entry("step", Cfg(), slow)
+    assert seen[0] < 1.0
 
 
 def test_verify_reads_every_file_again(tmp_path, capsys, monkeypatch):

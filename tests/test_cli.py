@@ -37,3 +37,32 @@ def test_demo_is_cached_and_info_reports_it(demo_dir, tmp_path, capsys):
     assert main(["-q", "info", "demo"]) == 0
     text = capsys.readouterr().out
     assert "sparsity" in text and "Running shoe" in text
+
+
+def test_sigterm_stops_a_long_command_at_once_and_leaves_no_build_folder(cache_dir, demo_dir):
+    """SIGTERM while the extractor trains (a long build): the command exits within 10 s
+    (status 143), its build folder gone; the training's last epoch checkpoint stays for
+    the next run to resume from."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "advrec_core", "-q", "--cache",
+                             str(cache_dir), "train-extractor", "--defense", "at", "--epochs",
+                             "40"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    ckpt = None
+    deadline = time.time() + 300
+    while ckpt is None and time.time() < deadline and proc.poll() is None:
+        found = list((Path(cache_dir) / "extractor").glob(".ckpt-*/last.pt"))
+        ckpt = found[0] if found else None  # an epoch is done: the build is under way
+        time.sleep(0.2)
+    assert ckpt is not None and list((Path(cache_dir) / "extractor").glob(".tmp-*"))
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(30)
+    stopped = time.perf_counter() - t0
+    assert rc == 143 and stopped < 10, (rc, stopped, proc.stderr.read()[-500:])
+    assert not list((Path(cache_dir) / "extractor").glob(".tmp-*")) and ckpt.is_file()

@@ -4,8 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from ui.browser import browser_page, streamlit_server, why_no_browser
+from browser import browser_page, streamlit_server, why_no_browser
 
 REASON = why_no_browser()
 
@@ -70,7 +69,8 @@ def test_attack_lab_in_a_browser(demo_dir, cache_dir, tmp_path):
 def test_study_answered_by_keyboard_on_the_study_server(tmp_path):
     """`advrec serve-study`, as deployed: a participant consents, is moved to their personal
     link, sees both images at the same integer zoom, answers with the keyboard and undoes."""
-    from helpers import stimuli, study_server
+    from browser import study_server
+    from helpers import stimuli
 
     from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
     from advrec_core.study.db import dispose
@@ -107,3 +107,34 @@ def test_study_answered_by_keyboard_on_the_study_server(tmp_path):
     dispose(url)
     assert len(answers) == 3 and answers["trial_id"].is_unique
     assert list(answers["response"])[:2] == ["left", "right"] and answers["rt_ms"].gt(0).all()
+
+
+@pytest.mark.skipif(REASON is not None, reason=f"no browser for the end-to-end test: {REASON}")
+def test_the_app_stops_on_sigterm_while_a_job_runs(demo_dir, isolated_cache, tmp_path):
+    """A job trains the extractor in the app (the Attack Lab's first run on an empty cache);
+    SIGTERM to the server: it exits within 10 s, and its half-built folder goes at the next
+    gc (its builder has ended)."""
+    import signal
+    import sys
+    import time
+
+    from browser import server
+
+    from advrec_core.cache import Cache
+
+    cache = Cache(tmp_path / "cache").link_entries(Cache(isolated_cache), ("demo",))
+    with server([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless",
+                 "true", "--server.fileWatcherType", "none"],
+                {"ADVREC_CACHE": str(cache.root)}, tmp_path) as app, browser_page() as page:
+        page.goto(f"{app.url}/attack_lab")
+        page.get_by_role("button", name="Run attack").click(timeout=120_000)
+        deadline = time.time() + 120
+        while not list(Path(cache.root).glob("extractor/.tmp-*")) and time.time() < deadline:
+            time.sleep(0.2)
+        assert list(Path(cache.root).glob("extractor/.tmp-*")), app.log.read_text()[-1000:]
+        t0 = time.perf_counter()
+        app.proc.send_signal(signal.SIGTERM)
+        app.proc.wait(30)
+        stopped = time.perf_counter() - t0
+    assert stopped < 10, stopped
+    assert cache.gc() and not list(Path(cache.root).glob("extractor/.tmp-*"))

@@ -171,3 +171,34 @@ def test_free_at_carries_its_perturbation_across_replays_and_batches(monkeypatch
             assert delta[:n].abs().sum() > 0  # a perturbation was carried, not zero
         inside = ((x + delta[:n]) > 0) & ((x + delta[:n]) < 1)  # where clamp passes a gradient
         delta[:n] = (delta[:n] + cfg.eps * (grad * inside).sign()).clamp(-cfg.eps, cfg.eps)
+
+
+@pytest.mark.parametrize("defense", ["traditional", "free_at"])
+def test_a_training_killed_half_way_resumes_from_its_last_epoch(tmp_path, defense):
+    """Killed during its third epoch (here: the progress callback raises), the training
+    leaves the second epoch's checkpoint; started again it resumes there (no first-epoch
+    step is run again) and ends with the very weights of an uninterrupted training."""
+    g = np.random.default_rng(0)
+    images = (g.random((48, 16, 16, 3)) * 255).astype(np.uint8)
+    labels = (images.reshape(48, -1).mean(1) > 127).astype(int)
+    cfg = TrainConfig(defense=defense, epochs=4, batch_size=16, augment=True, eval_steps=1,
+                      width=8)
+    whole, report = train_classifier(images, labels, ("a", "b"), cfg)
+    steps = []
+
+    def killed(done, total, desc):
+        steps.append(done)
+        if done == 2 * total // 4 + 1:  # the first step of the third epoch
+            raise KeyboardInterrupt
+
+    ckpt = tmp_path / "last.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(images, labels, ("a", "b"), cfg, checkpoint=ckpt, progress=killed)
+    assert ckpt.is_file()
+    steps.clear()
+    resumed, again = train_classifier(images, labels, ("a", "b"), cfg, checkpoint=ckpt,
+                                      progress=lambda done, total, desc: steps.append(done))
+    assert steps[0] == 2 * again["optimizer_steps"] // 4 + 1  # from the third epoch on
+    assert again["loss_per_epoch"] == report["loss_per_epoch"]
+    for (k, a), b in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k

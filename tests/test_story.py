@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from browser import browser_page, streamlit_server, why_no_browser
 from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
@@ -15,7 +16,6 @@ from advrec_core.experiments.poison import run_poison
 from advrec_core.experiments.story import STORY_CELLS, estimate, story_spec, tell, wilson
 from advrec_core.report import report_html
 from tests.test_experiments import QUICK
-from ui.browser import browser_page, streamlit_server, why_no_browser
 
 
 def computed_story_cell(ds):

@@ -5,12 +5,12 @@ import statistics
 import time
 
 import pytest
+from browser import browser_page, why_no_browser
 from helpers import serve, stimuli
 
 from advrec_core.study import StudyConfig, answers_frame, create_study, session_factory
 from advrec_core.study.db import dispose
 from advrec_core.study.web import participant_app
-from ui.browser import browser_page, why_no_browser
 
 REASON = why_no_browser()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no browser: {REASON}")

@@ -12,10 +12,10 @@ import urllib.error
 import urllib.request
 
 import pytest
-from helpers import ROOT, Http, stimuli, study_server
+from browser import free_port, study_server
+from helpers import ROOT, Http, stimuli
 
 from advrec_core.study import StudyConfig, create_study, session_factory
-from ui.browser import free_port
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="no nginx here (apt-get install nginx)")

@@ -7,7 +7,8 @@ import hashlib
 import time
 
 import pytest
-from helpers import ROOT, STUDY_PASSWORD, Http, make_generic, stimuli, study_server
+from browser import STUDY_PASSWORD, browser_page, streamlit_server, study_server, why_no_browser
+from helpers import ROOT, Http, make_generic, stimuli
 from streamlit.testing.v1 import AppTest
 
 from advrec_core.data.roots import allowed_folder
@@ -27,7 +28,6 @@ from advrec_core.study import (
 from advrec_core.study import analysis as A
 from advrec_core.study.access import AdminGuard, completion_code, server_problems
 from advrec_core.study.db import dispose
-from ui.browser import browser_page, streamlit_server, why_no_browser
 
 PASSWORD = "correct horse battery"
 EXPLORE = ["data", "attack_lab", "impact", "grid", "study_design", "study_analysis"]

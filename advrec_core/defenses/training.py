@@ -12,9 +12,11 @@
 Robustness is reported as accuracy under untargeted PGD on held-out images."""
 from __future__ import annotations
 
+import io
 import math
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -144,15 +146,34 @@ def _loss(model: DemoCNN, x: torch.Tensor, y: torch.Tensor, aux_y: dict[str, tor
     return loss
 
 
+def _save_checkpoint(path: Path, state: dict) -> None:
+    """The training's state after an epoch, written whole or not at all."""
+    from ..cache import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: Path | None, device: torch.device) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    return torch.load(path, map_location=device, weights_only=True)
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
                      config: TrainConfig = TrainConfig(), device: str | torch.device = "cpu",
                      progress: Progress | None = None,
-                     aux: dict[str, np.ndarray] | None = None) -> tuple[DemoCNN, dict]:
+                     aux: dict[str, np.ndarray] | None = None,
+                     checkpoint: Path | None = None) -> tuple[DemoCNN, dict]:
     """images (N, H, W, 3) uint8, labels (N,) int -> (trained DemoCNN, report dict).
 
     `aux` = {name: (N,) int labels} trains extra attribute heads on the features (the class
     head alone would let the features forget what the class does not need, e.g. colour).
-    Adversarial examples always target the class head: that is the defended classifier."""
+    Adversarial examples always target the class head: that is the defended classifier.
+    `checkpoint`: a file the state is saved to after every epoch (model, optimizer, schedule,
+    random generator, Free AT's perturbation) and resumed from when it exists, so a training
+    killed half-way ends with the same model as an uninterrupted one."""
     gen = seed_everything(config.seed)
     device = torch.device(device)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)  # (N, 3, H, W)
@@ -174,8 +195,17 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
     at = PGD(eps=config.eps, steps=config.at_steps, rel_step=config.at_rel_step,
              random_start=True, targeted=False)  # Madry's AT starts at a random point
     delta = torch.zeros((config.batch_size, *x_tr.shape[1:]), device=device)  # Free AT state
-    history, step, t0 = [], 0, time.perf_counter()
-    for _ in range(epochs):
+    history, step, first, before = [], 0, 0, 0.0
+    if (state := _load_checkpoint(checkpoint, device)) is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        gen.set_state(state["gen"])
+        delta.copy_(state["delta"])
+        history, step, first, before = (state["history"], state["step"], state["epoch"],
+                                        state["seconds"])
+    t0 = time.perf_counter() - before
+    for epoch in range(first, epochs):
         order = torch.randperm(len(x_tr), generator=gen).to(device)
         losses = []
         for b in range(per_epoch):
@@ -205,6 +235,11 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
                 if progress:
                     progress(step, total, f"training {config.defense}")
         history.append(float(np.mean(losses)))
+        if checkpoint is not None and epoch + 1 < epochs:
+            _save_checkpoint(checkpoint, {
+                "epoch": epoch + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "gen": gen.get_state(), "delta": delta,
+                "history": history, "step": step, "seconds": time.perf_counter() - t0})
     train_s = time.perf_counter() - t0
     model.freeze()
     x_ho, y_ho = x_all[ho].to(device), y_all[ho].to(device)
