@@ -35,6 +35,26 @@ def demo_dir(isolated_cache):
     return demo_folder(cache=Cache(isolated_cache))
 
 
+@pytest.fixture
+def demo(demo_dir):
+    """The demo catalog as a Dataset (its images and interactions; loaded from the
+    session's store)."""
+    from advrec_core.data import load_dataset
+
+    return load_dataset("demo")
+
+
+@pytest.fixture(scope="session")
+def quick():
+    """The quick demo CNN: 3 epochs (about 30 s on 2 cores, once per session: extractors
+    are shared steps). Barely trained: tests that need the source category use the
+    dataset's given categories."""
+    from advrec_core.defenses import TrainConfig
+    from advrec_core.extractors import ExtractorConfig
+
+    return ExtractorConfig(train=TrainConfig(epochs=3))
+
+
 @pytest.fixture(autouse=True)
 def cache_dir(isolated_cache, tmp_path_factory, monkeypatch):
     """This test's own cache folder ($ADVREC_CACHE): links to the shared steps' entries;

@@ -4,8 +4,11 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
+from torch import nn
 
+from advrec_core.models import Classifier, Normalize
 from advrec_core.study import Stimulus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,3 +154,45 @@ def serve(app):
 
     return running()
 
+
+
+# --- a tiny classifier that has learnt something (attacks, uploads) -----------------------
+
+class Tiny(Classifier):
+    def __init__(self, n_classes=5):
+        super().__init__()
+        torch.manual_seed(0)
+        self.class_names = tuple(f"c{i}" for i in range(n_classes))
+        self.input_size, self.feature_dim = 16, 32
+        self.normalize = Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
+        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(32, n_classes)
+
+
+def colour_images(n, g, protos=None):
+    """(n, 3, 16, 16) textured images of random colours on the 8-bit grid, and the index of
+    the nearest colour prototype."""
+    colour = torch.rand(n, 3, generator=g)
+    x = (colour[:, :, None, None] + 0.15 * torch.randn(n, 3, 16, 16, generator=g)).clamp(0, 1)
+    x = (x * 255).round() / 255
+    y = torch.cdist(colour, protos).argmin(1) if protos is not None else None
+    return x, y
+
+
+def trained_tiny(steps=150) -> Tiny:
+    """Tiny trained briefly to classify images by their colour (5 colour prototypes), so
+    that input gradients mean something (a random net is nearly constant)."""
+    g = torch.Generator().manual_seed(0)
+    model = Tiny()
+    protos = torch.rand(5, 3, generator=g)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        x, y = colour_images(64, g, protos)
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    return model.freeze()

@@ -1,50 +1,11 @@
 """Attacks on a tiny model: bounds, determinism, quantisation, parity with torchattacks."""
 import pytest
 import torch
+from helpers import Tiny, colour_images, trained_tiny
 from torch import nn
 
-from advrec_core.attacks import ATTACKS, FGSM, PGD, CarliniWagnerL2, quantize, run_attack
-from advrec_core.models import Classifier, Normalize
-
-
-class Tiny(Classifier):
-    def __init__(self, n_classes=5):
-        super().__init__()
-        torch.manual_seed(0)
-        self.class_names = tuple(f"c{i}" for i in range(n_classes))
-        self.input_size, self.feature_dim = 16, 32
-        self.normalize = Normalize((0.5, 0.4, 0.3), (0.2, 0.25, 0.3))
-        self.body = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
-                                  nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU(),
-                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(32, n_classes)
-
-
-def colour_images(n, g, protos=None):
-    """(n, 3, 16, 16) textured images of random colours on the 8-bit grid, and the index of
-    the nearest colour prototype."""
-    colour = torch.rand(n, 3, generator=g)
-    x = (colour[:, :, None, None] + 0.15 * torch.randn(n, 3, 16, 16, generator=g)).clamp(0, 1)
-    x = (x * 255).round() / 255
-    y = torch.cdist(colour, protos).argmin(1) if protos is not None else None
-    return x, y
-
-
-def trained_tiny(steps=150) -> Tiny:
-    """Tiny trained briefly to classify images by their colour (5 colour prototypes), so
-    that input gradients mean something (a random net is nearly constant)."""
-    g = torch.Generator().manual_seed(0)
-    model = Tiny()
-    protos = torch.rand(5, 3, generator=g)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        x, y = colour_images(64, g, protos)
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    opt.zero_grad(set_to_none=True)
-    return model.freeze()
+from advrec_core.attacks import ATTACKS, FGSM, PGD, CarliniWagnerL2, quantize
+from advrec_core.experiments.driver import run_attack
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +119,7 @@ def test_a_new_attack_is_one_class_and_its_registration(monkeypatch):
         takes_eps: ClassVar[bool] = True
         takes_steps: ClassVar[bool] = False
 
-        def __call__(self, model, x, labels, generator=None):
+        def __call__(self, model, x, labels, generator=None, judge=None):
             step = torch.randint(0, 2, x.shape, generator=generator).float() * 2 - 1
             return (x + self.eps * step).clamp(0, 1)
 
@@ -278,14 +239,14 @@ def assert_smallest_success_returned(best, x, record):
         assert l2 <= min(v for v, _ in found) * (1 + 1e-6), (i, l2, [v for v, _ in found])
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_cw_returns_the_smallest_l2_success_of_its_whole_search(setup, precision):
+@pytest.mark.parametrize("search", ["fp32", "fp32-judged", "bf16-judged"])
+def test_cw_returns_the_smallest_l2_success_of_its_whole_search(setup, search):
     """Over all its binary-search steps C&W keeps, per sample, the 8-bit success with the
     smallest L2, not the last one. Checked against the search's own record: every image the
-    judging model (fp32: the model itself; bf16: the fp32 judge of the bf16 search) was
-    shown, with its verdict. In bf16 each search step's first success is judged whatever its
-    L2, so the record has successes farther than the best after the best (asserted: the
-    problem tells "smallest" from "last")."""
+    judging model (the model itself; or the fp32 judge it is given, of an fp32 or a bf16
+    search) was shown, with its verdict. With a judge, each search step's first success is
+    judged whatever its L2, so the record has successes farther than the best after the
+    best (asserted: the problem tells "smallest" from "last")."""
     from advrec_core.attacks.common import search_model
 
     model, x, _ = setup
@@ -293,17 +254,17 @@ def test_cw_returns_the_smallest_l2_success_of_its_whole_search(setup, precision
     with torch.no_grad():
         target = model(x).topk(2, dim=1).indices[:, 1]  # the runner-up class
     recorder = Recorder(model)
-    if precision == "bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if search == "bf16-judged" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("this CPU has no bf16")
-    searched, context = search_model(recorder, precision)
-    recorder.calls.clear()  # (folding traced it once)
+    searched, context = search_model(recorder if search == "fp32" else model,
+                                     search.split("-")[0])
     with context():
-        best = CarliniWagnerL2(steps=50, binary_search_steps=6, initial_const=10.0,
-                               lr=0.02)(searched, x, target).float()
+        best = CarliniWagnerL2(steps=50, binary_search_steps=6, initial_const=10.0, lr=0.02)(
+            searched, x, target, judge=None if search == "fp32" else recorder).float()
     record = judged_successes(recorder.calls, x, target)
     assert sum(bool(v) for v in record.values()) >= 12
     assert_smallest_success_returned(best, x, record)
-    if precision == "bf16":
+    if search != "fp32":
         later_and_farther = [i for i, found in record.items() if found and found[-1][0] >
                              min(v for v, _ in found) * 1.001]
         assert len(later_and_farther) >= 3, later_and_farther

@@ -1,6 +1,6 @@
 """An item's category as the paper has it (the extractor's prediction on the clean image) or
 as the dataset gives it; the pair proposal; the `regime` command. Small settings: the
-extractor is test_experiments' QUICK one, so a session trains it once."""
+extractor is conftest's quick one, so a session trains it once."""
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -23,8 +23,6 @@ from advrec_core.experiments.grid import GridSpec
 from advrec_core.experiments.poison import propose_pair
 from advrec_core.extractors import ExtractorConfig, load_extractor
 
-QUICK = ExtractorConfig(train=TrainConfig(epochs=3))  # the same as test_experiments'
-
 
 @pytest.fixture(scope="module")
 def ds(demo_dir):
@@ -32,13 +30,13 @@ def ds(demo_dir):
 
 
 @pytest.fixture(scope="module")
-def feats(ds):
-    return extract_features(ds, ExtractJob(QUICK), device="cpu")
+def feats(ds, quick):
+    return extract_features(ds, ExtractJob(quick), device="cpu")
 
 
-def test_categorize_predicted_is_the_extractors_prediction(ds, feats):
+def test_categorize_predicted_is_the_extractors_prediction(ds, feats, quick):
     given = ds.categories
-    cds = categorize(ds, QUICK, "predicted", device="cpu")
+    cds = categorize(ds, quick, "predicted", device="cpu")
     names = np.array(feats.class_names, dtype=object)
     assert list(cds.category_names()) == list(names[feats.pred])
     assert cds.categories == tuple(names[np.unique(feats.pred)])  # predicted ones, class order
@@ -46,7 +44,7 @@ def test_categorize_predicted_is_the_extractors_prediction(ds, feats):
     assert cds.images_fingerprint() == ds.images_fingerprint() and cds.item_ids is ds.item_ids
     assert "predicted by demo-cnn/traditional" in cds.notes[-1]
     assert ds.categories == given and len(ds.notes) == len(cds.notes) - 1  # ds untouched
-    assert categorize(ds, QUICK, "true") is ds
+    assert categorize(ds, quick, "true") is ds
     for name in ("Sandal", cds.categories[0]):
         n_pred, n_given, n_both = overlap(ds, cds, name)
         is_pred, is_given = names[feats.pred] == name, ds.category_names() == name
@@ -61,10 +59,10 @@ def test_categorize_predicted_is_the_extractors_prediction(ds, feats):
                    cache=Cache.default().read_only())
 
 
-def test_attack_with_predicted_categories_attacks_the_items_predicted_as_the_source(ds, feats):
-    cds = categorize(ds, QUICK, device="cpu")
+def test_attack_with_predicted_categories_attacks_the_items_predicted_as_the_source(ds, feats, quick):
+    cds = categorize(ds, quick, device="cpu")
     source, target = propose_pair(cds)
-    job = AttackJob(source, target, AttackSpec("fgsm", 4), QUICK, lpips=())
+    job = AttackJob(source, target, AttackSpec("fgsm", 4), quick, lpips=())
     assert job.categories == "predicted"  # the paper's, by default
     res = run_attack_job(ds, job, device="cpu")
     expected = np.flatnonzero(np.array(feats.class_names, dtype=object)[feats.pred] == source)
@@ -104,7 +102,7 @@ def cache_entries() -> set[Path]:
     return {p for p in Path(root).glob("*/*") if not p.name.startswith(".")}
 
 
-def test_regime_json_reports_accuracy_and_sr_and_is_cached(ds, capsys):
+def test_regime_json_reports_accuracy_and_sr_and_is_cached(ds, capsys, quick):
     args = ["-q", "regime", "demo", "--json", "--defense", "traditional", "--limit", "4",
             "--epochs", "3"]
     assert main(args) == 0
@@ -112,20 +110,20 @@ def test_regime_json_reports_accuracy_and_sr_and_is_cached(ds, capsys):
     assert set(out) == {"dataset", "source", "target", "categories", "defenses"}
     assert out["categories"] == "predicted" and list(out["defenses"]) == ["traditional"]
     row = out["defenses"]["traditional"]
-    report = load_extractor(QUICK, ds.corpus, device="cpu")[1]
+    report = load_extractor(quick, ds.corpus, device="cpu")[1]
     assert row["clean_acc"] == report["clean_accuracy"]
     assert row["pgd4_acc"] == report["robust_accuracy"]
     assert row["holdout_images"] == report["holdout_images"] and row["unavailable"] == {}
     assert set(row["sr"]) == {"fgsm-4", "fgsm-8", "pgd-4", "pgd-8"}
     for attack, sr in row["sr"].items():  # the grid's attack entries, read back
-        job = GridSpec(out["source"], out["target"], extractor=QUICK).attack_job(attack, "traditional")
+        job = GridSpec(out["source"], out["target"], extractor=quick).attack_job(attack, "traditional")
         res = run_attack_job(ds, replace(job, lpips=(), limit=4), Cache.default().read_only())
         assert sr == pytest.approx(res.metrics["success"].mean())
-    cds = categorize(ds, QUICK, device="cpu")
+    cds = categorize(ds, quick, device="cpu")
     assert (out["source"], out["target"]) == propose_pair(cds)
     assert row["n_source_items"] == overlap(ds, cds, out["source"])[0] and row["n_attacked"] == 4
     # the attacks are the grid's jobs (without LPIPS): the same cache entries
-    grid_job = GridSpec(out["source"], out["target"], limit=4, extractor=QUICK).attack_job(
+    grid_job = GridSpec(out["source"], out["target"], limit=4, extractor=quick).attack_job(
         "pgd-8", "traditional")
     sr = run_attack_job(ds, replace(grid_job, lpips=()),
                         Cache.default().read_only()).summary["averages"]["SR"]

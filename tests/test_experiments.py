@@ -13,14 +13,11 @@ from scipy import stats
 from advrec_core.attacks import AttackSpec
 from advrec_core.cli import main
 from advrec_core.data import UNKNOWN, load_dataset
-from advrec_core.defenses import TrainConfig
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, AttackResult, run_attack_job
 from advrec_core.experiments.extract import ExtractJob, extract_features
 from advrec_core.experiments.images import item_images
-from advrec_core.extractors import ExtractorConfig, load_extractor
-
-QUICK = ExtractorConfig(train=TrainConfig(epochs=3))  # ~30 s on 2 cores (Traditional: no augmentation)
+from advrec_core.extractors import load_extractor
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +25,20 @@ def ds(demo_dir):
     return load_dataset("demo")
 
 
-def test_extract_features_classifies_the_catalog(ds):
-    feats = extract_features(ds, ExtractJob(QUICK), device="cpu")
+def test_extract_features_classifies_the_catalog(ds, quick):
+    feats = extract_features(ds, ExtractJob(quick), device="cpu")
     assert feats.features.shape == (576, 256) and feats.features.dtype == np.float32
     # a 3-epoch extractor on a 41-class world: far above chance (1/41), far from trained
     assert feats.accuracy(ds) > 6 / len(feats.class_names)
     assert np.isin(feats.pred, np.arange(len(feats.class_names))).all()
-    again = extract_features(ds, ExtractJob(QUICK), device="cpu")
+    again = extract_features(ds, ExtractJob(quick), device="cpu")
     assert again.folder == feats.folder and np.array_equal(again.features, feats.features)
 
 
-def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
+def test_attack_job_writes_uploadable_pngs_and_metrics(ds, quick):
     job = AttackJob(source="Sandal", target="Running shoe", spec=AttackSpec("pgd", 8),
-                    extractor=QUICK, limit=12, lpips=("vgg",),
-                    categories="true")  # the given category: a barely trained QUICK may
+                    extractor=quick, limit=12, lpips=("vgg",),
+                    categories="true")  # the given category: a barely trained quick may
     # predict few sandals (predicted categories: tests/test_categories.py)
     res = run_attack_job(ds, job, device="cpu")
     assert len(res.items) == 12 and len(res.metrics) == 12
@@ -70,7 +67,7 @@ def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
     assert run_attack_job(ds, job, device="cpu").folder == res.folder  # cached
     # round trip: what the seller uploads (the stored PNGs), decoded and classified again,
     # is what the result reports: predictions, success and features
-    model, _ = load_extractor(QUICK, ds.corpus, device="cpu")
+    model, _ = load_extractor(quick, ds.corpus, device="cpu")
     uploaded = torch.stack([torch.from_numpy(np.asarray(Image.open(res.adv_path(i)).convert("RGB")))
                             for i in res.metrics["item"]]).permute(0, 3, 1, 2).float().div(255)
     with torch.no_grad():
@@ -85,12 +82,12 @@ def test_attack_job_writes_uploadable_pngs_and_metrics(ds):
     np.testing.assert_allclose(feats.numpy(), res.features_adv, rtol=1e-5, atol=1e-5)
 
 
-def test_attack_job_bad_names(ds):
+def test_attack_job_bad_names(ds, quick):
     with pytest.raises(AdvRecError, match="no items in category 'Boots'; categories: .*Sandal"):
-        run_attack_job(ds, AttackJob(source="Boots", target="Sandal", extractor=QUICK,
+        run_attack_job(ds, AttackJob(source="Boots", target="Sandal", extractor=quick,
                                      categories="true"))
     with pytest.raises(AdvRecError, match="target 'Shoe' is not a class.*Running shoe"):
-        run_attack_job(ds, AttackJob(source="Sandal", target="Shoe", extractor=QUICK, limit=2,
+        run_attack_job(ds, AttackJob(source="Sandal", target="Shoe", extractor=quick, limit=2,
                                      lpips=(), categories="true"))
 
 
@@ -114,12 +111,12 @@ def test_propose_pair_is_the_papers_shape(ds):
     assert propose_pair(ds) == ("Sandal", "Running shoe")
 
 
-def test_poison_pipeline_reports_before_after(ds):
+def test_poison_pipeline_reports_before_after(ds, quick):
     from advrec_core.experiments.poison import PoisonJob, run_poison
     from advrec_core.recommenders import RecConfig
 
     attack = AttackJob(source="Sandal", target="Running shoe", spec=AttackSpec("pgd", 8),
-                       extractor=QUICK, limit=20, lpips=(), categories="true")
+                       extractor=quick, limit=20, lpips=(), categories="true")
     job = PoisonJob(attack, RecConfig(epochs=5), seeds=(0, 1), ks=(10, 20))
     res = run_poison(ds, job, device="cpu")
     assert list(res.per_seed["phase"]) == ["clean", "poisoned"] * 2
@@ -199,7 +196,7 @@ def count_hashing(monkeypatch) -> list:
     return calls
 
 
-def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys, monkeypatch):
+def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys, monkeypatch, quick):
     from advrec_core.cache import Cache
     from advrec_core.experiments.grid import GridSpec, grid_table, paper_tables
     from advrec_core.experiments.poison import run_poison
@@ -207,7 +204,7 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys, monkey
 
     spec = GridSpec("Sandal", "Running shoe", attacks=("pgd-8", "fgsm-4"),
                     defenses=("traditional",), models=("vbpr",), seeds=(0,), limit=4,
-                    rec=RecConfig(epochs=3), extractor=QUICK, categories="true")
+                    rec=RecConfig(epochs=3), extractor=quick, categories="true")
     cache = Cache.default()
     cell = spec.cell("pgd-8", "at", "amr")
     assert cell.attack.spec == AttackSpec("pgd", 8.0) and cell.rec.model == "amr"
@@ -266,3 +263,23 @@ def test_compare_recommenders_is_the_paired_test_of_the_runs_it_trains(ds):
     assert row["difference"] == pytest.approx(d.mean())
     assert row["ci95"] == pytest.approx(4.302652730 * d.std(ddof=1) / np.sqrt(3))  # t, 2 df
     assert row["p_value"] == pytest.approx(stats.ttest_rel(alone["longer"], alone["short"]).pvalue)
+
+
+def test_a_metric_registered_in_one_place_recomputes_stored_attacks(ds, quick, monkeypatch):
+    """Registering an image metric (one call, here in the test) changes the attack entry's
+    key: the stored attack is computed again, with the new column and its map; no version
+    constant is touched."""
+    from advrec_core.metrics import IMAGE_METRICS, ImageMetric, register
+
+    job = AttackJob(source="Sandal", target="Running shoe", spec=AttackSpec("fgsm", 4),
+                    extractor=quick, limit=2, lpips=(), categories="true")
+    before = run_attack_job(ds, job, device="cpu")
+    monkeypatch.setattr(IMAGE_METRICS, "_entries", dict(IMAGE_METRICS._entries))
+    register(ImageMetric("MaxRed", "largest change of the red channel", +1, 0.0, 1.0,
+                         has_map=True, compute=lambda i: (
+                             (i.adv - i.clean)[:, 0].abs().amax(dim=(1, 2)).numpy(),
+                             (i.adv - i.clean)[:, 0].abs().numpy())))
+    after = run_attack_job(ds, job, device="cpu")
+    assert after.folder != before.folder and "MaxRed" not in before.metrics
+    assert (after.metrics["MaxRed"] <= 4 / 255 + 1e-6).all() and after.map("MaxRed").shape == (2, 96, 96)
+    assert after.metrics["FL"].equals(before.metrics["FL"])  # the same attack otherwise

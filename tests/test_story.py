@@ -15,13 +15,12 @@ from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.poison import run_poison
 from advrec_core.experiments.story import STORY_CELLS, estimate, story_spec, tell, wilson
 from advrec_core.report import report_html
-from tests.test_experiments import QUICK
 
 
-def computed_story_cell(ds):
+def computed_story_cell(ds, quick):
     """The Traditional story cell, computed as a user would: an attack in the Attack Lab
     (4 images), then the story's clean-vs-poisoned VBPR cell on it."""
-    run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=QUICK, limit=4))
+    run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=quick, limit=4))
     spec = story_spec(ds).fitted(ds.n_items)
     a, d, m = STORY_CELLS[0]
     return spec, run_poison(ds, spec.cell(a, d, m))
@@ -37,9 +36,9 @@ def test_nothing_computed_says_so(demo_dir):
     assert at.button(key="story_run").label == "Compute the demo story"
 
 
-def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys):
+def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick):
     ds = load_dataset("demo")
-    spec, res = computed_story_cell(ds)
+    spec, res = computed_story_cell(ds, quick)
     story = tell(ds)
     kinds = [f.kind for f in story.findings]
     assert kinds == ["attack", "perception", "impact"], kinds  # T only: AT is missing
@@ -75,12 +74,12 @@ REASON = why_no_browser()
 
 
 @pytest.mark.skipif(REASON is not None, reason=f"no browser: {REASON}")
-def test_landing_page_and_report_in_a_browser(demo_dir, cache_dir, tmp_path):
+def test_landing_page_and_report_in_a_browser(demo_dir, cache_dir, tmp_path, quick):
     import os
     from pathlib import Path
 
     ds = load_dataset("demo")
-    _, res = computed_story_cell(ds)
+    _, res = computed_story_cell(ds, quick)
     ch = res.change.set_index("K").loc[20]
     shots = Path(os.environ.get("ADVREC_SCREENSHOTS", tmp_path))
     shots.mkdir(parents=True, exist_ok=True)

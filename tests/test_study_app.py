@@ -81,14 +81,10 @@ def test_admin_pages_need_the_password(study_env, monkeypatch):
     assert "disabled" in at.error[0].value and not at.text_input
 
 
-def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, demo_dir):
-    from advrec_core.data import load_dataset
-    from advrec_core.defenses import TrainConfig
+def test_admin_builds_a_study_from_an_attack_and_analysis_reads_it(study_env, demo, quick):
     from advrec_core.experiments.attack import AttackJob, run_attack_job
-    from advrec_core.extractors import ExtractorConfig
 
-    ds = load_dataset("demo")
-    quick = ExtractorConfig(train=TrainConfig(epochs=3))
+    ds = demo
     run_attack_job(ds, AttackJob("Sandal", "Running shoe", extractor=quick, limit=6, lpips=()))
     at = app().switch_page("app_pages/study_design.py").run()
     at.text_input(key="admin_password").input(PASSWORD).run()

@@ -41,18 +41,14 @@ def bot(question: str, payloads: list[bytes], median_length: float) -> str:
     return "left" if length % 2 else "right"
 
 
-@pytest.fixture(scope="module")
-def attack_results(tmp_path_factory):
+@pytest.fixture
+def attack_results(demo, quick):
     """PGD (eps 2 and 8) and FGSM (eps 4) on up to 40 sandals each, against the quick demo
     CNN: real attack output for the study's three cells."""
     from advrec_core.attacks import AttackSpec
-    from advrec_core.data import load_dataset
-    from advrec_core.defenses import TrainConfig
     from advrec_core.experiments.attack import AttackJob, run_attack_job
-    from advrec_core.extractors import ExtractorConfig
 
-    ds = load_dataset("demo")
-    quick = ExtractorConfig(train=TrainConfig(epochs=3))
+    ds = demo
     jobs = [AttackJob("Sandal", "Running shoe", AttackSpec(name, eps), quick, limit=40,
                       lpips=(), categories="true")
             for name, eps in (("pgd", 2), ("pgd", 8), ("fgsm", 4))]

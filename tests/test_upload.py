@@ -5,9 +5,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from helpers import trained_tiny
 from PIL import Image
 
-from advrec_core.attacks import PGD, AttackSpec, Upload, run_attack
+from advrec_core.attacks import PGD, AttackSpec, Upload
 from advrec_core.attacks.upload import (
     Resized,
     parse_channel,
@@ -19,8 +20,7 @@ from advrec_core.attacks.upload import (
 from advrec_core.data import load_dataset
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
-from tests.test_attacks import trained_tiny
-from tests.test_experiments import QUICK
+from advrec_core.experiments.driver import run_attack
 
 
 def photos(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -93,12 +93,13 @@ def test_full_size_attack_keeps_the_photo_size_and_measures_after_the_channel():
     assert torch.equal(jpeg.features_clean, png.features_clean)  # the catalog's clean image
 
 
-def test_attack_job_full_size_equals_model_size_on_the_demo_and_jpeg_is_measured_after(demo_dir):
+def test_attack_job_full_size_equals_model_size_on_the_demo_and_jpeg_is_measured_after(demo_dir,
+                                                                                        quick):
     """The demo's photos have the model's size: attacking them "full" or at "model" size is the
     same computation. Through jpeg:75 the upload (and its pixel metrics) stay the same, while
     SR and FL are measured on what the CNN gets after the channel."""
     ds = load_dataset("demo")
-    job = AttackJob("Sandal", "Running shoe", AttackSpec("fgsm", 8), QUICK, limit=5, lpips=())
+    job = AttackJob("Sandal", "Running shoe", AttackSpec("fgsm", 8), quick, limit=5, lpips=())
     full = run_attack_job(ds, job, device="cpu")
     model = run_attack_job(ds, replace(job, upload=Upload(at="model")), device="cpu")
     assert full.folder != model.folder  # two cache entries ...

@@ -111,4 +111,5 @@ def story_finding(f) -> None:
             fig.update_layout(height=220, margin=dict(l=10, r=10, t=30, b=10),
                               title=f"CHR@{c['k']} of {c['source']} (bar: 95% CI of the change)")
             st.plotly_chart(fig, key=f"story_{f.kind}_{'_'.join(f.cell)}")
-        st.page_link(f.page, label="Open the page that shows it", icon=":material/arrow_forward:")
+        st.page_link(f"app_pages/{f.page}.py", label="Open the page that shows it",
+                     icon=":material/arrow_forward:")

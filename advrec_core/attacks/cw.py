@@ -44,7 +44,10 @@ class CarliniWagnerL2:
     takes_steps: ClassVar[bool] = True
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 judge: nn.Module | None = None) -> torch.Tensor:
+        """`judge`: where the search runs on a reduced-precision copy (`search_model`), the
+        fp32 model that confirms each success (outside autocast); only confirmed ones count."""
         x0 = x.detach()
         B = x0.shape[0]
         dev = x0.device
@@ -55,9 +58,6 @@ class CarliniWagnerL2:
         best = x0.clone()
         w0 = torch.atanh((2 * x0 - 1).clamp(-1 + 1e-6, 1 - 1e-6))
         check_every = max(1, self.steps // 10)
-        # where the search runs on a reduced-precision copy (`search_model`), successes are
-        # judged by the fp32 model it carries, outside autocast, and only judged ones count
-        judge = getattr(model, "judge", None)
         strict = judge is not None
         judge = judge or model
         b1, b2, adam_eps = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults

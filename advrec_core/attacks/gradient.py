@@ -52,7 +52,9 @@ class LinfGradientAttack:
         return self.eps * model.std.to(x) if self.eps_space == "normalized" else self.eps
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 judge: nn.Module | None = None) -> torch.Tensor:
+        """`judge` is not used: a fixed-radius attack keeps its last step whatever it is."""
         x0 = x.detach()
         eps = self.radius(model, x0)
         alpha = eps * self.rel_step

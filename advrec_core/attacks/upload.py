@@ -164,11 +164,6 @@ class Resized(nn.Module):
     def std(self) -> torch.Tensor:  # eps_space="normalized" reads the model's std
         return self.model.std
 
-    @property
-    def judge(self) -> nn.Module | None:  # a reduced-precision search's fp32 judge, resized
-        judge = getattr(self.model, "judge", None)
-        return None if judge is None else Resized(judge, self.size)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=(self.size, self.size), mode="bicubic", antialias=True,
                           align_corners=False).clamp(0, 1)

@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from ..attacks import AttackSpec, Upload, run_attack
+from ..attacks import AttackSpec, Upload
 from ..attacks.common import check_precision
 from ..attacks.upload import to_model_size, to_tensor, to_uint8
 from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
@@ -37,11 +37,15 @@ from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..metrics import IMAGE_METRICS, LPIPSMetric, summarize, visual_metrics
+from ..metrics.registry import fingerprint as metric_versions
 from ..progress import Progress
 from .categories import categorize, check_mode, describe
+from .driver import run_attack
 
-ATTACK_VERSION = 4  # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple;
-# 3: FLIP, ΔE2000, FL map and the spatial maps in maps/; 4: the upload channel, full-size photos
+ATTACK_VERSION = 5  # the attack step's own code (the metrics key themselves: `metric_versions`)
+# 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple; 3: FLIP, ΔE2000,
+# FL map and the spatial maps in maps/; 4: the upload channel, full-size photos; 5: the
+# registered metrics in the key
 
 
 F16_MAX = float(np.finfo(np.float16).max)
@@ -197,7 +201,7 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
     cds = categorize(ds, job.extractor, job.categories, cache, device, progress)
     items = source_items(cds, job.source, job.limit, describe(job.categories, job.extractor))
     inputs = {"version": ATTACK_VERSION, "images": ds.images_fingerprint(), "items": items.tolist(),
-              "lpips": {m.name: m.available for m in lpips},
+              "metrics": metric_versions(), "lpips": {m.name: m.available for m in lpips},
               "extractor": extractor_fingerprint(job.extractor, ds.corpus)}
 
     def build(folder: Path) -> None:

@@ -39,7 +39,7 @@ class Finding:
 
     kind: str  # "attack" | "impact" | "defense" | "perception"
     text: str
-    page: str  # the app page that shows it ("app_pages/attack_lab.py")
+    page: str  # the app page that shows it, by its key ("attack_lab"; the app maps it)
     cell: tuple[str, str, str]  # (attack, defense, model)
     pair: tuple[np.ndarray, np.ndarray] | None = None  # clean / perturbed uint8 (H, W, 3)
     chr: dict | None = None  # {"clean", "poisoned", "ci95", "k", "source"}: the CHR bars
@@ -128,16 +128,16 @@ def _findings(ds, spec, cell, attack: AttackResult, poison: PoisonResult | None,
         text = (f"**{attack_title(a)}** fooled the undefended CNN on **{_pct(sr)}** of {n} "
                 f"{spec.source} images (95% CI {_pct(lo)}–{_pct(hi)}): it now sees them "
                 f"as {spec.target}.")
-        out.append(Finding("attack", text, "app_pages/attack_lab.py", cell,
+        out.append(Finding("attack", text, "attack_lab", cell,
                            pair=_pair(ds, attack)))
-        out.append(Finding("perception", _perception(avg), "app_pages/attack_lab.py", cell))
+        out.append(Finding("perception", _perception(avg), "attack_lab", cell))
     else:
         base = results.get((a, TRADITIONAL.name, m))
         was = (f" from {_pct(float(base[0].summary['averages']['SR']))} undefended"
                if base is not None else "")
         text = (f"**{defense.title}** cut the success of {attack_title(a)} to **{_pct(sr)}** "
                 f"(95% CI {_pct(lo)}–{_pct(hi)}){was}.")
-        out.append(Finding("defense", text, "app_pages/grid.py", cell, pair=_pair(ds, attack)))
+        out.append(Finding("defense", text, "grid", cell, pair=_pair(ds, attack)))
     if poison is not None:
         k = spec.k
         ch = poison.change.set_index("K").loc[k]
@@ -151,7 +151,7 @@ def _findings(ds, spec, cell, attack: AttackResult, poison: PoisonResult | None,
                 f"lists {direction} often: CHR@{k} {ch['clean']:.4f} → {ch['poisoned']:.4f} "
                 f"(**{ch['relative']:+.0%}**; change {ch['change']:+.4f} ± {ch['ci95']:.4f}, "
                 f"paired t-test p = {_p(ch['p_value'])}, {seeds} seeds){sig}.")
-        out.append(Finding("impact", text, "app_pages/impact.py", cell,
+        out.append(Finding("impact", text, "impact", cell,
                            chr={"clean": float(ch["clean"]), "poisoned": float(ch["poisoned"]),
                                 "ci95": float(ch["ci95"]), "k": k, "source": spec.source}))
     return out

@@ -22,6 +22,7 @@ import torch
 
 from ..cache import sha256_file
 from ..errors import AdvRecError
+from .registry import ImageMetric, MetricInputs, MetricUnavailable, register
 
 # net -> (torchvision constructor, weights URL); file names end in a sha256 prefix
 BACKBONES = {
@@ -136,3 +137,28 @@ class LPIPSMetric:
             self._model = self._build()
         maps = self._model(x.to(self.device) * 2 - 1, y.to(self.device) * 2 - 1)  # (N, 1, H, W)
         return maps.mean(dim=(1, 2, 3)).cpu(), maps.cpu()
+
+
+LPIPS_BATCH = 64  # images per LPIPS forward
+
+
+def _lpips(name: str):
+    """The compute of the LPIPS metric `name`: the job's backbone of that name (skipped when
+    it asks for none), unavailable where its weights are missing."""
+    def compute(inputs: MetricInputs):
+        metric = inputs.lpips.get(name)
+        if metric is None:
+            return None
+        if not metric.available:
+            raise MetricUnavailable(metric.reason)
+        n = len(inputs.clean)
+        values, maps = zip(*(metric(inputs.clean[i:i + LPIPS_BATCH], inputs.adv[i:i + LPIPS_BATCH])
+                             for i in range(0, n, LPIPS_BATCH)))
+        return torch.cat(values).numpy(), torch.cat(maps)[:, 0].numpy()
+    return compute
+
+
+register(ImageMetric("LPIPS-vgg", "LPIPS (VGG)", +1, 0.0, float("inf"), has_map=True,
+                     needs_weights=True, short="LPIPS (VGG)", compute=_lpips("LPIPS-vgg")))
+register(ImageMetric("LPIPS-alex", "LPIPS (AlexNet)", +1, 0.0, float("inf"), has_map=True,
+                     needs_weights=True, compute=_lpips("LPIPS-alex")))

@@ -26,6 +26,7 @@ from skimage import color
 from skimage.metrics import structural_similarity
 
 from ..data.images import display_factor
+from .registry import ImageMetric, register
 
 FLIP_SCREEN_PPD = 67.02064514160156  # FLIP's default: pixels per degree of its screen
 
@@ -95,3 +96,11 @@ def _checked(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if t.size and (t.min() < 0 or t.max() > 1):
             raise ValueError(f"expected images in [0, 1], got [{t.min():.3f}, {t.max():.3f}]")
     return a, b
+
+
+register(ImageMetric("FLIP", "FLIP (flicker difference)", +1, 0.0, 1.0, has_map=True,
+                     short="FLIP", compute=lambda i: flip(i.a, i.b)))
+register(ImageMetric("DeltaE2000", "ΔE2000 (CIEDE2000 colour difference)", +1, 0.0,
+                     float("inf"), has_map=True, short="ΔE2000", compute=lambda i: ciede2000(i.a, i.b)))
+register(ImageMetric("SSIM", "SSIM", -1, -1.0, 1.0, has_map=True, short="SSIM", shown=".3f",
+                     compute=lambda i: ssim_maps(i.a, i.b)))

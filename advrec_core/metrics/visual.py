@@ -14,6 +14,7 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from . import perceptual
 from .lpips_metric import LPIPSMetric
+from .registry import IMAGE_METRICS, ImageMetric, MetricInputs, MetricUnavailable, register
 
 
 def feature_loss(f_clean: torch.Tensor, f_adv: torch.Tensor) -> torch.Tensor:
@@ -51,42 +52,52 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                          for x, y in zip(a, b)])
 
 
-# registered metric -> function of two (N, H, W, 3) batches -> ((N,) values, (N, H, W) maps)
-PIXEL_MAPS = {"FLIP": perceptual.flip, "DeltaE2000": perceptual.ciede2000,
-              "SSIM": perceptual.ssim_maps, "Linf": perceptual.abs_change}
+def _fl_map(inputs: MetricInputs):
+    if inputs.fl_map is None:
+        return None
+    m = inputs.fl_map.float()
+    return m.mean(dim=(1, 2)).numpy(), m.numpy()
+
+
+register(ImageMetric("PSNR", "PSNR (dB)", -1, 0.0, float("inf"), short="PSNR", shown=".1f",
+                     unit=" dB", compute=lambda i: (_psnr(i.a, i.b), None)))
+register(ImageMetric("L2", "L2 norm of the perturbation", +1, 0.0, float("inf"),
+                     compute=lambda i: (perturbation_norms(i.clean, i.adv)["l2"].numpy(), None)))
+register(ImageMetric("Linf", "|δ| (L-inf norm of the perturbation)", +1, 0.0, 1.0,
+                     has_map=True, short="L-inf", shown=".1f", scale=255.0, unit="/255",
+                     compute=lambda i: (perturbation_norms(i.clean, i.adv)["linf"].numpy(),
+                                        perceptual.abs_change(i.a, i.b)[1])))
+register(ImageMetric("FL", "feature loss (MSE of the CNN features)", +1, 0.0, float("inf"),
+                     perceptual=False, short="Feature loss",
+                     compute=lambda i: (feature_loss(i.f_clean, i.f_adv).numpy(), None)))
+register(ImageMetric("FLmap", "FL map (squared change of the last conv feature map)", +1,
+                     0.0, float("inf"), has_map=True, perceptual=False, short="FL map",
+                     compute=_fl_map))
 
 
 def visual_metrics(clean: torch.Tensor, adv: torch.Tensor, f_clean: torch.Tensor,
                    f_adv: torch.Tensor, success: torch.Tensor, fl_map: torch.Tensor | None = None,
-                   lpips: list[LPIPSMetric] = (), batch: int = 64) -> tuple[pd.DataFrame, dict]:
+                   lpips: list[LPIPSMetric] = ()) -> tuple[pd.DataFrame, dict]:
     """-> (per-image frame, {"maps": {metric: (N, h, w) float32}, "unavailable": {name: why}}).
 
-    Columns: success, FL, FLmap (when `fl_map` (N, h, w) is given), L-inf, L2 (pixel units),
-    SSIM, PSNR, FLIP, DeltaE2000 and one per available LPIPS; maps for every registered
-    metric with `has_map` that was computed."""
-    norms = perturbation_norms(clean, adv)
-    a, b = _hwc(clean), _hwc(adv)
-    df = pd.DataFrame({"success": success.numpy().astype(bool),
-                       "FL": feature_loss(f_clean, f_adv).numpy()})
-    maps = {}
-    if fl_map is not None:
-        df["FLmap"] = fl_map.float().mean(dim=(1, 2)).numpy()
-        maps["FLmap"] = fl_map.float().numpy()
-    df["Linf"], df["L2"] = norms["linf"].numpy(), norms["l2"].numpy()
-    for name, fn in PIXEL_MAPS.items():
-        values, maps[name] = fn(a, b)
-        if name != "Linf":  # the norm is computed in torch above, like L2
-            df[name] = values
-    df["PSNR"] = _psnr(a, b)
-    unavailable = {}
-    for metric in lpips:
-        if not metric.available:
-            unavailable[metric.name] = metric.reason
+    Columns: success, then every registered metric (`IMAGE_METRICS`) in its order, each by
+    its own `compute`: those that cannot be computed here (LPIPS without weights) are listed
+    with the reason, those not asked for (a LPIPS backbone not in `lpips`, the FL map without
+    `fl_map`) left out; maps for every metric with `has_map`."""
+    inputs = MetricInputs(clean, adv, f_clean, f_adv, fl_map, {m.name: m for m in lpips})
+    df = pd.DataFrame({"success": success.numpy().astype(bool)})
+    maps, unavailable = {}, {}
+    for name, metric in IMAGE_METRICS.items():
+        try:
+            out = metric.compute(inputs)
+        except MetricUnavailable as e:
+            unavailable[name] = str(e)
             continue
-        vals, mps = zip(*(metric(clean[i:i + batch], adv[i:i + batch])
-                          for i in range(0, len(clean), batch)))
-        df[metric.name] = torch.cat(vals).numpy()
-        maps[metric.name] = torch.cat(mps)[:, 0].numpy()
+        if out is None:
+            continue
+        df[name] = out[0]
+        if metric.has_map and out[1] is not None:
+            maps[name] = np.asarray(out[1], dtype=np.float32)
     return df, {"maps": maps, "unavailable": unavailable}
 
 
