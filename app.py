@@ -13,7 +13,8 @@ details before that."""
 import streamlit as st
 
 from advrec_core.study.access import study_mode
-from ui import admin_login, admin_logout, is_admin, jobs_sidebar, startup_gc
+from ui.admin import admin_login, admin_logout, is_admin
+from ui.jobs import jobs_sidebar, startup_gc
 
 st.set_page_config(page_title="AdvRec Lab", page_icon=":material/shield:", layout="wide")
 startup_gc()

@@ -6,6 +6,9 @@ import random
 import numpy as np
 import torch
 
+PRECISIONS = ("fp32", "bf16")  # the arithmetic a step may run in: an attack's search, a
+# recommender's features (bf16: fast on CPUs with AVX512-BF16 or AMX, and on GPUs)
+
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """"auto" -> cuda if present, else cpu; anything else is passed to torch.device."""

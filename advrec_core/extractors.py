@@ -1,7 +1,8 @@
 """Feature extractors (one registry): the image classifiers whose pooled features feed the
 visual recommenders, with the paper's three training regimes (Traditional, AT, Free AT).
 
-* ``demo-cnn``: a small CNN trained here on the demo corpus (cached by config).
+* ``demo-cnn``: a small CNN trained on the demo corpus (cached by config); the demo's own
+  three ship with the package (`demo_weights`), any other config trains here.
 * ``resnet50``: torchvision's ResNet50; Traditional = ImageNet weights, AT / Free AT = the
   robust checkpoints the paper used, read from local files.
 
@@ -19,6 +20,7 @@ import torch
 from .cache import Cache, atomic_write_text, sha256_file
 from .config import stable_hash
 from .defenses.training import DEFENSES, TRADITIONAL, TrainConfig, train_classifier
+from .demo_weights import read_shipped, shipped_for
 from .device import resolve_device
 from .errors import AdvRecError
 from .models import Classifier, DemoCNN, WeightsUnavailable, load_resnet50
@@ -51,7 +53,7 @@ DEMO_CNN_VERSION = 4  # bump when the architecture or training changes what a co
 AUX_LABELS = ("colours", "patterns")  # optional corpus attribute labels, trained as aux heads
 
 
-def _corpus_arrays(corpus: Path):
+def corpus_arrays(corpus: Path):
     """-> images (N, H, W, 3) uint8, labels (N,), class names, {aux name: (N,) labels}."""
     corpus = Path(corpus)
     names = tuple(c["name"] for c in json.loads((corpus.parent / "categories.json").read_text()))
@@ -59,7 +61,7 @@ def _corpus_arrays(corpus: Path):
     return np.load(corpus / "images.npy"), np.load(corpus / "labels.npy"), names, aux
 
 
-def _corpus_fingerprint(corpus: Path) -> dict:
+def corpus_fingerprint(corpus: Path) -> dict:
     corpus = Path(corpus)
     files = sorted(corpus.glob("*.npy")) + [corpus.parent / "categories.json"]
     return {"version": DEMO_CNN_VERSION, **{p.name: sha256_file(p) for p in files}}
@@ -70,31 +72,51 @@ def extractor_fingerprint(config: ExtractorConfig, corpus: Path | None) -> str:
     training config and corpus, for resnet50 the weights file's sha256 (or torchvision's
     ImageNet weights). Cache entries derived from an extractor include it."""
     if config.arch == "demo-cnn":
-        return stable_hash(config.train, _corpus_fingerprint(corpus) if corpus else None)
+        return stable_hash(config.train.resolved(),
+                           corpus_fingerprint(corpus) if corpus else None)
     return sha256_file(Path(config.weights)) if config.weights else "torchvision:IMAGENET1K_V1"
 
 
-@EXTRACTORS.register("demo-cnn")
-def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
-                    device: torch.device, progress: Progress | None) -> tuple[Classifier, dict]:
+def demo_cnn_entry(config: ExtractorConfig, corpus: Path | None, cache: Cache,
+                   device: torch.device, progress: Progress | None = None,
+                   shipped: bool = True) -> Path:
+    """The demo CNN's cache entry (weights.pt, report.json): seeded from the shipped file
+    trained as this very entry (`demo_weights`) where there is one and `shipped`, else
+    trained here (checkpointed every epoch, resumed after a kill)."""
     if corpus is None:
         raise AdvRecError("demo-cnn trains on the demo corpus, which this dataset does not "
                           "have; use the demo dataset or --extractor resnet50")
-    fingerprint = _corpus_fingerprint(corpus)
+    fingerprint = corpus_fingerprint(corpus)
+    train = config.train.resolved()
+    key = cache.key(train, fingerprint)  # = extractor_fingerprint(config, corpus)
     # the training's per-epoch checkpoint, outside the build folder: it outlives a kill
-    resume = Path(cache.root) / "extractor" / f".ckpt-{cache.key(config.train, fingerprint)}"
+    resume = Path(cache.root) / "extractor" / f".ckpt-{key}"
+    from_file = shipped_for(key) if shipped else None
 
     def build(folder: Path) -> None:
-        images, labels, names, aux = _corpus_arrays(corpus)
+        if from_file is not None:
+            state, report = read_shipped(from_file)
+            torch.save(state, folder / "weights.pt")
+            atomic_write_text(folder / "report.json", json.dumps(
+                {**report, "shipped": from_file.name}, indent=1))
+            return
+        images, labels, names, aux = corpus_arrays(corpus)
         resume.mkdir(parents=True, exist_ok=True)
-        model, report = train_classifier(images, labels, names, config.train, device, progress,
+        model, report = train_classifier(images, labels, names, train, device, progress,
                                          aux, checkpoint=resume / "last.pt")
         torch.save(model.state_dict(), folder / "weights.pt")
         atomic_write_text(folder / "report.json", json.dumps(
             {**report, "classes": names, "input_size": int(images.shape[1])}, indent=1))
 
-    folder = cache.entry("extractor", config.train, build, inputs=fingerprint)
+    folder = cache.entry("extractor", train, build, inputs=fingerprint)
     shutil.rmtree(resume, ignore_errors=True)  # the entry is whole: its checkpoint is done
+    return folder
+
+
+@EXTRACTORS.register("demo-cnn")
+def _build_demo_cnn(config: ExtractorConfig, corpus: Path | None, cache: Cache,
+                    device: torch.device, progress: Progress | None) -> tuple[Classifier, dict]:
+    folder = demo_cnn_entry(config, corpus, cache, device, progress)
     report = json.loads((folder / "report.json").read_text())
     model = DemoCNN(tuple(report["classes"]), config.train.width, report["input_size"],
                     aux=report["aux"])
@@ -158,5 +180,5 @@ def load_extractor(config: ExtractorConfig = ExtractorConfig(), corpus: Path | N
     return model.to(device).freeze(), info
 
 
-__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor", "extractor_fingerprint",
-           "class_names", "resolve_class", "preflight"]
+__all__ = ["EXTRACTORS", "ExtractorConfig", "load_extractor", "demo_cnn_entry",
+           "corpus_fingerprint", "extractor_fingerprint", "class_names", "resolve_class", "preflight"]

@@ -8,12 +8,9 @@ Results land in the cache through the pipeline functions themselves (pages read 
 there); the runner also keeps the returned object for callers that wait on a job. A failed
 job keeps a one-line error (and the traceback, for a "details" view) and can be submitted again.
 
-With ADVREC_RAY_ADDRESS set (an address `connect_ray` takes), a job runs as a Ray task
-instead (one CPU, and one GPU where the cluster has them; up to RAY_JOBS at a time), its
-progress relayed to this process through a small Ray actor. Its results land in the cache
-of the worker that ran it, so the app's Ray jobs need a cache every node shares: a local
-Ray (this machine's cache) or ADVREC_CACHE on shared storage. (`grid --run --ray` needs no
-shared storage: see experiments/steps.py.)
+The app's jobs are plans (`experiments.steps.run_plan`): with ADVREC_RAY_ADDRESS set (an
+address `connect_ray` takes), a plan's steps run as Ray tasks that ship their cache entries
+back to this process (no shared storage), and up to RAY_JOBS such jobs run at a time.
 
 The runner is a process-wide singleton (`runner()`): a Streamlit server is one process whose
 sessions are threads, so every tab sees the same jobs. It never imports a UI."""
@@ -59,41 +56,6 @@ def connect_ray(address: str = "auto", num_cpus: int | None = None,
                               f"{str(e).splitlines()[0]}; expected local, auto (after "
                               f"`ray start`) or ray://host:port") from None
     return ray
-
-
-class _ProgressBoard:
-    """A Ray actor holding a remote job's last progress (done, total, desc)."""
-
-    def __init__(self):
-        self.last = (0, 0, "")
-
-    def set(self, done: int, total: int, desc: str) -> None:
-        self.last = (done, total, desc)
-
-    def get(self) -> tuple[int, int, str]:
-        return self.last
-
-
-def _call_with_board(fn: Callable, board) -> Any:
-    """The Ray task of a job: fn(progress), each progress call sent to `board`."""
-    return fn(lambda done, total, desc: board.set.remote(done, total, desc))
-
-
-def run_on_ray(fn: Callable, job: "Job", address: str, poll_s: float = 0.5) -> Any:
-    """Run `fn(progress)` as a Ray task, copying its progress into `job` while it runs."""
-    ray = connect_ray(address)
-    board = ray.remote(_ProgressBoard).options(num_cpus=0).remote()
-    gpu = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
-    ref = ray.remote(_call_with_board).options(num_cpus=1, num_gpus=gpu,
-                                               name=f"advrec {job.title}").remote(fn, board)
-    try:
-        while True:
-            ready, _ = ray.wait([ref], timeout=poll_s)
-            job.progress(*ray.get(board.get.remote()))
-            if ready:
-                return ray.get(ref)
-    finally:
-        ray.kill(board)
 
 
 def job_key(kind: str, *parts: Any) -> str:
@@ -196,14 +158,14 @@ class JobRunner:
             if worker is None:
                 worker = self._workers[job.device] = _Worker(f"advrec-{job.device}",
                                                              RAY_JOBS if address else 1)
-            job._future = worker.submit(self._run, job, fn, address)
+            job._future = worker.submit(self._run, job, fn)
             return job
 
     @staticmethod
-    def _run(job: Job, fn: Callable, address: str | None = None) -> None:
+    def _run(job: Job, fn: Callable) -> None:
         job.state, job.started = RUNNING, time.time()
         try:
-            job.result = run_on_ray(fn, job, address) if address else fn(job.progress)
+            job.result = fn(job.progress)
             job.state = DONE
         except Exception as e:  # noqa: BLE001 - every failure is shown to the user
             cause = getattr(e, "cause", None) or e  # a Ray task's error: the job's own

@@ -5,19 +5,22 @@ import pandas as pd
 import streamlit as st
 
 from advrec_core.attacks import ATTACKS, AttackSpec
+from advrec_core.attacks.spec import all_settings, own_settings
 from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.categories import CATEGORY_MODES
 from advrec_core.experiments.poison import pair_choices
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
-from advrec_core.jobs import job_key
 from advrec_core.metrics.perceptual import display_zoom
 from advrec_core.metrics.registry import in_display_units
 from advrec_core.viz import amplified, upscale
-from ui import ATTACK_JOB_KEY, category_mode, current_dataset, result_or_job, show_pngs
+from ui.charts import show_pngs
 from ui.compare import compare_html
+from ui.data import ATTACK_JOB_KEY, category_mode, current_dataset
+from ui.jobs import result_or_plan
 from ui.results import attack_heatmaps, attack_tiles
+from ui.settings import settings_widgets
 
 st.title("Attack Lab")
 spec, ds = current_dataset()
@@ -67,9 +70,12 @@ with st.form("attack_form"):
                                    "about 5 s per image on 2 CPU cores); FGSM: one step")
     limit = st.number_input("Images to attack (first N of the source category; 0 = all)",
                             0, ds.n_items, start.limit or 0, key="lab_limit")
+    with st.expander("The attacks' own settings (each applies to the attacks named)"):
+        own = settings_widgets(st, all_settings(), "lab_set", dict(s0.settings))
     submitted = st.form_submit_button("Run attack", type="primary", key="lab_run")
 
-chosen = AttackSpec.create(attack, eps, int(steps) or None)
+chosen = AttackSpec.create(attack, eps, int(steps) or None, settings=tuple(
+    (k, v) for k, v in own.items() if k in own_settings(attack)))
 job = AttackJob(source, target, chosen, ExtractorConfig(arch=arch, defense=defense),
                 limit=int(limit) or None, categories=mode)
 if submitted or prev is None or prev == job:
@@ -80,9 +86,8 @@ else:
 if source == target:
     st.warning("Source and target are the same category: the attack has nothing to do.")
 
-key = job_key("attack", spec, job)
-result = result_or_job(
-    run_attack_job, ds, job, key,
+result = result_or_plan(
+    run_attack_job, ds, job,
     f"{job.spec.title} on {job.source} -> {job.target} ({job.extractor.label})", submitted,
     "Not computed yet: press **Run attack**. The first run on a defense also trains its "
     "extractor (demo: about 30 s Traditional, 3 min AT).")

@@ -15,7 +15,8 @@ from advrec_core.experiments.categories import (
     category_counts,
     default_extractor,
 )
-from ui import DATASET_KEY, cached, current_spec, get_dataset, show_pngs
+from ui.charts import show_pngs
+from ui.data import DATASET_KEY, cached, current_spec, get_dataset
 
 st.title("Data")
 spec = current_spec()

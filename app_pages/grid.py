@@ -1,6 +1,6 @@
 """Grid: the paper's Tables 1 and 2 as heatmaps over attack x defense, ours beside the
-paper's published values. Cells run on demand through the job runner; missing cells show
-as missing (grey), never as zero."""
+paper's published values. Cells run on demand as plans on the job runner; missing cells
+show as missing (grey), never as zero."""
 import pandas as pd
 import streamlit as st
 
@@ -24,10 +24,12 @@ from advrec_core.experiments.grid import (
 )
 from advrec_core.experiments.poison import pair_choices, run_poison
 from advrec_core.extractors import ExtractorConfig
-from advrec_core.jobs import job_key, runner
+from advrec_core.jobs import runner
 from advrec_core.recommenders import RECOMMENDERS
 from advrec_core.recommenders.evaluation import check_cutoffs
-from ui import cached, category_mode, current_dataset, heatmap, job_panel, submit
+from ui.charts import heatmap
+from ui.data import cached, category_mode, current_dataset
+from ui.jobs import plan_panel, submit_plan
 from ui.results import table2
 
 st.title("Grid")
@@ -53,11 +55,11 @@ with st.expander("Grid settings", expanded=False):
     source = c[0].selectbox("Source", names, index=names.index(source0), key=f"grid_source_{start}")
     target = c[1].selectbox("Target", names, index=names.index(target0), key=f"grid_target_{start}")
     n_seeds = c[2].number_input("Seeds per cell", 1, 10, 3, key="grid_seeds")
-    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000, GridSpec.cw_steps
-                                 or CarliniWagnerL2.steps, step=10, key="grid_cw", help="1000 "
+    cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000,
+                                 CarliniWagnerL2.steps, step=10, key="grid_cw", help="1000 "
                                  "is the paper's (about 2.7 s per image on 2 CPU cores)")
-spec_grid = GridSpec(source, target, seeds=tuple(range(int(n_seeds))),  # cut-offs above
-                     cw_steps=int(cw_steps), categories=mode).fitted(ds.n_items)  # the catalog dropped
+spec_grid = GridSpec.of(source, target, seeds=tuple(range(int(n_seeds))),  # cut-offs above
+                        cw_steps=int(cw_steps), categories=mode).fitted(ds.n_items)  # the catalog dropped
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
@@ -112,7 +114,6 @@ if len(missing):
     d = c[2].selectbox("Defense", DEFENSES.available(), key="grid_run_def",
                        format_func=lambda n: DEFENSES.get(n).title)
     job = spec_grid.cell(a, d, m)
-    key = job_key("poison", spec, job)
     try:
         done = cached(run_poison, ds, job) is not None
     except AdvRecError as e:  # e.g. this cell's extractor predicts no item as the source
@@ -121,21 +122,18 @@ if len(missing):
     if done:
         st.success("This cell is computed.")
     elif done is not None:
-        job_panel(key, cell_title(a, d, m),
-                  lambda progress: run_poison(ds, job, progress=progress),
-                  label="Run this cell", button_key="grid_run")
+        plan_panel(cell_title(a, d, m), ds, [job], label="Run this cell", button_key="grid_run")
     if st.button(f"Queue all {len(missing)} missing cells", key="grid_run_all"):
-        for title, cell in spec_grid.missing(table):
-            submit(job_key("poison", spec, cell), title,
-                   lambda progress, cell=cell: run_poison(ds, cell, progress=progress))
+        submit_plan(f"{len(missing)} grid cells", ds, [cell for _, cell in spec_grid.missing(table)])
         st.rerun()
-    queued = [j for j in runner().jobs() if j.active and j.key.startswith("poison-")]
+    queued = [j for j in runner().jobs() if j.active and j.key.startswith("plan-")]
     if queued:
         st.caption(f"{len(queued)} job(s) queued or running: "
                    + "; ".join(f"{j.title} ({j.state})" for j in queued[:6]))
-    st.caption("Cells queue on one worker per device; the first cell of a defense also trains "
-               "its extractor. Headless: `python -m advrec_core grid demo --run` computes the "
-               "same cells into the same cache.")
+    st.caption("A plan of the missing cells runs on one worker per device (or on Ray), each "
+               "step once: the first cell of a defense also trains its extractor. Headless: "
+               "`python -m advrec_core grid demo --run` computes the same steps into the same "
+               "cache.")
 else:
     st.success("Every cell is computed.")
 

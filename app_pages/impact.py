@@ -1,6 +1,6 @@
 """Recommendation Impact: retrain VBPR / AMR on the Attack Lab's poisoned features and see
 what moved: CHR@K per category, the attacked items' ranks, accuracy, one user's top-K."""
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 import pandas as pd
@@ -10,17 +10,12 @@ import streamlit as st
 
 from advrec_core.experiments.categories import CATEGORY_MODES, MODE_NAMES
 from advrec_core.experiments.poison import PoisonJob, run_poison
-from advrec_core.jobs import job_key
-from advrec_core.recommenders import KS, RECOMMENDERS, RecConfig
+from advrec_core.recommenders import KS, RECOMMENDERS, RecConfig, all_params
 from advrec_core.viz import thumbnail
-from ui import (
-    attack_choices,
-    attack_label,
-    current_dataset,
-    model_title,
-    result_or_job,
-    show_pngs,
-)
+from ui.charts import model_title, show_pngs
+from ui.data import attack_choices, attack_label, current_dataset
+from ui.jobs import result_or_plan
+from ui.settings import settings_widgets
 
 st.title("Recommendation Impact")
 spec, ds = current_dataset()
@@ -46,12 +41,14 @@ with st.form("impact_form"):
     n_seeds = c[1].number_input("Seeds (clean and poisoned runs per seed)", 1, 10, 3,
                               key="impact_seeds")
     epochs = c[2].number_input("Epochs", 5, 500, RecConfig().epochs, key="impact_epochs")
+    with st.expander("The recommenders' own hyperparameters (each applies to the models named)"):
+        own = settings_widgets(st, all_params(), "impact_par")
     submitted = st.form_submit_button("Train clean vs poisoned", type="primary", key="impact_run")
-job = PoisonJob(replace(attack, categories=mode), RecConfig(model=model, epochs=int(epochs)),
-                tuple(range(int(n_seeds))))
-key = job_key("poison", spec, job)
-result = result_or_job(
-    run_poison, ds, job, key, f"{model_title(model)} clean vs poisoned, {n_seeds} seed(s)",
+mine = {f.name for f in fields(RECOMMENDERS.get(model).Params)}  # the chosen model's own
+rec = RecConfig.of(model, epochs=int(epochs), **{k: v for k, v in own.items() if k in mine})
+job = PoisonJob(replace(attack, categories=mode), rec, tuple(range(int(n_seeds))))
+result = result_or_plan(
+    run_poison, ds, job, f"{model_title(model)} clean vs poisoned, {n_seeds} seed(s)",
     submitted, "Not computed yet: press **Train clean vs poisoned** (demo catalog: about 10 s "
     "per training, two per seed, after the attack itself).")
 

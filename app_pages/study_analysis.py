@@ -10,7 +10,8 @@ from advrec_core.experiments.attack import computed_attacks
 from advrec_core.metrics.registry import IMAGE_METRICS
 from advrec_core.study import StudyConfig, all_studies, answers_frame, get_study
 from advrec_core.study import analysis as A
-from ui import current_dataset, require_admin, study_db
+from ui.admin import require_admin, study_db
+from ui.data import current_dataset
 
 st.title("Study analysis")
 require_admin()

@@ -17,7 +17,8 @@ from advrec_core.study import (
     verify_completion,
 )
 from advrec_core.study.db import database_url
-from ui import current_dataset, require_admin, study_db
+from ui.admin import require_admin, study_db
+from ui.data import current_dataset
 
 st.title("Study design")
 require_admin()

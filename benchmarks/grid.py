@@ -13,16 +13,16 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from advrec_core.cache import Cache
 from advrec_core.data import load_dataset
+from advrec_core.device import PRECISIONS
 from advrec_core.experiments.grid import GridSpec, grid_table
 from advrec_core.experiments.poison import choose_pair
-from advrec_core.experiments.steps import InProcess, grid_steps
+from advrec_core.experiments.steps import run_plan
 
 TARGET_S = 600
 
@@ -30,22 +30,23 @@ TARGET_S = 600
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--cw-steps", type=int, default=0, help="0: the paper's 1000")
-    ap.add_argument("--attack-precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--attack-precision", choices=PRECISIONS, default="fp32")
     ap.add_argument("--models", nargs="+", default=["vbpr", "amr"])
     args = ap.parse_args(argv)
     ds = load_dataset("demo")
     home = Cache.default()
-    spec = GridSpec("", "", models=tuple(args.models), cw_steps=args.cw_steps or None,
-                    attack_precision=args.attack_precision)
-    InProcess().run([s for s in grid_steps(spec) if s.kind == "extractor"], ds, home,
-                    quiet=True)  # trained once, outside the timing
+    settings = dict(models=tuple(args.models), cw_steps=args.cw_steps or None,
+                    precision=args.attack_precision)
+    spec = GridSpec.of("", "", **settings)
+    run_plan([spec.extractor_for(d) for d in spec.defenses], ds, home)  # trained once,
+    # outside the timing
     with tempfile.TemporaryDirectory() as tmp:
         cache = Cache(Path(tmp)).link_entries(home, ("extractor",))
         t0 = time.perf_counter()
         source, target = choose_pair(ds, spec.extractor_for("traditional"), spec.categories,
                                      cache=cache)
-        spec = replace(spec, source=source, target=target).fitted(ds.n_items)
-        out = InProcess().run(grid_steps(spec), ds, cache, quiet=True)
+        spec = GridSpec.of(source, target, **settings).fitted(ds.n_items)
+        out = run_plan(spec.jobs(), ds, cache)
         wall = time.perf_counter() - t0
         table = grid_table(ds, spec, cache)
     print(f"demo grid, {source} -> {target}: {len(spec.cells())} cells "

@@ -20,7 +20,7 @@ from advrec_core.cache import Cache
 from advrec_core.data import load_dataset
 from advrec_core.experiments.grid import GridSpec, grid_table
 from advrec_core.experiments.poison import propose_pair
-from advrec_core.experiments.steps import InProcess, grid_steps, run_grid
+from advrec_core.experiments.steps import FeaturesJob, plan, run_plan
 from advrec_core.jobs import connect_ray
 
 
@@ -33,13 +33,13 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray")
     args = ap.parse_args(argv)
     ds = load_dataset("demo")
-    spec = GridSpec(*propose_pair(ds), attacks=tuple(args.attacks),
+    spec = GridSpec.of(*propose_pair(ds), attacks=tuple(args.attacks),
                     defenses=tuple(args.defenses), models=tuple(args.models),
                     seeds=tuple(args.seeds), categories="true")
     home = Cache.default()
-    InProcess().run([s for s in grid_steps(spec) if s.kind in ("extractor", "features")], ds,
-                    home, quiet=True)  # trained once, outside the timing
-    n = len(grid_steps(spec))
+    run_plan([FeaturesJob(spec.extractor_for(d), spec.categories) for d in spec.defenses], ds,
+             home)  # trained once, outside the timing
+    n = len(plan(*spec.jobs()))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         results = {}
@@ -48,8 +48,7 @@ def main(argv=None):
             if name == "ray-local":
                 connect_ray("local", args.workers, {"ADVREC_CACHE": str(tmp / "workers")})
             t0 = time.perf_counter()
-            out = run_grid(ds, spec, cache, ray="auto" if name == "ray-local" else None,
-                           quiet=True)
+            out = run_plan(spec.jobs(), ds, cache, ray="auto" if name == "ray-local" else None)
             wall = time.perf_counter() - t0
             results[name] = (wall, out, grid_table(ds, spec, cache))
             print(f"{name:10s} {wall:7.1f} s  {out.computed} steps computed "

@@ -85,7 +85,7 @@ def cornac_vbpr(train, test, n_users, n_items, feats, cfg):
     image = ImageModality(features=scale_features(feats).numpy(), ids=ids, normalized=True)
     image.build(id_map=train_set.iid_map)
     train_set.add_modalities(item_image=image)
-    model = cornac.models.VBPR(k=cfg.factors, k2=cfg.visual_factors, n_epochs=cfg.epochs,
+    model = cornac.models.VBPR(k=cfg.factors, k2=cfg.hyper().visual_factors, n_epochs=cfg.epochs,
                                batch_size=cfg.batch_size, learning_rate=cfg.lr,
                                lambda_w=cfg.reg, lambda_b=cfg.reg, verbose=False, seed=cfg.seed)
     t0 = time.perf_counter()
@@ -135,8 +135,8 @@ def _rss_child(epochs: int, precision: str) -> None:
     _, train, test, n_users, n_items, feats = amazon_men_problem()
     data = RankingData.from_frames(train, test, n_users, n_items, np.zeros(n_items, np.int64),
                                    ("all",))
-    cfg = RecConfig(model="vbpr", epochs=epochs, factors=64, visual_factors=64,
-                    batch_size=512, lr=1e-3, reg=1e-2, biases=True, precision=precision)
+    cfg = RecConfig.of("vbpr", epochs=epochs, factors=64, visual_factors=64,
+                       batch_size=512, lr=1e-3, reg=1e-2, biases=True, precision=precision)
     _, users_v, items_v = ours(train, data, feats, cfg)
     evaluate(users_v, items_v, data, ks=(10,))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -163,9 +163,9 @@ def main() -> int:
                                                       else amazon_men_problem())
         data = RankingData.from_frames(train, test, n_users, n_items,
                                        np.zeros(n_items, np.int64), ("all",))
-        cfgs = {f"ours {p}": RecConfig(model="vbpr", epochs=args.epochs, factors=64,
-                                       visual_factors=64, batch_size=512, lr=1e-3, reg=1e-2,
-                                       biases=args.biases, precision=p) for p in args.precision}
+        cfgs = {f"ours {p}": RecConfig.of("vbpr", epochs=args.epochs, factors=64,
+                                          visual_factors=64, batch_size=512, lr=1e-3, reg=1e-2,
+                                          biases=args.biases, precision=p) for p in args.precision}
         cfg = next(iter(cfgs.values()))
         times = {k: [] for k in [*cfgs, "cornac"]}
         ndcg, t_eval = {k: [] for k in times}, None
@@ -183,7 +183,7 @@ def main() -> int:
             print(f"  round {r + 1}/{args.repeats}: "
                   + ", ".join(f"{k} {v[-1]:.3f}" for k, v in times.items()) + " s/epoch", flush=True)
         print(f"\n{name}: {len(train):,} train pairs, {len(test):,} test users, "
-              f"{cfg.epochs} epochs, k={cfg.factors}+{cfg.visual_factors}, batch {cfg.batch_size}, "
+              f"{cfg.epochs} epochs, k={cfg.factors}+{cfg.hyper().visual_factors}, batch {cfg.batch_size}, "
               f"our biases {'on' if cfg.biases else 'off'}, {args.repeats} rounds")
         print(f"{'':12} {'s/epoch: median':>15} {'speed-up':>9} {'best':>7} {'speed-up':>9}   "
               "nDCG@10 (mean +- sd over seeds)")

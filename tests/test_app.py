@@ -122,10 +122,10 @@ def test_attack_lab_runs_the_default_attack_and_shows_it_losslessly(page):
     assert "Not computed yet" in at.info[0].value
     at.number_input(key="lab_limit").set_value(SMALL)
     at.button(key="lab_run").click().run()
-    jobs = [j for j in finish_jobs() if j.key.startswith("attack-")]
+    jobs = [j for j in finish_jobs() if j.key.startswith("plan-")]  # the attack's plan
     assert jobs and jobs[0].state == "done", jobs[0].error
     tab_b = page("attack_lab", attack_job=small_attack()).run()  # a second tab, same settings
-    assert [j.key for j in finish_jobs() if j.key.startswith("attack-")] == [jobs[0].key]
+    assert [j.key for j in finish_jobs() if j.key.startswith("plan-")] == [jobs[0].key]
     for view in (at.run(), tab_b):
         assert not view.exception
         metrics = {m.label: m.value for m in view.metric}
@@ -154,10 +154,9 @@ def test_a_second_tab_watches_a_running_job_instead_of_starting_it_again(page, j
     Run with the same settings watches that job: nothing is started a second time."""
     import threading
 
-    from advrec_core.data import DatasetSpec
-    from advrec_core.jobs import job_key
+    from ui.jobs import plan_key
 
-    key, release, calls = job_key("attack", DatasetSpec(), small_attack()), threading.Event(), []
+    key, release, calls = plan_key(load_demo(), [small_attack()]), threading.Event(), []
 
     def blocked(progress):
         calls.append(1)
@@ -225,7 +224,7 @@ def test_impact_page_trains_clean_vs_poisoned(page):
     at.number_input(key="impact_seeds").set_value(1)
     at.number_input(key="impact_epochs").set_value(10)
     at.button(key="impact_run").click().run()
-    assert all(j.state == "done" for j in finish_jobs() if j.key.startswith("poison-"))
+    assert all(j.state == "done" for j in finish_jobs() if j.key.startswith("plan-"))
     at.run()
     assert not at.exception
     res = run_poison(load_demo(), PoisonJob(small_attack(), RecConfig(epochs=10), (0,)))
@@ -259,7 +258,7 @@ def test_grid_page_shows_missing_cells_and_runs_one(page):
     assert len(at.get("download_button")) == 2
     at.number_input(key="grid_seeds").set_value(1).run()
     at.button(key="grid_run").click().run()  # VBPR, FGSM (eps=4), Traditional
-    assert all(j.state == "done" for j in finish_jobs() if j.key.startswith("poison-"))
+    assert all(j.state == "done" for j in finish_jobs() if j.key.startswith("plan-"))
     at.run()
     assert not at.exception and "1 of 30 cells computed" in at.caption[0].value
     row = at.dataframe[0].value.iloc[0]
@@ -269,7 +268,7 @@ def test_grid_page_shows_missing_cells_and_runs_one(page):
     from advrec_core.experiments.attack import run_attack_job
     from advrec_core.experiments.grid import GridSpec  # the table shows the attack's own SR
 
-    spec = GridSpec("Sandal", "Running shoe", seeds=(0,))
+    spec = GridSpec.of("Sandal", "Running shoe", seeds=(0,))
     res = run_attack_job(load_dataset("demo"), spec.attack_job("fgsm-4", "traditional"),
                          Cache.default().read_only())
     assert row["SR"] == pytest.approx(res.metrics["success"].mean())

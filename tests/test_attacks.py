@@ -127,7 +127,7 @@ def test_a_new_attack_is_one_class_and_its_registration(monkeypatch):
     assert spec == AttackSpec("toy", 2.0) and spec.label == "toy-2" and spec.title == "Toy (ε=2)"
     assert spec.build() == ToySign(eps=2 / 255)
     assert attack_title("toy-2") == "Toy (ε=2)"
-    assert GridSpec("a", "b", attacks=("toy-2",)).attack_job("toy-2", "at").spec == spec
+    assert GridSpec.of("a", "b", attacks=("toy-2",)).attack_job("toy-2", "at").spec == spec
     args = build_parser().parse_args(["attack", "demo", "--source", "a", "--target", "b",
                                       "--attack", "toy", "--eps", "2"])
     assert args.attack == "toy"

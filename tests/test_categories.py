@@ -116,14 +116,14 @@ def test_regime_json_reports_accuracy_and_sr_and_is_cached(ds, capsys, quick):
     assert row["holdout_images"] == report["holdout_images"] and row["unavailable"] == {}
     assert set(row["sr"]) == {"fgsm-4", "fgsm-8", "pgd-4", "pgd-8"}
     for attack, sr in row["sr"].items():  # the grid's attack entries, read back
-        job = GridSpec(out["source"], out["target"], extractor=quick).attack_job(attack, "traditional")
+        job = GridSpec.of(out["source"], out["target"], extractor=quick).attack_job(attack, "traditional")
         res = run_attack_job(ds, replace(job, lpips=(), limit=4), Cache.default().read_only())
         assert sr == pytest.approx(res.metrics["success"].mean())
     cds = categorize(ds, quick, device="cpu")
     assert (out["source"], out["target"]) == propose_pair(cds)
     assert row["n_source_items"] == overlap(ds, cds, out["source"])[0] and row["n_attacked"] == 4
     # the attacks are the grid's jobs (without LPIPS): the same cache entries
-    grid_job = GridSpec(out["source"], out["target"], limit=4, extractor=quick).attack_job(
+    grid_job = GridSpec.of(out["source"], out["target"], limit=4, extractor=quick).attack_job(
         "pgd-8", "traditional")
     sr = run_attack_job(ds, replace(grid_job, lpips=()),
                         Cache.default().read_only()).summary["averages"]["SR"]
@@ -148,7 +148,7 @@ def test_bad_categories_and_defenses_are_one_clear_error(ds, capsys):
                                           "not 'nope'"):
         AttackJob("Sandal", "Running shoe", categories="nope")
     with pytest.raises(AdvRecError, match="categories must be"):
-        GridSpec("Sandal", "Running shoe", categories="nope").attack_job("pgd-8", "at")
+        GridSpec.of("Sandal", "Running shoe", categories="nope").attack_job("pgd-8", "at")
     from advrec_core.experiments.regime import regime
 
     with pytest.raises(AdvRecError, match="unknown defense .nope.; known: traditional, at, free_at"):
@@ -156,8 +156,8 @@ def test_bad_categories_and_defenses_are_one_clear_error(ds, capsys):
 
 
 def test_grid_cells_carry_the_category_mode_and_their_labels():
-    spec = GridSpec("Sandal", "Running shoe")
+    spec = GridSpec.of("Sandal", "Running shoe")
     assert {spec.cell(a, d, "vbpr").attack.categories for a, d, _ in spec.cells()} == {"predicted"}
     assert spec.attack_job("pgd-8", "at").label == "pgd-8/at"
-    given = GridSpec("Sandal", "Running shoe", categories="true")
+    given = GridSpec.of("Sandal", "Running shoe", categories="true")
     assert given.attack_job("pgd-8", "at").label == "pgd-8/at/given"

@@ -202,7 +202,7 @@ def test_grid_reads_computed_cells_and_marks_the_rest_missing(ds, capsys, monkey
     from advrec_core.experiments.poison import run_poison
     from advrec_core.recommenders import RecConfig
 
-    spec = GridSpec("Sandal", "Running shoe", attacks=("pgd-8", "fgsm-4"),
+    spec = GridSpec.of("Sandal", "Running shoe", attacks=("pgd-8", "fgsm-4"),
                     defenses=("traditional",), models=("vbpr",), seeds=(0,), limit=4,
                     rec=RecConfig(epochs=3), extractor=quick, categories="true")
     cache = Cache.default()

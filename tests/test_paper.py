@@ -26,21 +26,21 @@ PAPER = [
     ("C&W initial constant c", CarliniWagnerL2().initial_const, 1e-2),
     ("C&W learning rate", CarliniWagnerL2().lr, 5e-3),
     ("C&W confidence kappa", CarliniWagnerL2().confidence, 0.0),
-    ("the grid's C&W steps", GridSpec("a", "b").attack_job("cw", "at").spec.build().steps, 1000),
+    ("the grid's C&W steps", GridSpec.of("a", "b").attack_job("cw", "at").spec.build().steps, 1000),
     ("the grid's rows", PAPER_ATTACKS, ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8", "cw")),
-    ("the grid's defenses", GridSpec("a", "b").defenses, ("traditional", "at", "free_at")),
-    ("the grid's recommenders", GridSpec("a", "b").models, ("vbpr", "amr")),
-    ("CHR@K shown (the paper's K)", GridSpec("a", "b").k, 20),
+    ("the grid's defenses", GridSpec.of("a", "b").defenses, ("traditional", "at", "free_at")),
+    ("the grid's recommenders", GridSpec.of("a", "b").models, ("vbpr", "amr")),
+    ("CHR@K shown (the paper's K)", GridSpec.of("a", "b").k, 20),
     ("AT / Free AT radius", TrainConfig().eps, 4 / 255),
     ("Free AT replays m", TrainConfig().replays, 4),
     ("AT starts from a random point (Madry)", DEFENSES.get("at").batches, "pgd"),
     ("robustness check: untargeted PGD-10 at 4/255", (ROBUST_EPS, ROBUST_STEPS), (4 / 255, 10)),
     ("latent factors", RecConfig().factors, 64),
-    ("visual factors", RecConfig().visual_factors, 64),
+    ("visual factors", RecConfig().hyper().visual_factors, 64),
     ("batch size", RecConfig().batch_size, 512),
-    ("AMR adversarial radius", RecConfig().adv_eps, 1.0),
-    ("AMR adversarial weight lambda", RecConfig().adv_reg, 0.1),
-    ("AMR warm-up share (reference code)", RecConfig().adv_start, 0.5),
+    ("AMR adversarial radius", RecConfig(model="amr").hyper().adv_eps, 1.0),
+    ("AMR adversarial weight lambda", RecConfig(model="amr").hyper().adv_reg, 0.1),
+    ("AMR warm-up share (reference code)", RecConfig(model="amr").hyper().adv_start, 0.5),
 ]
 
 
@@ -125,7 +125,7 @@ def test_amr_is_vbpr_until_its_adversarial_epoch_and_differs_after():
     ends = {}
     for name in ("vbpr", "amr"):
         ref = [None]
-        cfg = RecConfig(model=name, epochs=10, factors=8, visual_factors=8, lr=0.01)
+        cfg = RecConfig.of(name, epochs=10, factors=8, visual_factors=8, lr=0.01)
         # the progress callback sees the model through `ref` once fit_recommender builds it
         import advrec_core.recommenders as R
         real = R.train_bpr
@@ -145,7 +145,7 @@ def test_amr_is_vbpr_until_its_adversarial_epoch_and_differs_after():
 
 def test_image_features_reach_the_model_scaled():
     data, feats, u, i, _ = taste_world()
-    model, _ = fit_recommender(RecConfig(epochs=1, factors=4, visual_factors=4), data, u, i,
+    model, _ = fit_recommender(RecConfig.of(epochs=1, factors=4, visual_factors=4), data, u, i,
                                feats * 50)
     assert model.features.abs().max().item() == pytest.approx(1.0)
     np.testing.assert_allclose(model.features[0].numpy(), feats / np.abs(feats).max(), rtol=1e-6)
@@ -174,7 +174,7 @@ def test_poisoned_features_move_the_source_category_up():
         poisoned[cat == source] = feats[cat == target][: (cat == source).sum()]
         chr10 = []
         for f in (feats, poisoned):
-            cfg = RecConfig(epochs=40, factors=1, visual_factors=8, lr=0.01, reg=0.1, seed=1)
+            cfg = RecConfig.of(epochs=40, factors=1, visual_factors=8, lr=0.01, reg=0.1, seed=1)
             model, _ = fit_recommender(cfg, data, u, i, f)
             rep = evaluate(model.user_vectors().detach(), model.item_vectors().detach(), data,
                            ks=(10,))
@@ -189,7 +189,7 @@ def test_grid_cells_take_each_defenses_own_checkpoint():
     from advrec_core.experiments.grid import GridSpec
     from advrec_core.extractors import ExtractorConfig
 
-    spec = GridSpec("sandal", "running shoe", extractor=ExtractorConfig(arch="resnet50"),
+    spec = GridSpec.of("sandal", "running shoe", extractor=ExtractorConfig(arch="resnet50"),
                     weights=(("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")))
     got = {d: spec.attack_job("pgd-4", d).extractor for d in ("traditional", "at", "free_at")}
     assert {d: e.weights for d, e in got.items()} == {

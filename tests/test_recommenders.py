@@ -130,7 +130,8 @@ def test_every_recommender_trains_deterministically_and_learns(name):
     data = RankingData.from_frames(train, test, n_users, n_items, cat, ("a", "b", "c", "d"))
     feats = np.eye(4)[cat] + 0.1 * rng.normal(size=(n_items, 4))
     u, i = (torch.as_tensor(train[c].to_numpy().copy()) for c in ("user", "item"))
-    cfg = RecConfig(model=name, epochs=30, lr=0.01, reg=1e-3, factors=8, visual_factors=8)
+    cfg = RecConfig.of(name, epochs=30, lr=0.01, reg=1e-3, factors=8,
+                       **({"visual_factors": 8} if name != "bprmf" else {}))
     m1, h1 = fit_recommender(cfg, data, u, i, feats)
     m2, _ = fit_recommender(cfg, data, u, i, feats)
     assert torch.equal(m1.user_vectors(), m2.user_vectors())
@@ -156,8 +157,8 @@ def test_members_trained_together_get_the_numbers_they_get_alone(name):
     u, i = (torch.as_tensor(train[c].to_numpy().copy()) for c in ("user", "item"))
     fa, fb = rng.normal(size=(n_items, 64)), rng.normal(size=(n_items, 64))
     members = [Member(0, fa), Member(0, fb, 2.0), Member(1, fa), Member(2, fb)]
-    cfg = RecConfig(model=name, epochs=4, batch_size=37, lr=0.01, factors=8, visual_factors=8,
-                    adv_start=0.5, biases=name == "amr")
+    cfg = RecConfig.of(name, epochs=4, batch_size=37, lr=0.01, factors=8, **(
+        {"visual_factors": 8, "biases": name == "amr"} if name != "bprmf" else {}))
     together, hist = fit_recommenders(cfg, data, u, i, members)
     for m, member in enumerate(members):
         alone, h = fit_recommender(replace(cfg, seed=member.seed), data, u, i, member.features,
@@ -207,9 +208,11 @@ def test_closed_form_gradients_equal_autograd(name, biases, adversarial):
     autograd's, with repeated users and items in the batch, for two members (seeds) with
     different feature sets trained as one model."""
     torch.manual_seed(0)
-    model = RECOMMENDERS.get(name)(7, 9, factors=4, visual_factors=3, init_std=0.5,
-                                   features=[torch.randn(9, 6), torch.randn(9, 6)],
-                                   feature_of=[1, 0], seeds=[3, 4], biases=biases)
+    features = [torch.randn(9, 6), torch.randn(9, 6)]
+    own = {} if name == "bprmf" else dict(visual_factors=3, features=features, feature_of=[1, 0],
+                                          biases=biases)
+    own |= dict(adv_eps=0.7, adv_reg=0.4) if name == "amr" else {}
+    model = RECOMMENDERS.get(name)(7, 9, factors=4, init_std=0.5, seeds=[3, 4], **own)
     if biases:
         with torch.no_grad():
             model.item_table[..., -1].normal_()
@@ -218,16 +221,16 @@ def test_closed_form_gradients_equal_autograd(name, biases, adversarial):
     i = torch.tensor([[2, 3, 3, 8, 0], [1, 1, 7, 8, 8]])
     j = torch.tensor([[5, 2, 4, 0, 7], [0, 4, 4, 3, 2]])
     B = u.shape[1]
-    cfg = RecConfig(model=name, reg=0.3, adv_eps=0.7, adv_reg=0.4)
+    cfg = RecConfig(model=name, reg=0.3)
     loss, grads = bpr_step(model, u, i, j, cfg, adversarial)
     x, reg = model(u, i, j)
     ref = -torch.nn.functional.logsigmoid(x).mean(1) + cfg.reg / B * reg  # (M,)
     if adversarial:
         with torch.no_grad():
             xd, ctx = model.pair_scores(u, i, j)
-            d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-xd) / -B, cfg.adv_eps)
+            d_i, d_j = adversarial_delta(model, ctx, torch.sigmoid(-xd) / -B, model.adv_eps)
         x_adv, _ = model(u, i, j, ctx.diff + d_i - d_j)
-        ref = ref - cfg.adv_reg * torch.nn.functional.logsigmoid(x_adv).mean(1)
+        ref = ref - model.adv_reg * torch.nn.functional.logsigmoid(x_adv).mean(1)
     model.zero_grad()
     ref.sum().backward()  # members share no parameter row: each gets its own loss's gradient
     assert torch.allclose(loss, ref.detach(), rtol=1e-5)
@@ -240,9 +243,9 @@ def test_closed_form_gradients_equal_autograd(name, biases, adversarial):
 def test_bf16_precision_keeps_features_in_bf16_and_gradients_close():
     torch.manual_seed(0)
     f = scale_features(np.random.default_rng(0).normal(size=(9, 64)))
-    m32 = VBPR(7, 9, factors=4, visual_factors=3, features=f, init_std=0.5, biases=True)
-    m16 = VBPR(7, 9, factors=4, visual_factors=3, features=f, init_std=0.5, biases=True,
-               precision="bf16")
+    m32 = AMR(7, 9, factors=4, visual_factors=3, features=f, init_std=0.5, biases=True)
+    m16 = AMR(7, 9, factors=4, visual_factors=3, features=f, init_std=0.5, biases=True,
+              precision="bf16")  # AMR: the adversarial term too
     m16.load_state_dict({k: v for k, v in m32.state_dict().items() if k != "features"}, strict=False)
     assert m16.features.dtype == torch.bfloat16 and m16.item_vectors().dtype == torch.float32
     u, i, j = torch.tensor([[0, 1, 6]]), torch.tensor([[2, 3, 8]]), torch.tensor([[5, 2, 0]])

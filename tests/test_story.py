@@ -2,6 +2,7 @@
 checked against the results themselves), what is missing and how long it would take here,
 the self-contained HTML report, and the landing page in a real browser."""
 import re
+import threading
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from advrec_core.data import load_dataset
 from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.poison import run_poison
 from advrec_core.experiments.story import STORY_CELLS, estimate, story_spec, tell, wilson
+from advrec_core.jobs import job_key, runner
 from advrec_core.report import report_html
 
 
@@ -26,14 +28,28 @@ def computed_story_cell(ds, quick):
     return spec, run_poison(ds, spec.cell(a, d, m))
 
 
-def test_nothing_computed_says_so(demo_dir):
+def test_the_demo_story_starts_itself_with_an_honest_estimate(demo_dir, job_runner,
+                                                               monkeypatch):
+    """Nothing computed: the demo's story job starts on the first visit (no click) and the
+    page gives a time for what is left, never "0 s"; the job itself is held here."""
     ds = load_dataset("demo")
     story = tell(ds)
-    assert not story.findings
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    assert not at.exception and at.title[0].value.startswith("Poisoned product photos")
-    assert "None of the story's results is computed" in at.info[0].value
-    assert at.button(key="story_run").label == "Compute the demo story"
+    assert not story.findings and not story.complete
+    seconds, how = estimate(ds)  # fresh cache: the reference run's times, shipped CNNs copied
+    assert seconds > 60 and "reference" in how and "extractor (shipped)" in how, how
+    gate, submit = threading.Event(), job_runner.submit
+    monkeypatch.setattr(job_runner, "submit", lambda key, fn, title, device: submit(
+        key, lambda progress: gate.wait(120), title, device))
+    try:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+        assert not at.exception and at.title[0].value.startswith("Poisoned product photos")
+        job = job_runner.get(job_key("story", ds.spec))
+        assert job is not None and job.active  # started by the visit itself
+        assert "first finding appears here" in at.info[0].value
+        left = [c.value for c in at.caption if c.value.startswith("About")]
+        assert left and re.match(r"About \d+ (min|s) left", left[0]) and " 0 s" not in left[0]
+    finally:
+        gate.set()
 
 
 def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick):
@@ -54,8 +70,8 @@ def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick
     assert ("not significant" in impact) == (not ch["p_value"] < 0.05)
     clean, adv = story.findings[0].pair
     assert clean.shape == adv.shape == (96, 96, 3) and np.abs(adv.astype(int) - clean).max() <= 8
-    seconds, how = estimate(None, story.missing)  # timed from this cache's own builds
-    assert seconds is not None and seconds > 0 and "median" in how
+    seconds, how = estimate(ds)  # timed from this cache's own builds
+    assert seconds > 0 and "median" in how and "1 attack" in how
     page = report_html(ds)
     assert "<script" not in page and 'src="http' not in page  # offline, no code
     assert page.count("data:image/png;base64,") >= 3
@@ -67,7 +83,13 @@ def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick
     assert not at.exception
     texts = " ".join(m.value for m in at.markdown)
     assert f"CHR@20 {ch['clean']:.4f} → {ch['poisoned']:.4f}" in texts
-    assert at.get("download_button") and at.button(key="story_run")
+    assert at.get("download_button")
+    job = runner().get(job_key("story", ds.spec))  # on the demo the story computes itself
+    assert job is not None and job.wait(600).state == "done", job and job.error
+    at.run()
+    assert not at.exception and "About" not in " ".join(c.value for c in at.caption)
+    assert [f.kind for f in tell(ds).findings][-1] == "defense" and tell(ds).complete
+    assert any("cut the success" in m.value for m in at.markdown)  # the AT finding, shown
 
 
 REASON = why_no_browser()
@@ -89,6 +111,8 @@ def test_landing_page_and_report_in_a_browser(demo_dir, cache_dir, tmp_path, qui
         page.goto(url)  # "/": the Story
         page.get_by_text("fooled the undefended CNN").wait_for(timeout=120_000)
         page.get_by_text("put Sandal items in top-20 lists").wait_for(timeout=60_000)
+        pipeline = page.locator('img[alt^="The pipeline"]')  # the picture shows (decoded)
+        assert pipeline.evaluate("i => i.complete && i.naturalWidth > 0")
         body = page.locator("body").inner_text()
         assert re.search(r"on \d+% of 4 Sandal images \(95% CI \d+%–\d+%\)", body), body[:2000]
         assert f"{ch['clean']:.4f} → {ch['poisoned']:.4f}" in body

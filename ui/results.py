@@ -13,7 +13,7 @@ from advrec_core.experiments.categories import MODE_NAMES
 from advrec_core.experiments.grid import LPIPS_MISSING, by_attack_defense, paper_rows, table2_panels
 from advrec_core.metrics import IMAGE_METRICS
 from advrec_core.viz import amplified, heat_overlay, upscale
-from ui import heatmap, show_pngs
+from ui.charts import heatmap, show_pngs
 from ui.compare import heat_html
 
 

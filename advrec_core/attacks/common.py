@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..device import PRECISIONS
 from ..errors import AdvRecError
 from ..registry import Registry
 
@@ -18,7 +19,6 @@ ATTACKS: Registry = Registry("attack")  # name -> attack class (settings only; c
 Attack = Callable[..., torch.Tensor]  # attack(model, x, labels, generator, judge) -> x_adv
 
 
-PRECISIONS = ("fp32", "bf16")  # the perturbation search's arithmetic
 
 
 class _ChannelsLast(nn.Module):

@@ -12,7 +12,7 @@ search step, so it costs nothing more).
 Inputs (B, C, H, W) in [0, 1], labels (B,) int64 targets. Output (B, C, H, W) in [0, 1]."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -33,12 +33,14 @@ def _margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class CarliniWagnerL2:
     steps: int = 1000  # Adam iterations per binary-search step
-    binary_search_steps: int = 5
-    initial_const: float = 1e-2  # c at the start of the search
-    confidence: float = 0.0  # kappa: required logit margin
-    lr: float = 5e-3  # Adam learning rate
-    abort_early: bool = True  # stop a search step when the loss stops falling
-    quantize: bool = True  # judge success (and keep the best) on the 8-bit image
+    binary_search_steps: int = field(default=5, metadata={"help": "binary-search steps over c"})
+    initial_const: float = field(default=1e-2, metadata={"help": "c at the start of the search"})
+    confidence: float = field(default=0.0, metadata={"help": "kappa: the required logit margin"})
+    lr: float = field(default=5e-3, metadata={"help": "Adam's learning rate"})
+    abort_early: bool = field(default=True, metadata={
+        "help": "stop a search step when its loss stops falling"})
+    quantize: bool = field(default=True, metadata={
+        "help": "judge success (and keep the best) on the 8-bit image"})
     title: ClassVar[str] = "C&W"
     takes_eps: ClassVar[bool] = False  # minimises L2; no radius
     takes_steps: ClassVar[bool] = True

@@ -15,7 +15,7 @@ so the model's parameters and `.grad` are never touched.
 normalised by the ImageNet std: their eps = 4/255 is eps * std_c ~ 0.9/255 in pixels."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -33,9 +33,11 @@ class LinfGradientAttack:
 
     eps: float = 8 / 255  # L-inf radius, in [0, 1] pixel units
     steps: int = 10  # gradient steps
-    rel_step: float = 1 / 6  # step size as a fraction of eps (the paper's PGD: eps / 6)
+    rel_step: float = field(default=1 / 6, metadata={
+        "help": "step size as a share of eps (the paper's PGD: 1/6)"})
     random_start: bool = False  # uniform start in the eps-ball (the paper's PGD: none)
-    targeted: bool = True  # move towards `labels` (else away from them)
+    targeted: bool = field(default=True, metadata={
+        "help": "move towards the target class (else away from the true one)"})
     eps_space: str = "pixel"  # "pixel" or "normalized" (the authors' convention)
     title: ClassVar[str] = "L-inf gradient"
     takes_eps: ClassVar[bool] = True  # AttackSpec: the attack has an L-inf radius
@@ -84,6 +86,7 @@ class FGSM(LinfGradientAttack):
     rel_step: float = 1.0
     title: ClassVar[str] = "FGSM"
     takes_steps: ClassVar[bool] = False
+    fixed: ClassVar[tuple[str, ...]] = ("steps", "rel_step", "random_start")  # not settings
 
     def __post_init__(self):
         super().__post_init__()

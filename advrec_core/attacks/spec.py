@@ -6,10 +6,33 @@ names a grid row and parses back with `AttackSpec.parse`; `title` ("PGD (ε=8)")
 people."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from ..errors import AdvRecError
 from .common import ATTACKS
+
+SPEC_FIELDS = ("eps", "steps", "random_start", "eps_space")  # what AttackSpec names itself
+
+
+def own_settings(name: str) -> dict:
+    """{setting: its field} of attack `name` beyond SPEC_FIELDS (C&W's lr, a new attack's
+    momentum ...): what `AttackSpec.settings` may hold, the CLI and the pages offer."""
+    cls = ATTACKS.get(name)
+    fixed = (*SPEC_FIELDS, *getattr(cls, "fixed", ()))  # e.g. FGSM's one step of eps
+    return {f.name: f for f in fields(cls) if f.name not in fixed}
+
+
+def all_settings() -> dict:
+    """{setting: (its field, the titles of the registered attacks that have it)}: what the
+    CLI and the pages offer (the field with a `help`, where one has it)."""
+    out: dict = {}
+    for name in ATTACKS.available():
+        for setting, f in own_settings(name).items():
+            first, owners = out.get(setting, (f, []))
+            out[setting] = (first if "help" in first.metadata else f,
+                            [*owners, ATTACKS.get(name).title])
+    return out
 
 
 @dataclass(frozen=True)
@@ -19,11 +42,20 @@ class AttackSpec:
     steps: int | None = None  # iterations (PGD; C&W per search step); None: the attack's own
     random_start: bool = False  # PGD from a random point in the eps-ball (the paper's: no)
     eps_space: str = "pixel"  # "normalized": eps on ImageNet-normalised inputs (authors' code)
+    settings: tuple[tuple[str, Any], ...] = ()  # the attack's other settings, by name (sorted,
+    # its own defaults left out: one setting, one cache key)
 
     def __post_init__(self):
         if self.eps is not None:  # one type, so 8 and 8.0 name the same cache entry
             object.__setattr__(self, "eps", float(self.eps))
         cls = ATTACKS.get(self.name)  # unknown names list the known ones
+        own = own_settings(self.name)
+        unknown = sorted(k for k, _ in self.settings if k not in own)
+        if unknown:
+            raise AdvRecError(f"{cls.title} has no setting {', '.join(map(repr, unknown))}; "
+                              f"its own: {', '.join(own) or 'none'}")
+        object.__setattr__(self, "settings", tuple(sorted(
+            (k, v) for k, v in self.settings if v != own[k].default)))
         if cls.takes_eps and (self.eps is None or self.eps <= 0):
             raise AdvRecError(f"{cls.title} needs eps > 0 (in 8-bit levels), not {self.eps}")
         if not cls.takes_eps and self.eps is not None:
@@ -60,7 +92,13 @@ class AttackSpec:
             kw["steps"] = self.steps
         if self.random_start:
             kw["random_start"] = True
-        return cls(**kw)
+        return cls(**kw, **dict(self.settings))
+
+    def with_settings(self, settings: tuple[tuple[str, Any], ...]) -> "AttackSpec":
+        """This spec with those of `settings` its attack has (a grid's template names the
+        settings of every attack it runs)."""
+        own = own_settings(self.name)
+        return replace(self, settings=tuple(p for p in settings if p[0] in own))
 
     @property
     def label(self) -> str:

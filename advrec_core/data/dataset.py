@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,8 @@ class Dataset:
     given_predictions: dict = field(default_factory=dict)  # defense -> (class names,
     # (n_items,) codes): a ResNet50's classes of the clean images shipped with the data (the
     # authors' classes.csv per extractor), used as its predicted categories
+    spec: Any = None  # the DatasetSpec that loads it again (a Ray worker does): set by
+    # `load_dataset`; None for a dataset made otherwise (tests)
 
     def __post_init__(self):
         if len(self.item_category) == 0:

@@ -392,7 +392,15 @@ class DatasetSpec:
 
 def load_dataset(spec: str | Path, config: DataConfig = DataConfig(), cache: Cache | None = None,
                  progress: Progress | None = None) -> Dataset:
-    """"demo" -> the (cached) demo catalog; a folder -> its detected layout."""
+    """"demo" -> the (cached) demo catalog; a folder -> its detected layout. The dataset
+    carries the `DatasetSpec` that loads it again (`Dataset.spec`: what a Ray worker loads)."""
+    ds = _load(spec, config, cache, progress)
+    ds.spec = DatasetSpec(DEMO if str(spec) == DEMO else str(Path(spec).resolve()), config)
+    return ds
+
+
+def _load(spec: str | Path, config: DataConfig, cache: Cache | None,
+          progress: Progress | None) -> Dataset:
     if str(spec) == DEMO:
         from .demo import demo_folder
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +43,7 @@ class Defense:
     # classes.csv (the ResNet50's class of each clean image) and features.npy
     epochs: int = 12  # the demo CNN's recipe: epochs (Free AT: epochs of m replays each) ...
     augment: bool = True  # ... and random flips/shifts/zooms (TrainConfig can override both)
+    seed: int = 0  # ... and its random seed (the shipped demo CNN's: advrec_core/demo_weights)
 
 
 DEFENSES: Registry[Defense] = Registry("defense")
@@ -79,12 +80,19 @@ class TrainConfig:
     eval_steps: int = 10  # PGD steps of the robustness check
     aux_weight: float = 0.5  # weight of the auxiliary attribute losses (colour, pattern)
     augment: bool | None = None  # random flips and small shifts/zooms; None: the defense's recipe
-    seed: int = 0
+    seed: int | None = None  # None: the defense's recipe seed (Defense.seed)
 
     def __post_init__(self):
         DEFENSES.get(self.defense)  # unknown names list the known ones
         if self.epochs is not None and self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, not {self.epochs}")
+
+    def resolved(self) -> "TrainConfig":
+        """This config with the recipe's seed filled in: what trains, and what an extractor
+        entry is keyed by (so an explicit seed equal to the recipe's is the same entry)."""
+        if self.seed is not None:
+            return self
+        return replace(self, seed=DEFENSES.get(self.defense).seed)
 
     @property
     def recipe(self) -> tuple[int, bool]:
@@ -161,6 +169,49 @@ def _load_checkpoint(path: Path | None, device: torch.device) -> dict | None:
     return torch.load(path, map_location=device, weights_only=True)
 
 
+def _resume(checkpoint: Path | None, device: torch.device, model: DemoCNN, opt, sched,
+            gen: torch.Generator, delta: torch.Tensor) -> tuple[list, int, int, float]:
+    """Restore the state saved at `checkpoint` (in place) where there is one: (loss history,
+    optimizer steps done, first epoch to run, seconds spent); a fresh start otherwise."""
+    if (state := _load_checkpoint(checkpoint, device)) is None:
+        return [], 0, 0, 0.0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["opt"])
+    sched.load_state_dict(state["sched"])
+    gen.set_state(state["gen"])
+    delta.copy_(state["delta"])
+    return state["history"], state["step"], state["epoch"], state["seconds"]
+
+
+def _step(model: DemoCNN, opt, x: torch.Tensor, y: torch.Tensor, aux_y: dict[str, torch.Tensor],
+          config: TrainConfig, delta: torch.Tensor | None) -> float:
+    """One optimizer step on the batch (x, y); the batch's loss. `delta` (Free AT's
+    perturbation, (batch_size, C, H, W)): trained on x + delta, and delta advanced by one
+    signed step of the same backward pass (kept in [-eps, eps])."""
+    model.train()
+    if delta is not None:
+        d = delta[:len(x)].clone().requires_grad_(True)
+        loss = _loss(model, (x + d).clamp(0, 1), y, aux_y, config.aux_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # one pass: weight gradient and input gradient
+        delta[:len(x)] = (d + config.eps * d.grad.sign()).clamp(-config.eps, config.eps).detach()
+    else:
+        loss = _loss(model, x, y, aux_y, config.aux_weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+    opt.step()
+    return loss.item()
+
+
+def holdout_scores(model: DemoCNN, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> dict:
+    """The trained model's clean and robust accuracy on the held-out images."""
+    return {"clean_accuracy": accuracy(model, x, y),
+            "robust_accuracy": robust_accuracy(model, x, y, config.eps, config.eval_steps,
+                                               config.seed),
+            "robustness_check": f"untargeted PGD-{config.eval_steps}, eps {config.eps * 255:g}/255, "
+                                "step eps/4, random start"}
+
+
 def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[str, ...],
                      config: TrainConfig = TrainConfig(), device: str | torch.device = "cpu",
                      progress: Progress | None = None,
@@ -174,6 +225,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
     `checkpoint`: a file the state is saved to after every epoch (model, optimizer, schedule,
     random generator, Free AT's perturbation) and resumed from when it exists, so a training
     killed half-way ends with the same model as an uninterrupted one."""
+    config = config.resolved()
     gen = seed_everything(config.seed)
     device = torch.device(device)
     x_all = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)  # (N, 3, H, W)
@@ -195,15 +247,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
     at = PGD(eps=config.eps, steps=config.at_steps, rel_step=config.at_rel_step,
              random_start=True, targeted=False)  # Madry's AT starts at a random point
     delta = torch.zeros((config.batch_size, *x_tr.shape[1:]), device=device)  # Free AT state
-    history, step, first, before = [], 0, 0, 0.0
-    if (state := _load_checkpoint(checkpoint, device)) is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        gen.set_state(state["gen"])
-        delta.copy_(state["delta"])
-        history, step, first, before = (state["history"], state["step"], state["epoch"],
-                                        state["seconds"])
+    history, step, first, before = _resume(checkpoint, device, model, opt, sched, gen, delta)
     t0 = time.perf_counter() - before
     for epoch in range(first, epochs):
         order = torch.randperm(len(x_tr), generator=gen).to(device)
@@ -211,26 +255,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
         for b in range(per_epoch):
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x, y = (_augment(x_tr[idx], gen) if augment else x_tr[idx]), y_tr[idx]
-            aux_y = {k: v[idx] for k, v in aux_tr.items()}
             if batches == "pgd":
                 model.eval()
                 x = at(model, x, y, generator=gen)
             for _ in range(replays):
-                model.train()
-                if batches == "free":
-                    d = delta[:len(x)].clone().requires_grad_(True)
-                    loss = _loss(model, (x + d).clamp(0, 1), y, aux_y, config.aux_weight)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()  # one pass: weight gradient and input gradient
-                    delta[:len(x)] = (d + config.eps * d.grad.sign()).clamp(
-                        -config.eps, config.eps).detach()
-                else:
-                    loss = _loss(model, x, y, aux_y, config.aux_weight)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                opt.step()
+                losses.append(_step(model, opt, x, y, {k: v[idx] for k, v in aux_tr.items()},
+                                    config, delta if batches == "free" else None))
                 sched.step()
-                losses.append(loss.item())
                 step += 1
                 if progress:
                     progress(step, total, f"training {config.defense}")
@@ -242,15 +273,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, class_names: tuple[
                 "history": history, "step": step, "seconds": time.perf_counter() - t0})
     train_s = time.perf_counter() - t0
     model.freeze()
-    x_ho, y_ho = x_all[ho].to(device), y_all[ho].to(device)
     report = {"config": asdict(config), "train_seconds": round(train_s, 2),
               "aux": {k: int(v.max()) + 1 for k, v in (aux or {}).items()},
               "epochs_run": epochs, "augment": augment, "optimizer_steps": total,
-              "loss_per_epoch": history,
-              "holdout_images": int(len(ho)),
-              "clean_accuracy": accuracy(model, x_ho, y_ho),
-              "robust_accuracy": robust_accuracy(model, x_ho, y_ho, config.eps,
-                                                 config.eval_steps, config.seed),
-              "robustness_check": f"untargeted PGD-{config.eval_steps}, eps {config.eps * 255:g}/255, "
-                                  "step eps/4, random start"}
+              "loss_per_epoch": history, "holdout_images": int(len(ho)),
+              **holdout_scores(model, x_all[ho].to(device), y_all[ho].to(device), config)}
     return model, report

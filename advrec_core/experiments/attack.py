@@ -191,6 +191,84 @@ def source_items(ds: Dataset, source: str, limit: int | None, described: str = "
     return items[:limit] if limit else items
 
 
+@dataclass
+class _Attacked:
+    """What the attack produced, gathered over the photo-size streams (stream order)."""
+    rows: list[int] = field(default_factory=list)  # each output row's index into the items
+    outs: list = field(default_factory=list)  # AttackOutput per stream
+    frames: list[pd.DataFrame] = field(default_factory=list)  # metric rows per stream
+    maps: dict[str, list[np.ndarray]] = field(default_factory=dict)  # name -> per stream
+    unavailable: dict[str, str] = field(default_factory=dict)  # metric -> why not computed
+    uploads: list[np.ndarray] = field(default_factory=list)  # (H, W, 3) uint8 per row
+
+    def order(self) -> np.ndarray:
+        return np.argsort(self.rows, kind="stable")  # back to the items' order
+
+
+def _attack_streams(job: AttackJob, attack, model, photos: list[np.ndarray], target: int,
+                    maps_at: tuple[int, int], lpips: list, device: torch.device,
+                    progress: Progress | None) -> _Attacked:
+    """Attack and measure `photos` ((H, W, 3) uint8 each), one batch stream per photo size
+    (most datasets: one); pixel maps of other sizes resampled to `maps_at`."""
+    got, n = _Attacked(), len(photos)
+    for shape in sorted({p.shape for p in photos}):
+        idx = [i for i, p in enumerate(photos) if p.shape == shape]
+        x = to_tensor([photos[i] for i in idx])
+        out = run_attack(attack, model, x, torch.full((len(idx),), target), job.batch_size,
+                         device, job.seed, upload=job.upload, precision=job.precision,
+                         progress=progress and _offset(progress, len(got.rows), n))
+        df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
+                                   out.success, out.fl_map, lpips)
+        df.insert(1, "success_upload", out.success_upload.numpy().astype(bool))
+        for name, m in extra["maps"].items():
+            if m.shape[1:] != tuple(maps_at) and name != "FLmap":  # photos of many sizes
+                m = torch.nn.functional.interpolate(torch.from_numpy(m)[:, None],
+                                                    size=tuple(maps_at), mode="area")[:, 0]
+            got.maps.setdefault(name, []).append(np.asarray(m, dtype=np.float32))
+        got.unavailable |= extra["unavailable"]
+        got.rows += idx
+        got.outs.append(out)
+        got.frames.append(df)
+        got.uploads += list(to_uint8(out.adv))
+    return got
+
+
+HEAD = ("item", "item_index", "pred_clean", "conf_clean", "pred_adv", "conf_adv")  # metrics.csv's
+# first columns (the metric columns follow)
+
+
+def _metrics_table(ds: Dataset, items: np.ndarray, class_names, got: _Attacked,
+                   order: np.ndarray) -> pd.DataFrame:
+    """metrics.csv: per item, the predictions and confidences before and after, then every
+    metric column, in the items' order."""
+    cat = {k: torch.cat([getattr(o, k) for o in got.outs])[order].numpy()
+           for k in ("pred_clean", "conf_clean", "pred_adv", "conf_adv")}
+    names = np.array(class_names, dtype=object)
+    head = pd.DataFrame({"item": ds.item_ids[items].astype(str), "item_index": items,
+                         "pred_clean": names[cat["pred_clean"]], "conf_clean": cat["conf_clean"],
+                         "pred_adv": names[cat["pred_adv"]], "conf_adv": cat["conf_adv"]})
+    df = pd.concat(got.frames, ignore_index=True).iloc[order].reset_index(drop=True)
+    return pd.concat([head, df], axis=1)
+
+
+def _save_arrays(folder: Path, items: np.ndarray, metrics: pd.DataFrame, got: _Attacked,
+                 order: np.ndarray) -> dict[str, np.ndarray]:
+    """The uploads (PNG), the features, the maps (float16) and metrics.csv into `folder`;
+    returns the maps in the items' order."""
+    (folder / "adv").mkdir()
+    for item_id, r in zip(metrics["item"], order):
+        Image.fromarray(got.uploads[r]).save(folder / "adv" / f"{item_id}.png", format="PNG")
+    np.save(folder / "items.npy", items)
+    for k in ("features_clean", "features_adv"):
+        np.save(folder / f"{k}.npy", torch.cat([getattr(o, k) for o in got.outs])[order].numpy())
+    (folder / "maps").mkdir()
+    maps = {name: np.concatenate(m)[order] for name, m in got.maps.items()}
+    for name, m in maps.items():
+        np.save(folder / "maps" / f"{name}.npy", np.clip(m, -F16_MAX, F16_MAX).astype(np.float16))
+    metrics.to_csv(folder / "metrics.csv", index=False)
+    return maps
+
+
 def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
                    device: str | torch.device = "auto",
                    progress: Progress | None = None) -> AttackResult:
@@ -206,61 +284,19 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
 
     def build(folder: Path) -> None:
         model, _ = load_extractor(job.extractor, ds.corpus, cache, device, progress)
-        size, n = model.input_size, len(items)
-        target = class_index(model.class_names, job.target)
+        size = model.input_size
         photos = ds.load_images(items)  # (H, W, 3) uint8 each, on the 8-bit grid
         if job.upload.at == "model":
             photos = [to_model_size(p, size) for p in photos]
         shapes = sorted({p.shape for p in photos})
         maps_at = shapes[0][:2] if len(shapes) == 1 else (size, size)
-        rows, outs, frames, maps, unavailable, uploads = [], [], [], {}, {}, []
         t0 = time.perf_counter()
-        for shape in shapes:  # one batch stream per photo size (most datasets: one)
-            idx = [i for i, p in enumerate(photos) if p.shape == shape]
-            x = to_tensor([photos[i] for i in idx])
-            out = run_attack(attack, model, x, torch.full((len(idx),), target), job.batch_size,
-                             device, job.seed, upload=job.upload, precision=job.precision,
-                             progress=progress and _offset(progress, len(rows), n))
-            df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
-                                       out.success, out.fl_map, lpips)
-            df.insert(1, "success_upload", out.success_upload.numpy().astype(bool))
-            for name, m in extra["maps"].items():
-                if m.shape[1:] != tuple(maps_at) and name != "FLmap":  # photos of many sizes
-                    m = torch.nn.functional.interpolate(torch.from_numpy(m)[:, None],
-                                                        size=tuple(maps_at), mode="area")[:, 0]
-                maps.setdefault(name, []).append(np.asarray(m, dtype=np.float32))
-            unavailable |= extra["unavailable"]
-            rows += idx
-            outs.append(out)
-            frames.append(df)
-            uploads += list(to_uint8(out.adv))
+        got = _attack_streams(job, attack, model, photos, class_index(model.class_names, job.target),
+                              maps_at, lpips, device, progress)
         seconds = time.perf_counter() - t0
-        order = np.argsort(rows, kind="stable")  # back to the items' order
-        cat = {k: torch.cat([getattr(o, k) for o in outs])[order]
-               for k in ("pred_clean", "conf_clean", "pred_adv", "conf_adv", "features_clean",
-                         "features_adv")}
-        df = pd.concat(frames, ignore_index=True).iloc[order].reset_index(drop=True)
-        names = np.array(model.class_names, dtype=object)
-        head = pd.DataFrame({"item": ds.item_ids[items].astype(str), "item_index": items,
-                             "pred_clean": names[cat["pred_clean"].numpy()],
-                             "conf_clean": cat["conf_clean"].numpy(),
-                             "pred_adv": names[cat["pred_adv"].numpy()],
-                             "conf_adv": cat["conf_adv"].numpy()})
-        metrics = pd.concat([head, df], axis=1)
-        (folder / "adv").mkdir()
-        for item_id, r in zip(head["item"], order):
-            Image.fromarray(uploads[r]).save(folder / "adv" / f"{item_id}.png", format="PNG")
-        np.save(folder / "items.npy", items)
-        np.save(folder / "features_clean.npy", cat["features_clean"].numpy())
-        np.save(folder / "features_adv.npy", cat["features_adv"].numpy())
-        (folder / "maps").mkdir()
-        maps = {name: np.concatenate(m)[order] for name, m in maps.items()}
-        for name, m in maps.items():
-            np.save(folder / "maps" / f"{name}.npy",
-                    np.clip(m, -F16_MAX, F16_MAX).astype(np.float16))
-        metrics.to_csv(folder / "metrics.csv", index=False)
-        heat_max = {name: float(_heat(name, m).max()) if m.size else 0.0
-                    for name, m in maps.items()}
+        order = got.order()
+        metrics = _metrics_table(ds, items, model.class_names, got, order)
+        maps = _save_arrays(folder, items, metrics, got, order)
         summary = {"source": job.source, "target": job.target, "attack": job.spec.label,
                    "categories": job.categories, "settings": repr(attack),
                    "extractor": job.extractor.label, "attack_at": job.upload.at,
@@ -268,8 +304,10 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
                    "photo_sizes": [f"{w}x{h}" for h, w, _ in shapes],
                    "maps_size": f"{maps_at[1]}x{maps_at[0]}",
                    "device": str(device), "attack_seconds": round(seconds, 3),
-                   "averages": summarize(df), "heat_max": heat_max,
-                   "unavailable": unavailable}
+                   "averages": summarize(metrics.drop(columns=list(HEAD))),
+                   "heat_max": {name: float(_heat(name, m).max()) if m.size else 0.0
+                                for name, m in maps.items()},
+                   "unavailable": got.unavailable}
         atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
 
     return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))

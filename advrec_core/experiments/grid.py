@@ -5,20 +5,22 @@ read-only cache, so it never starts work) and marks the rest missing. `paper_tab
 the paper's published Tables 1 and 2 (assets/paper_tables.csv) for side-by-side reference."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..attacks import AttackSpec, Upload
+from ..attacks import ATTACKS, AttackSpec
+from ..attacks.spec import own_settings
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES
-from ..errors import CategoryError
+from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig
 from ..metrics.registry import IMAGE_METRICS
-from ..recommenders import KS, RECOMMENDERS, RecConfig
+from ..recommenders import RECOMMENDERS, all_params
 from ..recommenders.evaluation import check_cutoffs
 from .attack import AttackJob, run_attack_job
 from .poison import PoisonJob, run_poison
@@ -36,66 +38,121 @@ def attack_title(label: str) -> str:
 
 @dataclass(frozen=True)
 class GridSpec:
-    source: str
-    target: str
-    attacks: tuple[str, ...] = PAPER_ATTACKS  # AttackSpec labels
+    """The paper's grid as a template and its axes: every cell is `template` (a PoisonJob:
+    the pair, the attack's settings, the recommender's, seeds, cut-offs) with its attack,
+    its extractor's defense and its recommender taken from the axes."""
+
+    template: PoisonJob
+    attacks: tuple[str, ...] = PAPER_ATTACKS  # AttackSpec labels (one parser: AttackSpec.parse)
     defenses: tuple[str, ...] = tuple(DEFENSES.available())
     models: tuple[str, ...] = VISUAL_MODELS
-    seeds: tuple[int, ...] = (0, 1, 2)
-    k: int = 20  # the K of the CHR@K shown (the paper's: 20)
-    ks: tuple[int, ...] = KS  # every cut-off each cell evaluates (k among them)
-    limit: int | None = None  # attack only the first N source images (None: all)
+    k: int = 20  # the K of the CHR@K shown (the paper's: 20); among template.ks
     cw_steps: int | None = None  # C&W iterations per search step (None: the paper's 1000;
     # the whole demo grid takes about 7 min with them on 2 CPU cores, benchmarks/grid.py)
-    rec: RecConfig = field(default_factory=RecConfig)
-    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)  # defense set per cell
-    categories: str = "predicted"  # item category: each cell's extractor's prediction | "true"
-    feature_scale: str = "clean"  # PoisonJob.feature_scale of every cell
-    upload: Upload = field(default_factory=Upload)  # every attack's upload channel
-    attack_precision: str = "fp32"  # every attack's search arithmetic (AttackJob.precision)
     weights: tuple[tuple[str, str], ...] = ()  # resnet50: (defense, checkpoint file) pairs, e.g.
     # (("at", "imagenet_linf_4.pt"), ("free_at", "model_best.pth.tar")); a defense without
-    # one uses torchvision's ImageNet weights. Empty: every defense uses extractor.weights
-
-    def extractor_for(self, defense: str) -> ExtractorConfig:
-        """The cell extractor of `defense`, with its own checkpoint where one is given."""
-        weights = dict(self.weights).get(defense) if self.weights else self.extractor.weights
-        return replace(self.extractor, defense=defense, weights=weights)
+    # one uses torchvision's ImageNet weights. Empty: every defense uses the template's
+    attack_settings: tuple[tuple[str, Any], ...] = ()  # attacks' own settings, by name: each
+    # row takes those its attack has (C&W's lr, a new attack's momentum ...)
+    rec_params: tuple[tuple[str, Any], ...] = ()  # recommenders' own hyperparameters, by name:
+    # each model takes those it has (VBPR's visual_factors, AMR's adv_eps ...)
 
     def __post_init__(self):
         for a in self.attacks:
             AttackSpec.parse(a)  # a clear error before any work
+        known = {s for name in ATTACKS.available() for s in own_settings(name)}
+        for name, _ in self.attack_settings:
+            if name not in known:
+                raise AdvRecError(f"no attack has the setting {name!r}; settings: "
+                                  f"{', '.join(sorted(known))}")
+        for name, _ in self.rec_params:
+            if name not in all_params():
+                raise AdvRecError(f"no recommender has the hyperparameter {name!r}; theirs: "
+                                  f"{', '.join(sorted(all_params()))}")
         for d in self.defenses:
             DEFENSES.get(d)
         for m in self.models:
             RECOMMENDERS.get(m)
 
+    @classmethod
+    def of(cls, source: str, target: str, **settings) -> "GridSpec":
+        """The grid of the pair (`source`, `target`). Each of `settings` goes where its name
+        is declared: a field of AttackJob (limit, extractor, categories, upload, precision,
+        ...) or of PoisonJob (rec, seeds, ks, feature_scale) into the template, a field of
+        the grid (attacks, defenses, models, k, cw_steps, weights) onto its axes."""
+        def take(config: type, exclude: tuple[str, ...] = ()) -> dict:
+            return {f.name: settings.pop(f.name) for f in fields(config)
+                    if f.name in settings and f.name not in exclude}
+
+        attack = AttackJob(source, target, **take(AttackJob, ("source", "target")))
+        grid = cls(PoisonJob(attack, **take(PoisonJob, ("attack",))), **take(cls, ("template",)))
+        if settings:
+            raise AdvRecError(f"unknown grid setting(s): {', '.join(settings)}")
+        return grid
+
+    @property
+    def source(self) -> str:
+        return self.template.attack.source
+
+    @property
+    def target(self) -> str:
+        return self.template.attack.target
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return self.template.seeds
+
+    @property
+    def ks(self) -> tuple[int, ...]:
+        return self.template.ks
+
+    @property
+    def categories(self) -> str:
+        return self.template.attack.categories
+
+    def extractor_for(self, defense: str) -> ExtractorConfig:
+        """The cell extractor of `defense`, with its own checkpoint where one is given."""
+        return cell_extractor(self.template.attack.extractor, self.weights, defense)
+
     def attack_job(self, attack: str, defense: str) -> AttackJob:
-        spec = AttackSpec.parse(attack)
+        spec = AttackSpec.parse(attack).with_settings(self.attack_settings)
         if spec.eps is None and self.cw_steps is not None:  # the L2 attack: C&W
             spec = replace(spec, steps=self.cw_steps)
-        return AttackJob(self.source, self.target, spec, self.extractor_for(defense),
-                         limit=self.limit, categories=self.categories, upload=self.upload,
-                         precision=self.attack_precision)
+        return replace(self.template.attack, spec=spec, extractor=self.extractor_for(defense))
 
     def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
-        return PoisonJob(self.attack_job(attack, defense), replace(self.rec, model=model),
-                         self.seeds, self.ks, self.feature_scale)
+        own = {f.name for f in fields(RECOMMENDERS.get(model).Params)}
+        return replace(self.template, attack=self.attack_job(attack, defense),
+                       rec=replace(self.template.rec, model=model,
+                                   params=tuple(p for p in self.rec_params if p[0] in own)))
 
     def fitted(self, n_items: int) -> "GridSpec":
         """The grid for a catalog of `n_items`: cut-offs above it dropped (said by the
         caller); refused, before any work, when the shown K itself does not fit."""
         check_cutoffs((self.k,), n_items)
-        return replace(self, ks=tuple(k for k in self.ks if k <= n_items))
+        ks = tuple(k for k in self.ks if k <= n_items)
+        return replace(self, template=replace(self.template, ks=ks))
 
     def cells(self) -> list[tuple[str, str, str]]:
         """(attack, defense, model) of every cell, in table order."""
         return [(a, d, m) for m in self.models for a in self.attacks for d in self.defenses]
 
+    def jobs(self) -> list[PoisonJob]:
+        """Every cell's job, in table order (a plan of them is the whole grid)."""
+        return [self.cell(a, d, m) for a, d, m in self.cells()]
+
     def missing(self, table: pd.DataFrame) -> list[tuple[str, PoisonJob]]:
         """(title, job) of every cell `grid_table` marks as not computed, in table order."""
         rows = table.loc[~table["computed"], ["attack", "defense", "model"]]
         return [(cell_title(a, d, m), self.cell(a, d, m)) for a, d, m in rows.itertuples(False)]
+
+
+def cell_extractor(extractor: ExtractorConfig, weights: tuple[tuple[str, str], ...],
+                   defense: str) -> ExtractorConfig:
+    """`extractor` for `defense`: its checkpoint from `weights` where one is given (and none
+    where `weights` names others), else `extractor.weights`."""
+    chosen = dict(weights).get(defense) if weights else extractor.weights
+    return replace(extractor, defense=defense, weights=chosen)
 
 
 def computed_pairs(ds: Dataset, cache: Cache | None = None) -> list[tuple[str, str]]:

@@ -31,9 +31,8 @@ from ..extractors import ExtractorConfig, class_names, resolve_class
 from ..progress import Progress
 from ..recommenders import KS, RECOMMENDERS, Member, RankingData, RecConfig, evaluate, fit_recommenders
 from ..recommenders.evaluation import ACCURACY, check_cutoffs
-from .attack import AttackJob, AttackResult, run_attack_job, source_items
+from .attack import AttackJob, AttackResult, source_items
 from .categories import categorize, describe
-from .extract import ExtractJob, extract_features
 
 TRAINER_VERSION = 6  # bump when training or evaluation code changes what a config produces
 
@@ -293,12 +292,13 @@ def poison_inputs(given: Dataset, job: PoisonJob, cache: Cache, device: torch.de
                   progress: Progress | None = None, attack: bool = True) -> PoisonInputs:
     """The categories, source items and clean features of `job` (and its attack, unless
     `attack` is False: the clean runs do not need it)."""
+    from .steps import FeaturesJob, fetch  # the steps a cell reads, as its plan names them
+
     a = job.attack
-    ds = categorize(given, a.extractor, a.categories, cache, device, progress)
+    ds, features = fetch(given, FeaturesJob(a.extractor, a.categories), cache, device, progress)
     focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))  # validates
-    clean = extract_features(ds, ExtractJob(a.extractor), cache, device, progress).features
-    attacked = run_attack_job(given, a, cache, device, progress) if attack else None
-    return PoisonInputs(ds, focus, ds.category_code(a.source), clean, attacked)
+    attacked = fetch(given, a, cache, device, progress) if attack else None
+    return PoisonInputs(ds, focus, ds.category_code(a.source), features.features, attacked)
 
 
 def poison_runs(given: Dataset, job: PoisonJob, phase: str, cache: Cache | None = None,

@@ -21,12 +21,40 @@ from ..models import WeightsUnavailable
 from ..progress import Progress
 from .attack import run_attack_job, source_items
 from .categories import categorize, describe
-from .grid import PAPER_ATTACKS, GridSpec
+from .grid import PAPER_ATTACKS, GridSpec, cell_extractor
 from .poison import choose_pair
 
 REGIME_ATTACKS = tuple(a for a in PAPER_ATTACKS if AttackSpec.parse(a).eps is not None)
 SLOW_ATTACKS = tuple(a for a in PAPER_ATTACKS if a not in REGIME_ATTACKS)  # C&W, with --cw
 ROBUST_EPS, ROBUST_STEPS = 4 / 255, 10  # the robustness check reported as pgd4_acc
+_ROBUST = {"clean_acc": (0.45, 0.80), "pgd4_acc": (0.15, 0.50), "pgd-8": (0.02, 0.50)}
+DEMO_RANGES = {  # the real regime's anchors the demo CNNs must sit inside (issue 11): ImageNet
+    # ResNet50 and the robust checkpoints' accuracies, the paper's Table 2 success rates
+    "traditional": {"clean_acc": (0.70, 0.92), "pgd4_acc": (0.0, 0.05), "pgd-4": (0.70, 1.0),
+                    "pgd-8": (0.95, 1.0)},
+    "at": _ROBUST, "free_at": _ROBUST}
+MIN_MARGIN = 0.05  # how far inside its range each measured anchor of a shipped CNN must be
+# (a figure within it of an edge is a knife edge: another machine's rounding can cross it)
+
+
+def range_checks(result: dict, ranges: dict = DEMO_RANGES) -> list[dict]:
+    """Per defense and anchor of `ranges` in a `regime` result: {"defense", "field", "value",
+    "low", "high", "inside", "margin"}. The margin is the distance to the nearer edge that
+    can be crossed (0% and 100% are the scale's own ends, not edges; None: neither can);
+    an unavailable value is not inside."""
+    rows = []
+    for defense, fields in ranges.items():
+        row = result["defenses"].get(defense)
+        if row is None:
+            continue
+        for name, (low, high) in fields.items():
+            value = row["sr"].get(name) if name in row["sr"] else row.get(name)
+            inside = value is not None and low <= value <= high
+            edges = ([value - low] if low > 0 else []) + ([high - value] if high < 1 else [])
+            rows.append({"defense": defense, "field": name, "value": value, "low": low,
+                         "high": high, "inside": inside,
+                         "margin": min(edges) if value is not None and edges else None})
+    return rows
 
 
 def regime(ds: Dataset, defenses: tuple[str, ...] | None = None,
@@ -47,12 +75,11 @@ def regime(ds: Dataset, defenses: tuple[str, ...] | None = None,
         raise AdvRecError(f"name at least one defense: {', '.join(DEFENSES.available())}")
     for d in defenses:
         DEFENSES.get(d)  # unknown names list the known ones
-    spec = GridSpec("", "", attacks=REGIME_ATTACKS + (SLOW_ATTACKS if cw else ()),
-                    defenses=tuple(defenses), limit=limit, cw_steps=cw_steps,
-                    extractor=extractor, categories=categories, weights=weights)
-    source, target = choose_pair(ds, spec.extractor_for(TRADITIONAL.name), categories,
-                                 source, target, cache, device, progress)
-    spec = replace(spec, source=source, target=target)
+    source, target = choose_pair(ds, cell_extractor(extractor, weights, TRADITIONAL.name),
+                                 categories, source, target, cache, device, progress)
+    spec = GridSpec.of(source, target, attacks=REGIME_ATTACKS + (SLOW_ATTACKS if cw else ()),
+                       defenses=tuple(defenses), limit=limit, cw_steps=cw_steps,
+                       extractor=extractor, categories=categories, weights=weights)
     return {"dataset": ds.name, "source": source, "target": target, "categories": categories,
             "defenses": {d: _defense_row(ds, spec, d, cache, device, progress)
                          for d in defenses}}

@@ -1,45 +1,71 @@
-"""The grid's work as a graph of steps, and the backends that run it.
+"""All long work as plans of typed steps, run by one runner (`run_plan`) on one of two backends.
 
-extractor -> features (and the categories they predict) -> attack -> the recommender runs of
-a phase (clean: shared by every attack; poisoned: per attack), every seed trained together
--> cell. A step is a pipeline function over the cache: running it computes whatever of it is
-missing, and running it through a read-only cache says whether it is done. So the cache
-stays the source of truth: a step already cached is never submitted, and a grid killed
-half-way resumes where it stopped.
+A step is a frozen job config: `ExtractorConfig` (the extractor), `FeaturesJob` (features and
+the categories they predict), `AttackJob`, `RunsJob` (one phase's recommender runs of a cell,
+every seed trained together) and `PoisonJob` (a cell). `STEPS` says, per job type, what it
+needs (`inputs`: the pipeline's dependencies, written here once), how it runs, its title and
+the resources it asks of a Ray node. `plan(*jobs)` is the graph of those jobs and everything
+they need, each once, inputs first: a single attack is a three-step plan, the paper's grid
+a plan of a few dozen. Running a step computes whatever of it is missing, and running it
+through a read-only cache says whether it is done, so the cache stays the source of truth: a
+step already cached is never submitted, and a plan killed half-way resumes where it stopped.
 
 Backends (one interface, `run(steps, ds, cache, device, progress, quiet) -> Outcome`):
 
-* `InProcess` (default): the steps one after another in this process, as before.
-* `RayBackend`: every step a Ray task with its declared resources (`Resources`; GPUs only
-  where the cluster has some), submitted as soon as its inputs are done; Ray retries a task
-  whose worker died. Workers either *ship* (default: no shared file system) - each gets the
-  cache entries of the steps it depends on, computes in its own cache (its node's
-  ADVREC_CACHE), and returns the entries its result is made of, which the driver adds to
-  its cache whole (verified, renamed into place) - or share one cache folder
-  (`shared=True`: ADVREC_CACHE on storage every node mounts at the same path)."""
+* `InProcess` (default): the steps one after another in this process.
+* `RayBackend`: every step a Ray task with its declared resources (GPUs only where the
+  cluster has some), submitted as soon as its inputs are done; Ray retries a task whose
+  worker died. Workers either *ship* (default: no shared file system) - each gets the cache
+  entries of the steps it depends on, computes in its own cache (its node's ADVREC_CACHE),
+  and returns the entries its result is made of, which the driver adds to its cache whole
+  (verified, renamed into place) - or share one cache folder (`shared=True`).
+
+The CLI's commands, the app's pages (through the job runner) and Ray workers all run plans
+this way; `backend_for()` picks Ray where ADVREC_RAY_ADDRESS says so."""
 from __future__ import annotations
 
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-import torch
-
-from ..cache import MANIFEST, Cache, NotCached
+from ..attacks import AttackSpec
+from ..cache import Cache, NotCached
 from ..config import stable_hash
 from ..data.dataset import Dataset
-from ..errors import CategoryError
+from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, load_extractor
-from ..jobs import connect_ray
+from ..jobs import RAY_ADDRESS_ENV, connect_ray
 from ..progress import Progress
 from ..registry import Registry
-from .attack import run_attack_job
-from .categories import categorize
+from .attack import AttackJob, run_attack_job
+from .categories import categorize, check_mode
 from .extract import ExtractJob, extract_features
-from .grid import GridSpec
-from .poison import poison_runs, run_poison
+from .poison import PHASES, PoisonJob, poison_runs, run_poison
+from .ray_backend import RayBackend
 
-GiB = 1 << 30
+
+@dataclass(frozen=True)
+class FeaturesJob:
+    """Every item's features and predicted class under an extractor, and the categories
+    (`categories`: the prediction | the dataset's) CHR@K and the attacked items use."""
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+    categories: str = "predicted"
+
+    def __post_init__(self):
+        check_mode(self.categories)
+
+
+@dataclass(frozen=True)
+class RunsJob:
+    """One phase's recommender runs of a cell ("clean": shared by every attack of the cell's
+    extractor; "poisoned": the cell's own), every seed trained together."""
+    cell: PoisonJob
+    phase: str
+
+    def __post_init__(self):
+        if self.phase not in PHASES:
+            raise AdvRecError(f"phase must be one of {', '.join(PHASES)}, not {self.phase!r}")
 
 
 @dataclass(frozen=True)
@@ -53,56 +79,91 @@ class Resources:
 @dataclass(frozen=True)
 class StepKind:
     name: str
+    job_type: type
+    inputs: Callable[[Any], tuple]  # job -> the jobs whose results it reads
     run: Callable[[Dataset, Any, Cache, Any, Progress | None], Any]  # (ds, job, cache, device, progress)
     title: Callable[[Any], str]
     resources: Resources
     remote: bool = True  # False: cheap, done by the driver itself
 
 
-STEP_KINDS: Registry[StepKind] = Registry("grid step")
+STEPS: Registry[StepKind] = Registry("step")
 
 
 def _register(kind: StepKind) -> None:
-    STEP_KINDS.register(kind.name)(kind)
+    STEPS.register(kind.name)(kind)
 
 
-def _extractor(ds, job: ExtractorConfig, cache, device, progress):
-    load_extractor(job, ds.corpus, cache, device, progress)
+def features_of(job: AttackJob) -> FeaturesJob:
+    return FeaturesJob(job.extractor, job.categories)
 
 
-def _features(ds, job: tuple[ExtractorConfig, str], cache, device, progress):
-    extractor, categories = job
-    extract_features(ds, ExtractJob(extractor), cache, device, progress)
-    categorize(ds, extractor, categories, cache, device, progress)
+def clean_cell(cell: PoisonJob) -> PoisonJob:
+    """The cell whose clean runs stand for every cell that differs only in its attack's spec
+    (the clean runs do not read the attack): one step for all of them."""
+    return replace(cell, attack=replace(cell.attack, spec=AttackSpec()))
 
 
-def _runs(ds, job, cache, device, progress):
-    poison_job, phase = job
-    poison_runs(ds, poison_job, phase, cache, device, progress)
+def _runs_inputs(job: RunsJob) -> tuple:
+    features = features_of(job.cell.attack)
+    return (features,) if job.phase == "clean" else (features, job.cell.attack)
 
 
-_register(StepKind("extractor", _extractor, lambda j: f"extractor {j.arch}/{j.defense}",
-                   Resources(1, 1.0, 4)))
-_register(StepKind("features", _features, lambda j: f"features {j[0].arch}/{j[0].defense}",
-                   Resources(1, 0.5, 2)))
-_register(StepKind("attack", lambda ds, j, c, d, p: run_attack_job(ds, j, c, d, p),
-                   lambda j: f"attack {j.spec.label} {j.extractor.defense}", Resources(1, 1.0, 4)))
-_register(StepKind("runs", _runs, lambda j: f"{j[1]} runs {j[0].rec.model} "
-                   f"{j[0].attack.extractor.defense}" + (f" {j[0].attack.spec.label}"
-                                                         if j[1] == "poisoned" else ""),
-                   Resources(1, 0.25, 3)))
-_register(StepKind("cell", lambda ds, j, c, d, p: run_poison(ds, j, c, d, p),
-                   lambda j: f"cell {j.rec.model} {j.attack.spec.label} {j.attack.extractor.defense}",
-                   Resources(0.1, 0.0, 0.5), remote=False))
+def _run_features(ds, job: FeaturesJob, cache, device, progress):
+    features = extract_features(ds, ExtractJob(job.extractor), cache, device, progress)
+    return categorize(ds, job.extractor, job.categories, cache, device, progress), features
+
+
+for _kind in (
+        StepKind("extractor", ExtractorConfig, lambda j: (),
+                 lambda ds, j, c, d, p: load_extractor(j, ds.corpus, c, d, p),
+                 lambda j: f"extractor {j.arch}/{j.defense}", Resources(1, 1.0, 4)),
+        StepKind("features", FeaturesJob, lambda j: (j.extractor,), _run_features,
+                 lambda j: f"features {j.extractor.arch}/{j.extractor.defense}",
+                 Resources(1, 0.5, 2)),
+        StepKind("attack", AttackJob, lambda j: (j.extractor,) + (
+                     (features_of(j),) if j.categories == "predicted" else ()),
+                 lambda ds, j, c, d, p: run_attack_job(ds, j, c, d, p),
+                 lambda j: f"attack {j.spec.label} {j.extractor.defense}", Resources(1, 1.0, 4)),
+        StepKind("runs", RunsJob, _runs_inputs,
+                 lambda ds, j, c, d, p: poison_runs(ds, j.cell, j.phase, c, d, p),
+                 lambda j: f"{j.phase} runs {j.cell.rec.model} {j.cell.attack.extractor.defense}"
+                 + (f" {j.cell.attack.spec.label}" if j.phase == "poisoned" else ""),
+                 Resources(1, 0.25, 3)),
+        StepKind("cell", PoisonJob,  # the attack first: its result is shown before the runs'
+                 lambda j: (j.attack, RunsJob(clean_cell(j), "clean"), RunsJob(j, "poisoned")),
+                 lambda ds, j, c, d, p: run_poison(ds, j, c, d, p),
+                 lambda j: f"cell {j.rec.model} {j.attack.spec.label} {j.attack.extractor.defense}",
+                 Resources(0.1, 0.0, 0.5), remote=False)):
+    _register(_kind)
+
+
+def kind_of(job: Any) -> StepKind:
+    for _, kind in STEPS.items():
+        if type(job) is kind.job_type:
+            return kind
+    raise AdvRecError(f"{type(job).__name__} is not a step; steps: "
+                      f"{', '.join(k.job_type.__name__ for _, k in STEPS.items())}")
+
+
+def fetch(ds: Dataset, job: Any, cache: Cache, device: Any = "auto",
+          progress: Progress | None = None) -> Any:
+    """The result of step `job` (computed where missing; NotCached through a read-only
+    cache): what a step reads of its inputs."""
+    return kind_of(job).run(ds, job, cache, device, progress)
+
 
 DONE, TODO, SKIPPED, RUNNING = "done", "todo", "skipped", "running"
 
 
 @dataclass(frozen=True)
 class Step:
-    kind: str  # STEP_KINDS name
-    job: Any  # what the kind's function takes
+    job: Any  # a typed job: ExtractorConfig, FeaturesJob, AttackJob, RunsJob, PoisonJob
     deps: tuple[str, ...] = ()  # keys of the steps whose results it reads
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.job).name
 
     @property
     def key(self) -> str:
@@ -110,11 +171,11 @@ class Step:
 
     @property
     def title(self) -> str:
-        return STEP_KINDS.get(self.kind).title(self.job)
+        return kind_of(self.job).title(self.job)
 
     def run(self, ds: Dataset, cache: Cache, device: Any = "auto",
-            progress: Progress | None = None) -> None:
-        STEP_KINDS.get(self.kind).run(ds, self.job, cache, device, progress)
+            progress: Progress | None = None) -> Any:
+        return fetch(ds, self.job, cache, device, progress)
 
     def status(self, ds: Dataset, cache: Cache) -> tuple[str, str]:
         """(DONE | TODO | SKIPPED, why skipped) from the cache alone, starting nothing."""
@@ -133,27 +194,19 @@ class Step:
         return rec.seen
 
 
-def grid_steps(spec: GridSpec) -> list[Step]:
-    """Every step of the grid's cells, each once, inputs before the steps that read them."""
+def plan(*jobs: Any) -> list[Step]:
+    """The steps of `jobs` and of everything they need (`StepKind.inputs`), each once, every
+    step after its inputs."""
     steps: dict[str, Step] = {}
 
-    def add(step: Step) -> str:
+    def add(job: Any) -> str:
+        deps = tuple(add(j) for j in kind_of(job).inputs(job))
+        step = Step(job, deps)
         steps.setdefault(step.key, step)
         return step.key
 
-    for d in spec.defenses:
-        ext = spec.extractor_for(d)
-        e = add(Step("extractor", ext))
-        f = add(Step("features", (ext, spec.categories), (e,)))
-        for m in spec.models:
-            # the clean runs do not depend on the attack: one canonical job for all attacks
-            clean_job = spec.cell(spec.attacks[0], d, m)
-            clean = add(Step("runs", (clean_job, "clean"), (f,)))
-            for a in spec.attacks:
-                at = add(Step("attack", spec.attack_job(a, d), (f,)))
-                job = spec.cell(a, d, m)
-                poisoned = add(Step("runs", (job, "poisoned"), (f, at)))
-                add(Step("cell", job, (clean, poisoned)))
+    for job in jobs:
+        add(job)
     return list(steps.values())
 
 
@@ -174,7 +227,7 @@ class Outcome:
 
     @property
     def seconds_by_kind(self) -> dict[str, float]:
-        """STEP_KINDS name -> seconds spent computing steps of that kind."""
+        """STEPS name -> seconds spent computing steps of that kind."""
         out: dict[str, float] = {}
         for step, sec in self.timed:
             out[step.kind] = out.get(step.kind, 0.0) + sec
@@ -182,21 +235,30 @@ class Outcome:
 
 
 class StepProgress:
-    """tqdm over the steps to compute (the CLI): how many are finished, how many `active`
-    (running here; on Ray: submitted, running or queued there) and how many wait for
-    their inputs."""
+    """Progress over the steps to compute: a tqdm bar of the steps (the CLI, unless quiet),
+    and each step's own progress handed to the caller's `progress` with the step named
+    ("step 2/5 · attack pgd-8 at: attacking"): the CLI's per-activity bars, the app job's
+    line."""
 
-    def __init__(self, total: int, disable: bool = False, active: str = "running"):
+    def __init__(self, total: int, disable: bool = False, active: str = "running",
+                 progress: Progress | None = None):
         from tqdm.auto import tqdm
 
-        self.active = active
-        self.bar = tqdm(total=total, desc="grid steps", unit="step", disable=disable,
+        self.active, self.total, self.progress = active, total, progress
+        self.bar = tqdm(total=total, desc="steps", unit="step", disable=disable,
                         dynamic_ncols=True)
 
     def update(self, finished: int, active: int, waiting: int, last: str = "") -> None:
         self.bar.n = finished
         self.bar.set_postfix_str(f"{self.active} {active}, waiting {waiting}" +
                                  (f", last: {last}" if last else ""), refresh=True)
+
+    def within(self, finished: int, title: str) -> Progress | None:
+        """The progress callback of the step `title` running as number `finished` + 1."""
+        if self.progress is None:
+            return None
+        name = f"step {finished + 1}/{self.total} · {title}"
+        return lambda done, total, desc: self.progress(done, total, f"{name}: {desc}")
 
     def close(self) -> None:
         self.bar.close()
@@ -247,150 +309,38 @@ class InProcess:
         t0 = time.perf_counter()
         status, out = _statuses(steps, ds, cache)
         todo = [s for s in steps if status[s.key] == TODO]
-        bar = StepProgress(len(todo), quiet)
+        bar = StepProgress(len(todo), quiet, progress=progress)
         for n, s in enumerate(todo):
             if not _input_skipped(s, status, out):
                 bar.update(n, 1, len(todo) - n - 1, s.title)
-                _compute_here(s, ds, cache, device, progress, status, out)
+                _compute_here(s, ds, cache, device, bar.within(n, s.title), status, out)
         bar.update(len(todo), 0, 0)
         bar.close()
         out.seconds = time.perf_counter() - t0
         return out
 
 
-def execute_step(step: Step, dataset: str, device: str, ship: bool, threads: int,
-                 *bundles: bytes) -> tuple[str, str, bytes | None, float]:
-    """A Ray worker's part: add the shipped entries to this node's cache, compute the step,
-    and return (DONE | SKIPPED, why, the entries its result is made of when shipping,
-    seconds computing it)."""
-    from ..data.loaders import load_dataset
-
-    torch.set_num_threads(max(1, threads))
-    cache = Cache.default()
-    cache.gc()  # build folders a killed worker left here
-    known = set()
-    for b in bundles:
-        cache.import_entries(b)
-        known.update(_names(b))
-    ds = load_dataset(dataset, cache=cache)
-    t0 = time.perf_counter()
-    try:
-        step.run(ds, cache, device)
-    except CategoryError as e:
-        return SKIPPED, str(e), None, 0.0
-    seconds = time.perf_counter() - t0
-    if not ship:
-        return DONE, "", None, seconds
-    new = [f for f in step.entries(ds, cache)
-           if f"{f.parent.name}/{f.name}" not in known]
-    return DONE, "", Cache.export_entries(new) if new else None, seconds
+def backend_for(ray: str | None = None, shared: bool = False):
+    """The backend a plan runs on: Ray at `ray` (else at $ADVREC_RAY_ADDRESS where set),
+    otherwise this process."""
+    address = ray or os.environ.get(RAY_ADDRESS_ENV) or None
+    return InProcess() if address is None else RayBackend(address, shared)
 
 
-def _names(bundle: bytes) -> set[str]:
-    import io
-    import tarfile
-
-    with tarfile.open(fileobj=io.BytesIO(bundle)) as tar:
-        return {"/".join(p.split("/")[:2]) for p in tar.getnames()}
-
-
-class RayBackend:
-    """Every step a Ray task, submitted as soon as its inputs are done."""
-
-    def __init__(self, address: str = "auto", shared: bool = False, dataset: str = "demo",
-                 max_retries: int = 3):
-        self.address, self.shared, self.dataset = address, shared, dataset
-        self.max_retries = max_retries
-
-    def run(self, steps: list[Step], ds: Dataset, cache: Cache, device: Any = "auto",
-            progress: Progress | None = None, quiet: bool = False) -> Outcome:
-        ray = connect_ray(self.address)
-        t0 = time.perf_counter()
-        status, out = _statuses(steps, ds, cache)
-        by_key = {s.key: s for s in steps}
-        gpu = ray.cluster_resources().get("GPU", 0) > 0
-        task = ray.remote(execute_step)
-        bundles: dict[str, Any] = {}  # step key -> ObjectRef of its entries (shipping)
-        if not self.shared and (ds.root / MANIFEST).is_file():  # a dataset that is a cache
-            bundles["dataset"] = ray.put(Cache.export_entries([ds.root]))  # entry: the demo
-
-        def ancestors(key: str) -> list[str]:
-            seen, stack = [], list(by_key[key].deps)
-            while stack:
-                k = stack.pop()
-                if k not in seen:
-                    seen.append(k)
-                    stack.extend(by_key[k].deps)
-            return seen
-
-        def bundle_of(key: str):
-            if key not in bundles:  # a step done before this run: its entries from our cache
-                entries = by_key[key].entries(ds, cache)
-                bundles[key] = ray.put(Cache.export_entries(entries)) if entries else None
-            return bundles[key]
-
-        todo = [s for s in steps if status[s.key] == TODO]
-        bar = StepProgress(len(todo), quiet, active="on Ray")
-        running: dict[Any, Step] = {}
-        finished = 0
-        while finished < len(todo):
-            for s in todo:
-                if status[s.key] != TODO or any(status[d] in (TODO, RUNNING) for d in s.deps):
-                    continue
-                kind = STEP_KINDS.get(s.kind)
-                if _input_skipped(s, status, out):
-                    finished += 1
-                    continue
-                if not kind.remote:  # cheap: the driver reads it from its cache
-                    _compute_here(s, ds, cache, device, progress, status, out)
-                    finished += 1
-                    continue
-                refs = [] if self.shared else [
-                    r for r in [bundles.get("dataset")] + [bundle_of(k) for k in ancestors(s.key)]
-                    if r is not None]
-                res = kind.resources
-                ref = task.options(num_cpus=res.cpus, num_gpus=res.gpus if gpu else 0,
-                                   memory=int(res.memory_gib * GiB), max_retries=self.max_retries,
-                                   name=f"advrec {s.title}").remote(
-                    s, self.dataset, str(device or "auto"), not self.shared,
-                    max(1, int(res.cpus)), *refs)
-                running[ref] = s
-                status[s.key] = RUNNING
-            waiting = sum(status[s.key] == TODO for s in todo)
-            bar.update(finished, len(running), waiting)
-            if not running:
-                if waiting:
-                    raise RuntimeError("grid steps wait for inputs that nothing computes")
-                continue
-            ready, _ = ray.wait(list(running), num_returns=1)
-            for ref in ready:
-                s = running.pop(ref)
-                state, why, entries, seconds = ray.get(ref)
-                if state == DONE:
-                    out.timed.append((s, seconds))
-                if entries is not None:
-                    cache.import_entries(entries)
-                if not self.shared:  # what its dependents get (None: all from its inputs)
-                    bundles[s.key] = None if entries is None else ray.put(entries)
-                status[s.key] = state
-                if state == SKIPPED:
-                    out.skipped[s.title] = why
-                finished += 1
-                bar.update(finished, len(running), waiting, s.title)
-        bar.close()
-        out.seconds = time.perf_counter() - t0
-        return out
-
-
-def run_grid(ds: Dataset, spec: GridSpec, cache: Cache | None = None, device: Any = "auto",
+def run_plan(jobs: list, ds: Dataset, cache: Cache | None = None, device: Any = "auto",
              progress: Progress | None = None, ray: str | None = None, shared: bool = False,
-             dataset: str = "demo", quiet: bool = False) -> Outcome:
-    """Compute every missing step of `spec`'s grid: in this process, or on Ray (`ray`: an
-    address, see `connect_ray`)."""
+             quiet: bool = True) -> Outcome:
+    """Compute every missing step of the plan of `jobs` (`plan`): in this process, or on Ray
+    (`ray`, else $ADVREC_RAY_ADDRESS: an address `connect_ray` takes), whose workers load
+    the dataset by its own spec (`Dataset.spec`: the same folder and reading settings)."""
     cache = cache or Cache.default()
-    backend = InProcess() if ray is None else RayBackend(ray, shared, dataset)
-    return backend.run(grid_steps(spec), ds, cache, device, progress, quiet)
+    return backend_for(ray, shared).run(plan(*jobs), ds, cache, device, progress, quiet)
 
 
-__all__ = ["STEP_KINDS", "Step", "Resources", "grid_steps", "InProcess", "RayBackend",
-           "run_grid", "execute_step", "Outcome"]
+def check_ray(address: str) -> None:
+    """A wrong Ray address, in one line, before any work."""
+    connect_ray(address)
+
+
+__all__ = ["STEPS", "Step", "Resources", "FeaturesJob", "RunsJob", "plan", "fetch",
+           "InProcess", "RayBackend", "backend_for", "run_plan", "Outcome"]

@@ -16,8 +16,9 @@ import numpy as np
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES, TRADITIONAL
-from ..errors import AdvRecError, CategoryError
-from ..extractors import ExtractorConfig
+from ..demo_weights import shipped_for
+from ..errors import CategoryError
+from ..extractors import ExtractorConfig, extractor_fingerprint
 from ..metrics.registry import IMAGE_METRICS
 from ..recommenders import RECOMMENDERS
 from ..study.analysis import wilson  # the 95% Wilson interval, as the study reports it
@@ -28,9 +29,13 @@ from .poison import PoisonJob, PoisonResult, choose_pair, run_poison
 log = logging.getLogger(__name__)
 STORY_CELLS = (("pgd-8", "traditional", "vbpr"), ("pgd-8", "at", "vbpr"))  # (attack,
 # defense, model): the paper's default attack, undefended vs adversarially trained
-REFERENCE = ("for reference, the whole demo story took 5 min 14 s on a 2-core CPU "
-             "(2026-11-26; 4 min 26 s of it training the AT extractor)")
-STEP_OF = {"attack": "an attack", "rec": "a recommender run"}  # what `estimate` times
+REFERENCE = "the reference run's (2 CPU cores, 2026-12-06)"
+REFERENCE_SECONDS = {"extractor": 240.0, "extractor (shipped)": 1.0, "features": 10.0,
+                     "attack": 10.0, "rec": 10.0}  # per entry, measured: see `estimate`
+_ENTRY_OF = {  # a plan step's kind -> (the cache entries it builds, how many)
+    "extractor": lambda job: ("extractor", 1), "features": lambda job: ("features", 1),
+    "attack": lambda job: ("attack", 1), "runs": lambda job: ("rec", len(job.cell.seeds)),
+    "cell": lambda job: ("cell", 0)}  # assembled from the runs: no time of its own
 
 
 @dataclass
@@ -55,6 +60,11 @@ class Story:
     attacks_missing: int = 0  # of the missing cells, those whose attack is not computed either
     spec: GridSpec | None = None
 
+    @property
+    def complete(self) -> bool:
+        """Every story cell that can be computed is (the pair is known, nothing missing)."""
+        return self.spec is not None and not self.missing
+
 
 def story_spec(ds: Dataset, cache: Cache | None = None, device: str = "auto",
                progress=None) -> GridSpec | None:
@@ -66,11 +76,11 @@ def story_spec(ds: Dataset, cache: Cache | None = None, device: str = "auto",
     found = computed_attacks(ds, cache)
     if found:
         job = found[0][0]
-        return GridSpec(job.source, job.target, categories=job.categories, limit=job.limit,
-                        extractor=job.extractor, upload=job.upload)
+        return GridSpec.of(job.source, job.target, categories=job.categories, limit=job.limit,
+                           extractor=job.extractor, upload=job.upload)
     try:
-        return GridSpec(*choose_pair(ds, ExtractorConfig(), cache=cache, device=device,
-                                     progress=progress))
+        return GridSpec.of(*choose_pair(ds, ExtractorConfig(), cache=cache, device=device,
+                                        progress=progress))
     except NotCached:
         return None
     except CategoryError:  # the dataset has no pair: a computing caller is told why
@@ -174,46 +184,63 @@ def _pair(ds, attack: AttackResult) -> tuple[np.ndarray, np.ndarray]:
     return attack.image_pair(ds, int(ok[0]) if len(ok) else 0)
 
 
-def estimate(cache: Cache | None, missing: list[tuple[str, PoisonJob]],
-             attacks: int | None = None) -> tuple[float | None, str]:
-    """(seconds, how it was estimated) for computing the `missing` cells on this machine,
-    `attacks` of them (default: all) without their attack, from the build times of the steps
-    this cache holds (median per step); None where a needed step has never run here (said in
-    the text)."""
-    cache = cache or Cache.default()
-    if not missing:
-        return 0.0, "nothing to compute"
-    need = {"attack": len(missing) if attacks is None else attacks,
-            "rec": sum(2 * len(job.seeds) for _, job in missing)}
-    seconds, unknown = 0.0, []
-    for step, count in need.items():
-        if not count:
-            continue
-        times = cache.build_seconds(step)
-        if times:
-            seconds += count * float(np.median(times))
+def estimate(ds: Dataset, cache: Cache | None = None) -> tuple[float, str]:
+    """(seconds, how) to compute what the story lacks on this machine: each missing step of
+    its plan (`story_jobs`) at this machine's median build time for that kind of step (the
+    cache's manifests), else at the reference run's (`REFERENCE_SECONDS`); an extractor that
+    ships with the package is only copied. Never 0 while something is missing."""
+    from .steps import plan
+
+    ro = (cache or Cache.default()).read_only()
+    known = story_spec(ds, ro)
+    spec = (known or GridSpec.of("?", "?")).fitted(ds.n_items)  # the plan's shape does not
+    # depend on the pair: before it is chosen, the pair's own steps are all missing
+    todo: dict[str, int] = {}
+    for step in plan(*(spec.cell(*cell) for cell in STORY_CELLS)):
+        if known is None and step.kind not in ("extractor", "features"):
+            missing = True
         else:
-            unknown.append(STEP_OF[step])
-    if unknown:
-        return None, (f"no estimate from this machine yet: it has not timed "
-                      f"{' or '.join(unknown)}; {REFERENCE}")
-    return seconds, (f"{len(missing)} cells: {need['attack']} attacks and {need['rec']} "
-                     f"recommender runs at this machine's median times so far (extractor "
-                     f"training not included)")
+            missing = step.status(ds, ro)[0] == "todo"
+        entry, count = _ENTRY_OF[step.kind](step.job)
+        if missing and count:
+            if entry == "extractor" and ds.corpus is not None and shipped_for(
+                    extractor_fingerprint(step.job, ds.corpus)):
+                entry = "extractor (shipped)"
+            todo[entry] = todo.get(entry, 0) + count
+    if not todo:
+        return 0.0, "nothing to compute"
+    seconds, local = 0.0, []
+    for entry, count in todo.items():
+        times = [] if entry == "extractor (shipped)" else ro.build_seconds(entry)
+        if times:
+            local.append(entry)
+        seconds += count * (float(np.median(times)) if times else REFERENCE_SECONDS[entry])
+    parts = ", ".join(f"{n} {e}" + ("" if n == 1 else " steps") for e, n in todo.items())
+    source = ("this machine's median times" if len(local) == len(todo) else
+              f"this machine's median times where it has them, else {REFERENCE}")
+    return seconds, f"{parts}; at {source}"
+
+
+def story_jobs(ds: Dataset, cache: Cache | None = None, device: str = "auto",
+               progress=None) -> list[PoisonJob]:
+    """The story's cells as jobs (a plan of them computes the story), choosing the pair
+    first where none is known."""
+    spec = story_spec(ds, cache, device, progress).fitted(ds.n_items)
+    return [spec.cell(*cell) for cell in STORY_CELLS]
 
 
 def compute_story(ds: Dataset, cache: Cache | None = None, device: str = "auto",
                   progress=None) -> Story:
-    """Compute every story cell (choosing the pair first where none is known); the story."""
+    """Compute every story cell (one plan; a cell that cannot be computed, e.g. no item
+    predicted as the source, is skipped and said in the log); the story."""
+    from .steps import run_plan
+
     cache = cache or Cache.default()
-    spec = story_spec(ds, cache, device, progress).fitted(ds.n_items)
-    for cell in STORY_CELLS:
-        try:
-            run_poison(ds, spec.cell(*cell), cache, device, progress)
-        except AdvRecError as e:  # e.g. no item predicted as the source, no AT weights
-            log.warning("story cell %s not computed: %s", cell_title(*cell), e)
+    out = run_plan(story_jobs(ds, cache, device, progress), ds, cache, device, progress)
+    for title, why in out.skipped.items():
+        log.warning("story step %s not computed: %s", title, why)
     return tell(ds, cache)
 
 
-__all__ = ["STORY_CELLS", "Finding", "Story", "tell", "story_spec", "estimate",
+__all__ = ["STORY_CELLS", "Finding", "Story", "tell", "story_spec", "story_jobs", "estimate",
            "compute_story", "wilson"]

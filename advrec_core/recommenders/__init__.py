@@ -5,22 +5,46 @@ and returns it; ``fit_recommenders`` trains several runs (seeds, feature sets) a
 batched model; ``evaluate`` ranks every item for every user."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..errors import AdvRecError
 from ..progress import Progress
 from ..registry import Registry
 from .evaluation import KS, RankingData, RankingReport, evaluate
 from .models import AMR, BPRMF, VBPR
 from .trainer import RecConfig, RowOptimizer, adversarial_delta, bpr_loss, bpr_step, train_bpr
 
-RECOMMENDERS: Registry = Registry("recommender")
+RECOMMENDERS: Registry = Registry("recommender")  # name -> model class (with its own `Params`)
 RECOMMENDERS.register("bprmf")(BPRMF)
 RECOMMENDERS.register("vbpr")(VBPR)
 RECOMMENDERS.register("amr")(AMR)
+
+
+def all_params() -> dict:
+    """{hyperparameter: (its field, the titles of the registered recommenders that have it)}:
+    what the CLI and the pages offer."""
+    out: dict = {}
+    for name in RECOMMENDERS.available():
+        model = RECOMMENDERS.get(name)
+        for f in fields(model.Params):
+            out.setdefault(f.name, (f, []))[1].append(model.title)
+    return out
+
+
+def model_params(model: str, values: dict):
+    """`model`'s own hyperparameters (its `Params`) filled from `values`; a name it does not
+    declare is refused in one line, naming the ones it does."""
+    params = RECOMMENDERS.get(model).Params
+    known = [f.name for f in fields(params)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise AdvRecError(f"{model} has no hyperparameter {', '.join(map(repr, unknown))}; "
+                          f"its own: {', '.join(known) or 'none'}")
+    return params(**values)
 
 
 def scale_features(features: np.ndarray, scale: float | None = None) -> torch.Tensor:
@@ -53,10 +77,11 @@ def fit_recommenders(config: RecConfig, data: RankingData, train_users: torch.Te
             if key not in sets:
                 sets[key] = scale_features(m.features, m.scale)
             feature_of.append(list(sets).index(key))
+    own = asdict(config.hyper())  # the model's own hyperparameters
+    images = dict(features=list(sets.values()), feature_of=feature_of,
+                  precision=config.precision) if cls.uses_images else {}
     model = cls(data.n_users, data.n_items, factors=config.factors,
-                visual_factors=config.visual_factors, features=list(sets.values()),
-                feature_of=feature_of, biases=config.biases, precision=config.precision,
-                seeds=[m.seed for m in members]).to(device)
+                seeds=[m.seed for m in members], **images, **own).to(device)
     return model, train_bpr(model, train_users, train_items, config, progress, device)
 
 
@@ -71,6 +96,7 @@ def fit_recommender(config: RecConfig, data: RankingData, train_users: torch.Ten
     return model, history[0]
 
 
-__all__ = ["RECOMMENDERS", "RecConfig", "RankingData", "RankingReport", "evaluate", "KS",
+__all__ = ["RECOMMENDERS", "RecConfig", "model_params", "all_params", "RankingData",
+           "RankingReport", "evaluate", "KS",
            "fit_recommender", "fit_recommenders", "Member", "scale_features", "train_bpr",
            "bpr_step", "bpr_loss", "adversarial_delta", "RowOptimizer", "BPRMF", "VBPR", "AMR"]

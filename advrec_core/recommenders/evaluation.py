@@ -235,6 +235,41 @@ def check_cutoffs(ks: tuple[int, ...], n_items: int) -> None:
                           + (f" (e.g. --k {' '.join(map(str, fits))})" if fits else ""))
 
 
+class FocusRanks:
+    """The ranks of the `items` of interest (the attacked ones) summed over user batches:
+    their mean rank and the share of users with them in the top K, among the users who do
+    not have them in their training set."""
+
+    def __init__(self, items: np.ndarray | None, ks: tuple[int, ...]):
+        self.items = torch.as_tensor(items if items is not None else [], dtype=torch.long)
+        self.ks = ks
+        self.rank_sum = torch.zeros(len(self.items), dtype=torch.float64)
+        self.n = torch.zeros(len(self.items), dtype=torch.float64)
+        self.top = torch.zeros(len(ks), len(self.items), dtype=torch.float64)
+
+    def add(self, scores: torch.Tensor) -> None:
+        """scores (B, n_items), -inf on each user's training items."""
+        if not len(self.items):
+            return
+        rank = _ranks(scores, self.items)  # (B, F)
+        ok = torch.isfinite(scores[:, self.items])  # not in the user's training set
+        self.rank_sum += (rank * ok).sum(0).double()
+        self.n += ok.sum(0).double()
+        for a, k in enumerate(self.ks):
+            self.top[a] += ((rank < k) & ok).sum(0).double()
+
+    def frame(self) -> pd.DataFrame:
+        """item_index, mean_rank, users, in_top@K per K (NaN where no user could get it)."""
+        def share(total: torch.Tensor) -> np.ndarray:
+            return torch.where(self.n > 0, total / self.n.clamp(min=1), float("nan")).numpy()
+
+        ranks = pd.DataFrame({"item_index": self.items.numpy(), "mean_rank": share(self.rank_sum),
+                              "users": self.n.numpy().astype(int)})
+        for a, k in enumerate(self.ks):
+            ranks[f"in_top@{k}"] = share(self.top[a])
+        return ranks
+
+
 @torch.no_grad()
 def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData,
              ks: tuple[int, ...] = KS, focus_items: np.ndarray | None = None,
@@ -252,10 +287,7 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
         n_in = int((data.item_category == ncdcg_category).sum())
         metrics += [NCDCG(k, ncdcg_category, n_in) for k in ks]
     sums: dict[str, torch.Tensor] = {}
-    focus = torch.as_tensor(focus_items if focus_items is not None else [], dtype=torch.long)
-    rank_sum = torch.zeros(len(focus), dtype=torch.float64)
-    rank_n = torch.zeros(len(focus), dtype=torch.float64)
-    top_n = torch.zeros(len(ks), len(focus), dtype=torch.float64)
+    focus = FocusRanks(focus_items, ks)
     n_test = 0
     lists = []
     cat_of = torch.cat([torch.where(data.item_category < 0, n_cat, data.item_category),
@@ -287,13 +319,7 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
                 continue
             v = m.per_user(batch).double().sum(0)
             sums[m.label] = sums[m.label] + v if m.label in sums else v
-        if len(focus):
-            rank = _ranks(scores, focus)  # (B, F)
-            ok = torch.isfinite(scores[:, focus])  # the item is not in the user's training set
-            rank_sum += (rank * ok).sum(0).double()
-            rank_n += ok.sum(0).double()
-            for a, k in enumerate(ks):
-                top_n[a] += ((rank < k) & ok).sum(0).double()
+        focus.add(scores)
 
     def mean(m: ListMetric) -> torch.Tensor:
         total = sums.get(m.label, torch.zeros((), dtype=torch.float64))
@@ -308,12 +334,5 @@ def evaluate(user_vecs: torch.Tensor, item_vecs: torch.Tensor, data: RankingData
     if not (data.item_category < 0).any():
         chr_df = chr_df.drop(index=UNKNOWN)
     ncdcg = {m.label: float(mean(m)) for m in metrics if isinstance(m, NCDCG)}
-    ranks = pd.DataFrame({"item_index": focus.numpy(),
-                          "mean_rank": torch.where(rank_n > 0, rank_sum / rank_n.clamp(min=1),
-                                                   float("nan")).numpy(),
-                          "users": rank_n.numpy().astype(int)})
-    for a, k in enumerate(ks):
-        ranks[f"in_top@{k}"] = torch.where(rank_n > 0, top_n[a] / rank_n.clamp(min=1),
-                                           float("nan")).numpy()
-    return RankingReport(accuracy, chr_df, ncdcg, ranks, data.n_users, n_test,
+    return RankingReport(accuracy, chr_df, ncdcg, focus.frame(), data.n_users, n_test,
                          torch.cat(lists).numpy() if return_topk else None)

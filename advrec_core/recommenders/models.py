@@ -28,14 +28,14 @@ backward `pair_grads`; `forward` is the same computation for autograd, and the t
 the two gradients agree."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16")  # bf16: features stored and projected in bfloat16, fp32 accumulate
+from ..device import PRECISIONS
 
 
 def member_mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -64,13 +64,37 @@ class Pairs:
     proj: torch.Tensor | None = None  # (M, B, k' [+ 1]) E (f_i - f_j), fp32
 
 
+@dataclass(frozen=True)
+class BPRMFParams:
+    """BPR-MF's own hyperparameters: none beyond the trainer's (RecConfig)."""
+
+
+@dataclass(frozen=True)
+class VBPRParams:
+    """VBPR's own hyperparameters (RecConfig.params)."""
+    visual_factors: int = field(default=64, metadata={"help": "rho_u size, rows of E"})
+    biases: bool = field(default=False, metadata={
+        "help": "add beta_i + beta' f_i (not in eq. 2; benchmark parity)"})
+
+
+@dataclass(frozen=True)
+class AMRParams(VBPRParams):
+    """AMR's own hyperparameters: VBPR's and its adversarial term's (reference defaults)."""
+    adv_eps: float = field(default=1.0, metadata={"help": "||delta|| per item"})
+    adv_reg: float = field(default=0.1, metadata={
+        "help": "lambda of the adversarial term"})
+    adv_start: float = field(default=0.5, metadata={
+        "help": "share of epochs trained as plain VBPR first"})
+
+
 class BPRMF(nn.Module):
     title = "BPR-MF"
     uses_images = False  # a control: the same lists whatever the images
     adversarial = False  # AMR sets True: the trainer adds the adversarial feature term
+    Params = BPRMFParams  # its own hyperparameters: RecConfig.params fill them by name
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, init_std: float = 0.01,
-                 seeds: Sequence[int] = (0,), **_: object):
+                 seeds: Sequence[int] = (0,)):
         super().__init__()
         self.k, self.n_users, self.n_items = factors, n_users, n_items
         self.seeds = tuple(int(s) for s in seeds)
@@ -159,12 +183,12 @@ class BPRMF(nn.Module):
 class VBPR(BPRMF):
     title = "VBPR"
     uses_images = True
+    Params = VBPRParams
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
                  features: torch.Tensor | Sequence[torch.Tensor] | None = None,
                  init_std: float = 0.01, biases: bool = False, precision: str = "fp32",
-                 seeds: Sequence[int] = (0,), feature_of: Sequence[int] | None = None,
-                 **_: object):
+                 seeds: Sequence[int] = (0,), feature_of: Sequence[int] | None = None):
         """features: one (n_items, D) tensor for every member, or F of them with
         `feature_of` (M,) naming each member's set."""
         super().__init__(n_users, n_items, factors, init_std, seeds)
@@ -280,3 +304,9 @@ class VBPR(BPRMF):
 class AMR(VBPR):
     title = "AMR"
     adversarial = True
+    Params = AMRParams
+
+    def __init__(self, *args, adv_eps: float = 1.0, adv_reg: float = 0.1, adv_start: float = 0.5,
+                 **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adv_eps, self.adv_reg, self.adv_start = adv_eps, adv_reg, adv_start

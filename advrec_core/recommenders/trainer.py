@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,20 +26,24 @@ from .sampling import NegativeSampler
 
 @dataclass(frozen=True)
 class RecConfig:
-    model: str = "vbpr"  # registry name: bprmf | vbpr | amr
-    factors: int = 64  # p_u, q_i size (the reference code's default)
-    visual_factors: int = 64  # rho_u size, rows of E
-    epochs: int = 60  # tuned on the demo catalog (see the issue note)
+    """How a recommender is trained: the trainer's settings here, the model's own
+    hyperparameters (its `Params`: VBPR's visual_factors and biases, AMR's adversarial term)
+    in `params`, by name, kept in one canonical form (sorted, defaults left out) so that
+    one model's one setting has one cache key."""
+
+    model: str = field(default="vbpr", metadata={"help": "the recommender",
+                                                 "choices": "recommenders"})
+    factors: int = field(default=64, metadata={"help": "latent factors (p_u, q_i size)"})
+    epochs: int = field(default=60, metadata={"help": "recommender epochs", "flag": "rec-epochs"})
     batch_size: int = 512  # the reference code's default
     optimizer: str = "adam"  # "adam" (lazy on embedding rows) | "adagrad" (reference)
-    lr: float = 1e-3
-    reg: float = 1e-2  # lambda of eq. 1, on the parameters a batch touches (per triplet)
-    biases: bool = False  # VBPR/AMR: add beta_i + beta' f_i (not in eq. 2; benchmark parity)
-    precision: str = "fp32"  # "bf16": features and their projections in bfloat16 (fast on
-    #                          CPUs with AVX512-BF16/AMX); parameters and updates stay fp32
-    adv_eps: float = 1.0  # AMR: ||delta|| per item (reference default)
-    adv_reg: float = 0.1  # AMR: lambda of the adversarial term (reference default)
-    adv_start: float = 0.5  # AMR: share of epochs trained as plain VBPR first
+    lr: float = field(default=1e-3, metadata={"help": "recommender learning rate"})
+    reg: float = field(default=1e-2, metadata={"help": "L2 regularisation (lambda of eq. 1)"})
+    precision: str = field(default="fp32", metadata={
+        "help": "VBPR/AMR feature arithmetic: fp32, or bf16 (1.6-1.8x faster training with "
+                "2048-d features on a CPU with AVX512-BF16); parameters and updates stay fp32",
+        "choices": "rec_precisions"})
+    params: tuple[tuple[str, Any], ...] = ()  # the model's own hyperparameters, by name
     seed: int = 0
 
     def __post_init__(self):
@@ -46,6 +51,36 @@ class RecConfig:
             raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, not {self.optimizer!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, not {self.precision!r}")
+        from . import model_params  # the registry: filled when the package is imported
+
+        defaults = model_params(self.model, {})
+        given = dict(self.params)
+        values = model_params(self.model, given)  # unknown names: one clear error
+        canonical = tuple(sorted((k, getattr(values, k)) for k in given
+                                 if getattr(values, k) != getattr(defaults, k)))
+        object.__setattr__(self, "params", canonical)
+
+    @classmethod
+    def of(cls, model: str = "vbpr", **settings) -> "RecConfig":
+        """A RecConfig with each setting where its name is declared: the trainer's here, the
+        model's own (VBPR's visual_factors, AMR's adv_eps ...) in `params`."""
+        own = {f.name for f in fields(cls)} - {"params"}
+        return cls(model=model, **{k: v for k, v in settings.items() if k in own},
+                   params=tuple((k, v) for k, v in settings.items() if k not in own))
+
+    def for_model(self, model: str) -> "RecConfig":
+        """This config for `model`: the hyperparameters it declares, the others left out
+        (a grid's template names those of every model it trains)."""
+        from . import RECOMMENDERS
+
+        names = {f.name for f in fields(RECOMMENDERS.get(model).Params)}
+        return replace(self, model=model, params=tuple(p for p in self.params if p[0] in names))
+
+    def hyper(self):
+        """The model's own hyperparameters, its `Params` filled from `params`."""
+        from . import model_params
+
+        return model_params(self.model, dict(self.params))
 
 
 OPTIMIZERS = ("adam", "adagrad")
@@ -151,13 +186,13 @@ def bpr_step(model: BPRMF, u, i, j, config: RecConfig, adversarial: bool = False
     grads = model.pair_grads(ctx, g, config.reg / B)
     loss = -rowwise(F.logsigmoid, x).mean(1)
     if adversarial:
-        d_i, d_j = adversarial_delta(model, ctx, g, config.adv_eps)
+        d_i, d_j = adversarial_delta(model, ctx, g, model.adv_eps)
         diff = ctx.diff + (d_i - d_j).to(ctx.diff.dtype)  # (f_i + delta_i) - (f_j + delta_j)
         x_adv, ctx_adv = model.pair_scores(u, i, j, diff)
-        g_adv = rowwise(torch.sigmoid, -x_adv).mul_(-config.adv_reg / B)
+        g_adv = rowwise(torch.sigmoid, -x_adv).mul_(-model.adv_reg / B)
         for name, (_, grad) in model.pair_grads(ctx_adv, g_adv, 0.0).items():
             grads[name][1].add_(grad)
-        loss = loss - config.adv_reg * rowwise(F.logsigmoid, x_adv).mean(1)
+        loss = loss - model.adv_reg * rowwise(F.logsigmoid, x_adv).mean(1)
     return loss + config.reg / B * model.penalty(ctx), grads
 
 
@@ -171,7 +206,7 @@ def train_bpr(model: BPRMF, users: torch.Tensor, items: torch.Tensor, config: Re
     n, bs, seeds = len(users), config.batch_size, model.seeds
     gens = {s: torch.Generator().manual_seed(s) for s in dict.fromkeys(seeds)}
     per_epoch = math.ceil(n / bs)
-    adv_from = int(config.epochs * config.adv_start) if model.adversarial else config.epochs
+    adv_from = int(config.epochs * model.adv_start) if model.adversarial else config.epochs
     history, t0 = [], time.perf_counter()
     model.train()
     with torch.no_grad():

@@ -132,105 +132,108 @@ async def _json(request: Request) -> dict:
     return data
 
 
-def participant_routes(url: str | None = None, enrolments: RateLimit | None = None) -> list:
-    """The routes, on the study database at `url` ($ADVREC_STUDY_DB by default)."""
-    db_cache: list = []
-    enrolments = enrolments or RateLimit(30, 600.0)
+class ParticipantEndpoints:
+    """The participants' HTTP endpoints, on the study database at `url` ($ADVREC_STUDY_DB by
+    default); consents rate-limited per client by `enrolments`."""
 
-    def db():
-        if not db_cache:
-            db_cache.append(session_factory(url))
-        return db_cache[0]
+    def __init__(self, url: str | None = None, enrolments: RateLimit | None = None):
+        self.url, self._db = url, None
+        self.enrolments = enrolments or RateLimit(30, 600.0)
 
-    def open_link(request: Request) -> Response:
+    def db(self):
+        if self._db is None:
+            self._db = session_factory(self.url)
+        return self._db
+
+    def open_link(self, request: Request) -> Response:
         query = dict(request.query_params)
         try:
             link = parse_link(query)
-            token = arrive(db(), link)
+            token = arrive(self.db(), link)
             if token is not None:  # the same Prolific session: resume
                 return _headers(RedirectResponse(f"/study/p/{token}", 303))
-            cfg = StudyConfig.of(open_study(db(), link.study_id))
+            cfg = StudyConfig.of(open_study(self.db(), link.study_id))
         except AdvRecError as e:
             return _headers(HTMLResponse(message_page(_line(e)), 404))
         return _headers(HTMLResponse(consent_page(cfg, query)))
 
-    async def enrol_route(request: Request) -> Response:
+    async def enrol_route(self, request: Request) -> Response:
         try:
             data = await _json(request)
             if data.pop("agree", None) is not True:
                 raise AdvRecError("please agree to take part first")
             link = parse_link({k: str(v) for k, v in data.items()})
-            if not enrolments.allow(client_address(request)):
+            if not self.enrolments.allow(client_address(request)):
                 log.warning("too many consents from %s", client_address(request))
                 return _error("too many new participants from this address: try again later",
                               429)
-            token = enrol(db(), link)
+            token = enrol(self.db(), link)
         except AdvRecError as e:
             return _error(_line(e), 403)
         return _headers(JSONResponse({"link": f"/study/p/{token}"}))
 
-    def personal(request: Request) -> Response:
+    def personal(self, request: Request) -> Response:
         try:
-            study, ann = resolve(db(), request.path_params["token"])
+            study, ann = resolve(self.db(), request.path_params["token"])
         except AdvRecError as e:
             return _headers(HTMLResponse(message_page(_line(e)), 404))
         if ann is None:
             return _headers(HTMLResponse(invite_page(StudyConfig.of(study))))
         return _headers(HTMLResponse(personal_page()))
 
-    def state(request: Request) -> Response:
+    def state(self, request: Request) -> Response:
         try:
-            study, ann = resolve(db(), request.path_params["token"])
+            study, ann = resolve(self.db(), request.path_params["token"])
         except AdvRecError as e:
             return _error(_line(e), 404)
-        return _headers(JSONResponse(view(db(), study, ann)))
+        return _headers(JSONResponse(view(self.db(), study, ann)))
 
-    async def accept(request: Request) -> Response:
+    async def accept(self, request: Request) -> Response:
         try:
             if (await _json(request)).get("agree") is not True:
                 raise AdvRecError("please agree to take part first")
             token = request.path_params["token"]
-            accept_invitation(db(), token)
+            accept_invitation(self.db(), token)
         except AdvRecError as e:
             return _error(_line(e), 403)
         return _headers(JSONResponse({"link": f"/study/p/{token}"}))
 
-    def image(request: Request) -> Response:
+    def image(self, request: Request) -> Response:
         try:
-            study, ann = resolve(db(), request.path_params["token"])
+            study, ann = resolve(self.db(), request.path_params["token"])
         except AdvRecError as e:
             return _error(_line(e), 404)
-        png = None if ann is None else showing_png(db(), study, ann,
+        png = None if ann is None else showing_png(self.db(), study, ann,
                                                     request.path_params["render"])
         if png is None:
             return _error("these images are not shown (again)", 410)
         return _headers(Response(png, media_type="image/png"))
 
-    async def answer_route(request: Request) -> Response:
+    async def answer_route(self, request: Request) -> Response:
         try:
             data = await _json(request)
-            study, ann = resolve(db(), request.path_params["token"])
+            study, ann = resolve(self.db(), request.path_params["token"])
             if ann is None:
                 raise AdvRecError("please agree to take part first")
-            answer(db(), study, ann, data.get("render"), str(data.get("response", "")),
+            answer(self.db(), study, ann, data.get("render"), str(data.get("response", "")),
                    data.get("confidence"), data.get("rt_ms"), data.get("exposure_ms"),
                    data.get("frames"), data.get("frame_ms"))
         except AdvRecError as e:
             return _error(_line(e), 409)
-        return _headers(JSONResponse(view(db(), study, ann)))
+        return _headers(JSONResponse(view(self.db(), study, ann)))
 
-    async def undo_route(request: Request) -> Response:
+    async def undo_route(self, request: Request) -> Response:
         try:
             await _json(request)
-            study, ann = resolve(db(), request.path_params["token"])
+            study, ann = resolve(self.db(), request.path_params["token"])
             if ann is None:
                 raise AdvRecError("please agree to take part first")
         except AdvRecError as e:
             return _error(_line(e), 409)
-        undo_last(db(), ann.id)
-        return _headers(JSONResponse(view(db(), study, ann)))
+        undo_last(self.db(), ann.id)
+        return _headers(JSONResponse(view(self.db(), study, ann)))
 
-    def static(request: Request) -> Response:
+    def static(self, request: Request) -> Response:
         name = request.path_params["name"]
         if name not in STATIC_FILES:  # a fixed set: nothing typed reaches the file system
             return _error("not found", 404)
@@ -238,17 +241,23 @@ def participant_routes(url: str | None = None, enrolments: RateLimit | None = No
         _headers(response).headers["Cache-Control"] = "no-cache"
         return response
 
-    return [
-        Route("/study", open_link, methods=["GET"]),
-        Route("/study/api/enrol", enrol_route, methods=["POST"]),
-        Route("/study/p/{token}", personal, methods=["GET"]),
-        Route("/study/api/p/{token}", state, methods=["GET"]),
-        Route("/study/api/p/{token}/consent", accept, methods=["POST"]),
-        Route("/study/api/p/{token}/image/{render}", image, methods=["GET"]),
-        Route("/study/api/p/{token}/answer", answer_route, methods=["POST"]),
-        Route("/study/api/p/{token}/undo", undo_route, methods=["POST"]),
-        Route("/study/static/{name}", static, methods=["GET"]),
-    ]
+    def routes(self) -> list:
+        return [
+            Route("/study", self.open_link, methods=["GET"]),
+            Route("/study/api/enrol", self.enrol_route, methods=["POST"]),
+            Route("/study/p/{token}", self.personal, methods=["GET"]),
+            Route("/study/api/p/{token}", self.state, methods=["GET"]),
+            Route("/study/api/p/{token}/consent", self.accept, methods=["POST"]),
+            Route("/study/api/p/{token}/image/{render}", self.image, methods=["GET"]),
+            Route("/study/api/p/{token}/answer", self.answer_route, methods=["POST"]),
+            Route("/study/api/p/{token}/undo", self.undo_route, methods=["POST"]),
+            Route("/study/static/{name}", self.static, methods=["GET"]),
+        ]
+
+
+def participant_routes(url: str | None = None, enrolments: RateLimit | None = None) -> list:
+    """The routes, on the study database at `url` ($ADVREC_STUDY_DB by default)."""
+    return ParticipantEndpoints(url, enrolments).routes()
 
 
 def participant_app(url: str | None = None, **kwargs) -> Starlette:
