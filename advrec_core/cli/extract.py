@@ -70,13 +70,14 @@ def train_demo_cnns(args: argparse.Namespace) -> int:
               f"{result['target']}):")
         for c in result["checks"]:
             value = "n/a" if c["value"] is None else f"{c['value']:.1%}"
-            margin = "-" if c["margin"] is None else f"{c['margin']:+.1%}"
+            margin = ("-" if c["margin"] is None else
+                      f"{c['margin']:.1%} ({c['margin_images']:.1f} of {c['n']} images)")
             print(f"  {c['defense']:12s} {c['field']:10s} {value:>7s}  range "
-                  f"{c['low']:.0%}-{c['high']:.0%}  margin {margin:>7s}  "
+                  f"{c['low']:.0%}-{c['high']:.0%}  margin {margin:>26s}  "
                   f"{'ok' if c['inside'] else 'OUTSIDE'}")
     if not result["accepted"]:
         print(f"not accepted: an anchor is outside its range or within "
-              f"{result['min_margin']:.0%} of an edge; do not commit these files",
+              f"{result['min_margin']} images of an edge; do not commit these files",
               file=sys.stderr)
         return 1
     return 0

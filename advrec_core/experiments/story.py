@@ -32,6 +32,10 @@ STORY_CELLS = (("pgd-8", "traditional", "vbpr"), ("pgd-8", "at", "vbpr"))  # (at
 REFERENCE = "the reference run's (2 CPU cores, 2026-12-06)"
 REFERENCE_SECONDS = {"extractor": 240.0, "extractor (shipped)": 1.0, "features": 10.0,
                      "attack": 10.0, "rec": 10.0}  # per entry, measured: see `estimate`
+_NAMES = {"extractor": ("CNN training", "CNN trainings"),  # (one, several) for `estimate`
+          "extractor (shipped)": ("shipped CNN copied", "shipped CNNs copied"),
+          "features": ("feature extraction", "feature extractions"),
+          "attack": ("attack", "attacks"), "rec": ("recommender run", "recommender runs")}
 _ENTRY_OF = {  # a plan step's kind -> (the cache entries it builds, how many)
     "extractor": lambda job: ("extractor", 1), "features": lambda job: ("features", 1),
     "attack": lambda job: ("attack", 1), "runs": lambda job: ("rec", len(job.cell.seeds)),
@@ -215,7 +219,7 @@ def estimate(ds: Dataset, cache: Cache | None = None) -> tuple[float, str]:
         if times:
             local.append(entry)
         seconds += count * (float(np.median(times)) if times else REFERENCE_SECONDS[entry])
-    parts = ", ".join(f"{n} {e}" + ("" if n == 1 else " steps") for e, n in todo.items())
+    parts = ", ".join(f"{n} {_NAMES[e][n != 1]}" for e, n in todo.items())
     source = ("this machine's median times" if len(local) == len(todo) else
               f"this machine's median times where it has them, else {REFERENCE}")
     return seconds, f"{parts}; at {source}"
