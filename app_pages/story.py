@@ -41,31 +41,36 @@ def _story(_ds, spec_key, generation: tuple):
     return tell(_ds), estimate(_ds)
 
 
-@st.fragment(run_every=2.0 if running or autostart else None)
-def findings() -> None:
-    """The findings the cache holds, redrawn as each result lands while the story runs."""
-    story, (seconds, how) = _story(ds, spec, Cache.default().generation())
-    st.subheader("What we found" + (f": {story.source} → {story.target}" if story.source else ""))
-    for finding in story.findings:
-        story_finding(finding)
-    if not story.findings:
-        st.info("The story's first finding appears here as soon as its attack is computed."
-                if running or autostart else
-                "None of the story's results is computed on this dataset yet.")
-    if seconds:
-        todo = [t for t, _ in story.missing] or ["choose the pair, then PGD (ε=8) on T and AT"]
-        st.markdown("**Still to compute:** " + "; ".join(todo))
-        st.caption(f"About {_duration(seconds)} left ({how})")
+@st.fragment(run_every=2.0)
+def _follow(seen: tuple) -> None:
+    """While the story computes: the whole page again as soon as a result lands (not on a
+    timer: redrawing the findings every few seconds, for every visitor, would slow the job)."""
+    if Cache.default().generation() != seen:
+        st.rerun()
 
 
 def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{max(seconds, 1):.0f} s"
 
 
-findings()
-if not _story(ds, spec, Cache.default().generation())[0].complete:
+generation = Cache.default().generation()  # changes when an entry is added (any process)
+story, (seconds, how) = _story(ds, spec, generation)
+st.subheader("What we found" + (f": {story.source} → {story.target}" if story.source else ""))
+for finding in story.findings:
+    story_finding(finding)
+if not story.findings:
+    st.info("The story's first finding appears here as soon as its attack is computed."
+            if running or autostart else
+            "None of the story's results is computed on this dataset yet.")
+if seconds:
+    todo = [t for t, _ in story.missing] or ["choose the pair, then PGD (ε=8) on T and AT"]
+    st.markdown("**Still to compute:** " + "; ".join(todo))
+    st.caption(f"About {_duration(seconds)} left ({how})")
+if not story.complete:
     job_panel(key, "The demo story", lambda progress: compute_story(ds, progress=progress),
               label="Compute the story", autostart=autostart, button_key="story_run")
+    if running:
+        _follow(generation)
 
 st.download_button("Download the report (HTML, one page, works offline)",
                    lambda: report_html(ds), file_name=f"advrec-report-{ds.name}.html",

@@ -60,11 +60,11 @@ def test_the_pages_take_them(toys, demo):
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.switch_page("app_pages/attack_lab.py").run()
+    at.radio(key="lab_categories").set_value("true").run()  # outside the form: first
     at.radio(key="lab_attack").set_value("toy")
     at.number_input(key="lab_set_density").set_value(0.25)
     at.number_input(key="lab_limit").set_value(3)
-    at.radio(key="lab_categories").set_value("true").run()
-    at.button(key="lab_run").click().run()
+    at.button(key="lab_run").click().run()  # the form's values go with its submit
     for job in runner().jobs():
         job.wait(600)
     at.run()

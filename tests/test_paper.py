@@ -59,7 +59,7 @@ def test_adversarial_training_raises_robust_accuracy(demo_dir):
     robust = {}
     for defense in DEFENSES.available():
         cfg = TrainConfig(defense=defense, epochs=2 if defense == "free_at" else 8,
-                          augment=True, batch_size=64, eval_steps=5, holdout=0.2)
+                          augment=True, batch_size=64, eval_steps=5, holdout=0.2, seed=0)
         report = train_classifier(images, y, ("a", "b"), cfg)[1]
         assert report["clean_accuracy"] > 0.7, (defense, report["clean_accuracy"])
         robust[defense] = report["robust_accuracy"]
