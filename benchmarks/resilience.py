@@ -78,26 +78,27 @@ def main(argv=None) -> int:
         wall, _ = finish(ref_cache, tmp / "reference.csv")
         reference = table(tmp / "reference.csv")
         print(f"uninterrupted: {wall:.1f} s, {int(reference['computed'].sum())}/"
-              f"{len(reference)} cells computed")
+              f"{len(reference)} cells computed", flush=True)
         for trial in range(1, args.trials + 1):
             cache = tmp / f"trial{trial}"
             Cache(cache).link_entries(home, ("demo",))
             at = rng.uniform(1.0, wall)
             proc = advrec(cache, *GRID)
             time.sleep(at)
-            state = held(cache)
+            state = held(cache) + (", already finished" if proc.poll() is not None else "")
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             again, _ = finish(cache, tmp / f"trial{trial}.csv")
             same = table(tmp / f"trial{trial}.csv").equals(reference)
             verify = advrec(cache, "cache", "verify").communicate()[0].strip().splitlines()[-1]
+            verify = verify.split(" under ")[0]
             left = [p.name for p in cache.glob("*/.tmp-*")] + [p.name for p in cache.glob("*/.ckpt-*")]
-            ok = same and verify.startswith("0 corrupt") and not left
+            ok = same and " 0 corrupt entries" in verify and not left
             failures += not ok
             print(f"trial {trial:2d}: killed at {at:5.1f} s ({state}); rerun {again:5.1f} s: "
                   f"{'same table' if same else 'TABLE DIFFERS'}, verify: {verify}, "
                   f"{len(left)} leftover folders{': ' + ', '.join(left) if left else ''} "
-                  f"-> {'ok' if ok else 'FAILED'}")
+                  f"-> {'ok' if ok else 'FAILED'}", flush=True)
     print(f"{args.trials - failures}/{args.trials} trials ended with the uninterrupted table, "
           f"a clean cache and nothing left behind")
     return 1 if failures else 0

@@ -53,7 +53,8 @@ def test_the_demo_story_starts_itself_with_an_honest_estimate(demo_dir, job_runn
         gate.set()
 
 
-def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick):
+def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick, job_runner,
+                                               monkeypatch):
     ds = load_dataset("demo")
     spec, res = computed_story_cell(ds, quick)
     story = tell(ds)
@@ -80,19 +81,17 @@ def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick
     out = tmp_path / "report.html"
     assert main(["--quiet", "report", "demo", "--out", str(out)]) == 0
     assert out.read_text().startswith("<!doctype html>") and "written" in capsys.readouterr().out
+    gate, submit = threading.Event(), job_runner.submit
+    monkeypatch.setattr(job_runner, "submit", lambda key, fn, title, device: submit(
+        key, lambda progress: gate.wait(120), title, device))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    gate.set()
     assert not at.exception
     texts = " ".join(m.value for m in at.markdown)
     assert f"CHR@20 {ch['clean']:.4f} → {ch['poisoned']:.4f}" in texts
     assert at.get("download_button")
-    job = runner().get(job_key("story", ds.spec))  # on the demo the story computes itself
-    assert job is not None and job.wait(600).state == "done", job and job.error
-    at.run()
-    assert not at.exception and "About" not in " ".join(c.value for c in at.caption)
-    kinds = [f.kind for f in tell(ds).findings]
-    assert kinds == ["attack", "perception", "impact", "defense", "impact"], kinds
-    assert tell(ds).complete
-    assert any("cut the success" in m.value for m in at.markdown)  # the AT finding, shown
+    job = runner().get(job_key("story", ds.spec))  # on the demo the rest computes itself
+    assert job is not None  # (held here; the tour test lets the story finish)
 
 
 REASON = why_no_browser()
