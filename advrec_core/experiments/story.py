@@ -63,7 +63,6 @@ class Story:
     target: str | None
     findings: list[Finding] = field(default_factory=list)
     missing: list[tuple[str, PoisonJob]] = field(default_factory=list)  # (title, job)
-    attacks_missing: int = 0  # of the missing cells, those whose attack is not computed either
     spec: GridSpec | None = None
 
     @property
@@ -123,9 +122,7 @@ def tell(ds: Dataset, cache: Cache | None = None) -> Story:
             continue
         try:  # the attack itself (computed whenever the cell is, and maybe alone)
             results[cell] = (run_attack_job(ds, job.attack, ro), poison)
-        except NotCached:
-            story.attacks_missing += 1
-        except CategoryError:
+        except (NotCached, CategoryError):  # not computed yet (said by `missing`)
             pass
     for cell, (attack, poison) in results.items():
         story.findings += _findings(ds, spec, cell, attack, poison, results)
