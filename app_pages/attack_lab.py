@@ -4,12 +4,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from advrec_core.attacks import ATTACKS, AttackSpec
+from advrec_core.attacks import ATTACKS, AttackSpec, Upload
 from advrec_core.attacks.spec import all_settings, own_settings
 from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.attack import AttackJob, run_attack_job
 from advrec_core.experiments.categories import CATEGORY_MODES
+from advrec_core.experiments.grid import PLATFORMS, platform_title
 from advrec_core.experiments.poison import pair_choices
 from advrec_core.extractors import EXTRACTORS, ExtractorConfig
 from advrec_core.metrics.perceptual import display_zoom
@@ -19,7 +20,7 @@ from ui.charts import show_pngs
 from ui.compare import compare_html
 from ui.data import ATTACK_JOB_KEY, category_mode, current_dataset
 from ui.jobs import result_or_plan
-from ui.results import attack_heatmaps, attack_tiles
+from ui.results import attack_heatmaps, attack_tiles, upload_flags
 from ui.settings import settings_widgets
 
 st.title("Attack Lab")
@@ -68,16 +69,27 @@ with st.form("attack_form"):
                               help="PGD: 10 steps of ε/6 from the clean image (the paper's); "
                                    "C&W: 1000 Adam steps per binary-search step (5 searches; "
                                    "about 5 s per image on 2 CPU cores); FGSM: one step")
-    limit = st.number_input("Images to attack (first N of the source category; 0 = all)",
-                            0, ds.n_items, start.limit or 0, key="lab_limit")
+    platform = c[3].selectbox(
+        "Platform defense", PLATFORMS, key="lab_platform", format_func=platform_title,
+        index=PLATFORMS.index(start.upload.channel) if start.upload.channel in PLATFORMS else 0,
+        help="What the platform does to every image before its CNN: nothing, JPEG "
+             "re-encoding (q75), feature squeezing (5-bit depth + 2x2 median), or a learned "
+             "denoiser (trained for this CNN on first use, about 2 min on 2 CPU cores)")
+    c = st.columns([1, 3])
+    adaptive = c[0].checkbox("Attacker plans for the defense", s0.adaptive, key="lab_adaptive",
+                             help="Adaptive attack: differentiates through the platform's "
+                                  "defense (a differentiable JPEG, straight-through squeezers, "
+                                  "the denoiser itself), averaging 8 draws per step (EOT)")
+    limit = c[1].number_input("Images to attack (first N of the source category; 0 = all)",
+                              0, ds.n_items, start.limit or 0, key="lab_limit")
     with st.expander("The attacks' own settings (each applies to the attacks named)"):
         own = settings_widgets(st, all_settings(), "lab_set", dict(s0.settings))
     submitted = st.form_submit_button("Run attack", type="primary", key="lab_run")
 
 chosen = AttackSpec.create(attack, eps, int(steps) or None, settings=tuple(
-    (k, v) for k, v in own.items() if k in own_settings(attack)))
+    (k, v) for k, v in own.items() if k in own_settings(attack)), adaptive=adaptive)
 job = AttackJob(source, target, chosen, ExtractorConfig(arch=arch, defense=defense),
-                limit=int(limit) or None, categories=mode)
+                limit=int(limit) or None, categories=mode, upload=Upload(channel=platform))
 if submitted or prev is None or prev == job:
     st.session_state[ATTACK_JOB_KEY] = job
 else:
@@ -88,7 +100,8 @@ if source == target:
 
 result = result_or_plan(
     run_attack_job, ds, job,
-    f"{job.spec.title} on {job.source} -> {job.target} ({job.extractor.label})", submitted,
+    f"{job.spec.title} on {job.source} -> {job.target} ({job.extractor.label}"
+    f"{', ' + job.upload.channel if not job.upload.lossless else ''})", submitted,
     "Not computed yet: press **Run attack**. The first run on a defense also trains its "
     "extractor (demo: about 30 s Traditional, 3 min AT).")
 
@@ -101,9 +114,10 @@ attack_tiles(summary)
 
 st.subheader("Image by image")
 rows = np.arange(len(m))
+flags = upload_flags(summary, m)
 pick = st.selectbox("Item", rows, key="lab_item", format_func=lambda r: (
     f"{m['item'].iloc[r]} · {'✔ fooled' if m['success'].iloc[r] else '✘ not fooled'} · "
-    f"FL {m['FL'].iloc[r]:.3g}"))
+    f"FL {m['FL'].iloc[r]:.3g}" + (" · ⚑ flagged" if flags[r] else "")))
 clean, adv = result.image_pair(ds, int(pick))
 c = st.columns([1, 1, 1])
 factor = c[0].select_slider("Zoom (nearest neighbour)", [1, 2, 3, 4, 6, 8],

@@ -9,8 +9,10 @@ from advrec_core.cache import Cache
 from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.grid import (
+    BEYOND_PAPER,
     NO_ATTACK,
     PAPER_ATTACKS,
+    PLATFORMS,
     VISUAL_MODELS,
     GridSpec,
     attack_title,
@@ -20,6 +22,7 @@ from advrec_core.experiments.grid import (
     grid_table,
     paper_rows,
     paper_tables,
+    platform_title,
     titled,
 )
 from advrec_core.experiments.poison import pair_choices, run_poison
@@ -50,6 +53,7 @@ start = st.selectbox("Pair", [choices.proposed, *[p for p in pairs if p != choic
                      format_func=lambda p: f"{p[0]} → {p[1]}" + (
                          " (proposed)" if p == choices.proposed else " (computed)"))
 source0, target0 = start
+ATTACK_CHOICES = [*PAPER_ATTACKS, *BEYOND_PAPER]
 with st.expander("Grid settings", expanded=False):
     c = st.columns(4)
     source = c[0].selectbox("Source", names, index=names.index(source0), key=f"grid_source_{start}")
@@ -58,8 +62,21 @@ with st.expander("Grid settings", expanded=False):
     cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000,
                                  CarliniWagnerL2.steps, step=10, key="grid_cw", help="1000 "
                                  "is the paper's (about 2.7 s per image on 2 CPU cores)")
+    c = st.columns(2)
+    attacks = c[0].multiselect(
+        "Attacks", ATTACK_CHOICES, PAPER_ATTACKS, format_func=attack_title, key="grid_attacks",
+        help="The paper's five, and beyond it: Liu & Larson's EXPA (towards the features of "
+             "the target's popular items) and INSA (raises a clean-trained VBPR's score), and "
+             "PGD that plans for the platform's defense (adaptive: BPDA + EOT)")
+    platforms = c[1].multiselect(
+        "Platform defenses", PLATFORMS, [PLATFORMS[0]], format_func=platform_title,
+        key="grid_platforms", help="What the platform does to every image before its CNN: "
+        "nothing, JPEG re-encoding at quality 75, feature squeezing (5-bit depth + 2x2 median) "
+        "or the learned denoiser (trained for each CNN on first use, about 2 min)")
 spec_grid = GridSpec.of(source, target, seeds=tuple(range(int(n_seeds))),  # cut-offs above
-                        cw_steps=int(cw_steps), categories=mode).fitted(ds.n_items)  # the catalog dropped
+                        cw_steps=int(cw_steps), categories=mode,  # the catalog dropped
+                        attacks=tuple(attacks) or PAPER_ATTACKS,
+                        platforms=tuple(platforms) or (PLATFORMS[0],)).fitted(ds.n_items)
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
@@ -107,13 +124,16 @@ with tab2:
 st.subheader("Run cells")
 missing = table[~table["computed"]]
 if len(missing):
-    c = st.columns(3)
+    c = st.columns(4)
     m = c[0].selectbox("Recommender", VISUAL_MODELS, key="grid_run_model",
                        format_func=lambda n: RECOMMENDERS.get(n).title)
-    a = c[1].selectbox("Attack", PAPER_ATTACKS, format_func=attack_title, key="grid_run_attack")
+    a = c[1].selectbox("Attack", spec_grid.attacks, format_func=attack_title,
+                       key="grid_run_attack")
     d = c[2].selectbox("Defense", DEFENSES.available(), key="grid_run_def",
                        format_func=lambda n: DEFENSES.get(n).title)
-    job = spec_grid.cell(a, d, m)
+    pl = c[3].selectbox("Platform defense", spec_grid.channels, key="grid_run_platform",
+                        format_func=platform_title)
+    job = spec_grid.cell(a, d, m, pl)
     try:
         done = cached(run_poison, ds, job) is not None
     except AdvRecError as e:  # e.g. this cell's extractor predicts no item as the source
@@ -122,7 +142,7 @@ if len(missing):
     if done:
         st.success("This cell is computed.")
     elif done is not None:
-        plan_panel(cell_title(a, d, m), ds, [job], label="Run this cell", button_key="grid_run")
+        plan_panel(cell_title(a, d, m, pl), ds, [job], label="Run this cell", button_key="grid_run")
     if st.button(f"Queue all {len(missing)} missing cells", key="grid_run_all"):
         submit_plan(f"{len(missing)} grid cells", ds, [cell for _, cell in spec_grid.missing(table)])
         st.rerun()
@@ -140,7 +160,11 @@ else:
 st.subheader("Tables")
 st.dataframe(titled(table), hide_index=True, key="grid_table", column_config={
     "relative": st.column_config.NumberColumn("relative change", format="percent"),
-    "SR": st.column_config.NumberColumn(format="percent")})
+    "SR": st.column_config.NumberColumn(format="percent"),
+    "flagged": st.column_config.NumberColumn(
+        "flagged", format="percent", help="Share of the attacked uploads the platform flags "
+        "(category check or feature squeezing), thresholds set for <= 1% false positives on "
+        "clean catalog images")})
 c = st.columns(2)
 c[0].download_button("Our grid (CSV)", table.to_csv(index=False), "advrec_grid.csv", "text/csv",
                      key="grid_csv")

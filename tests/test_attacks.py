@@ -94,7 +94,10 @@ def test_every_registered_attack_runs(setup, name):
     model, x, target = setup
     kwargs = {"steps": 5, "binary_search_steps": 1} if name == "cw" else {}
     attack = ATTACKS.create(name, **kwargs)
-    out = run_attack(attack, model, x[:4], target[:4])
+    head = getattr(attack, "head", "logits")  # EXPA: goal features; INSA: a score direction
+    goal = {"logits": None, "features": torch.zeros(4, model.feature_dim),
+            "score": torch.ones(model.feature_dim)}[head]
+    out = run_attack(attack, model, x[:4], target[:4], goal=goal)
     assert out.adv.shape == x[:4].shape and 0 <= out.adv.min() and out.adv.max() <= 1
 
 

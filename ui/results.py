@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from advrec_core.data.images import display_factor
+from advrec_core.defenses.detection import DETECTORS, detection_line, flagged_uploads
 from advrec_core.experiments.categories import MODE_NAMES
 from advrec_core.experiments.grid import LPIPS_MISSING, by_attack_defense, paper_rows, table2_panels
 from advrec_core.metrics import IMAGE_METRICS
@@ -17,11 +18,27 @@ from ui.charts import heatmap, show_pngs
 from ui.compare import heat_html
 
 
+def upload_flags(summary: dict, metrics: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: the uploads the platform flags (either detector), False for results made
+    before detection existed."""
+    if "detection" not in summary:
+        return np.zeros(len(metrics), bool)
+    return flagged_uploads(summary["detection"], {
+        d: metrics[f"detect_{d}"].to_numpy() for d in DETECTORS if f"detect_{d}" in metrics})
+
+
 def attack_tiles(summary: dict) -> None:
     """SR and every registered metric with a tile label, two rows of five; LPIPS missing in
-    one line with a "How to add LPIPS" expander."""
+    one line with a "How to add LPIPS" expander; what the platform flags."""
     avg = summary["averages"]
-    tiles = [("Success rate", f"{avg['SR']:.1%}", "share classified as the target")]
+    channel = summary.get("channel", "png")
+    tiles = [("Success rate", f"{avg['SR']:.1%}", "share classified as the target"
+              + ("" if channel == "png" else f", after the platform's {channel}"))]
+    either = summary.get("detection", {}).get("either")
+    if either:
+        tiles.append(("Flagged", f"{either['flagged']:.0%}", "share of the uploads the "
+                      "platform flags: category check or feature squeezing, thresholds set "
+                      f"on clean catalog images ({either['fpr']:.1%} of them flagged)"))
     tiles += [(mt.short, mt.format(avg[name]), mt.title) for name, mt in IMAGE_METRICS.items()
               if mt.short and np.isfinite(avg.get(name, np.nan))]
     for row in (tiles[:5], tiles[5:]):
@@ -30,6 +47,12 @@ def attack_tiles(summary: dict) -> None:
     st.caption(f"{avg['n']} images (categories {MODE_NAMES[summary.get('categories', 'true')]})"
                f" · attack took {summary['attack_seconds']:.1f} s on {summary['device']} · "
                f"{summary['settings']}")
+    if summary.get("objective"):
+        o = summary["objective"]
+        st.caption(f"{o['name']}: {o['clean']:.3g} clean → {o['attacked']:.3g} attacked "
+                   f"({summary.get('goal', '')})")
+    if "detection" in summary:
+        st.caption(detection_line(summary["detection"]))
     missing = summary.get("unavailable", {})
     if missing:
         st.caption(f"{', '.join(missing)}: unavailable here (needs ImageNet backbone weights); "

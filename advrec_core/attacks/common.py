@@ -17,6 +17,63 @@ from ..registry import Registry
 ATTACKS: Registry = Registry("attack")  # name -> attack class (settings only; called with
 # (model, x, labels, generator, judge) -> x_adv); each attack's module registers itself
 Attack = Callable[..., torch.Tensor]  # attack(model, x, labels, generator, judge) -> x_adv
+HEADS = ("logits", "features", "score")  # what an attack's network outputs (its `head`)
+
+
+class FeatureHead(nn.Module):
+    """A classifier's pooled features, (B, 3, H, W) in [0, 1] -> (B, D), or their dot product
+    with `w` (D,) -> (B,): what EXPA and INSA differentiate."""
+
+    def __init__(self, model: nn.Module, w: torch.Tensor | None = None):
+        super().__init__()
+        self.model = model
+        self.register_buffer("w", None if w is None else w.float())
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.model.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.model.forward_features(x)
+        return f if self.w is None else f @ self.w.to(f.dtype)
+
+
+def attacked_network(model: nn.Module, head: str, w: torch.Tensor | None = None) -> nn.Module:
+    """The network an attack with `head` differentiates: the classifier ("logits"), its
+    features ("features") or their dot product with `w` ("score")."""
+    if head not in HEADS:
+        raise AdvRecError(f"attack head must be one of {', '.join(HEADS)}, not {head!r}")
+    if head == "score" and w is None:
+        raise AdvRecError("a score head needs the recommender's direction w")
+    return model if head == "logits" else FeatureHead(model, w if head == "score" else None)
+
+
+class ThroughChannel(nn.Module):
+    """`net` behind the platform's channel as the adaptive attacker models it: each call draws
+    `samples` versions of the channel (`Upload.surrogate`, BPDA where the real step rounds)
+    and returns their expectation (EOT, Athalye et al., ICML 2018): of the class probability
+    for a logits head (returned as log-probabilities, so cross-entropy is -log E[p]), of the
+    output otherwise. The channel runs in fp32 even inside a bf16 search."""
+
+    def __init__(self, net: nn.Module, upload, samples: int, head: str,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        self.net, self.upload, self.samples, self.head = net, upload, samples, head
+        self.generator = generator
+
+    @property
+    def std(self) -> torch.Tensor:
+        return self.net.std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = len(x)
+        with torch.autocast(x.device.type, enabled=False):
+            seen = self.upload.surrogate(x.float().repeat(self.samples, 1, 1, 1), self.generator)
+        out = self.net(seen)
+        out = out.float().view(self.samples, b, *out.shape[1:])
+        if self.head == "logits":
+            return torch.logsumexp(out.log_softmax(-1), 0) - torch.log(torch.tensor(float(self.samples)))
+        return out.mean(0)
 
 
 

@@ -42,6 +42,8 @@ class LinfGradientAttack:
     title: ClassVar[str] = "L-inf gradient"
     takes_eps: ClassVar[bool] = True  # AttackSpec: the attack has an L-inf radius
     takes_steps: ClassVar[bool] = True  # ... and a number of iterations
+    head: ClassVar[str] = "logits"  # what the attacked network outputs (attacks.common.HEADS):
+    # "logits" (a class), "features" (the pooled features), "score" (a recommender's score)
 
     def __post_init__(self):
         if self.eps_space not in EPS_SPACES:
@@ -52,6 +54,12 @@ class LinfGradientAttack:
     def radius(self, model: nn.Module, x: torch.Tensor) -> float | torch.Tensor:
         """eps in pixel units: a float, or (1, C, 1, 1) in the authors' convention."""
         return self.eps * model.std.to(x) if self.eps_space == "normalized" else self.eps
+
+    def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """What a step descends, summed over the batch: the cross-entropy towards the target
+        class (targeted), or away from the true one."""
+        ce = F.cross_entropy(out, target, reduction="sum")
+        return ce if self.targeted else -ce
 
     def __call__(self, model: nn.Module, x: torch.Tensor, labels: torch.Tensor,
                  generator: torch.Generator | None = None,
@@ -65,12 +73,10 @@ class LinfGradientAttack:
             x_adv = (x0 + (2 * noise - 1) * eps).clamp(0, 1)
         else:
             x_adv = x0.clone()
-        direction = -1.0 if self.targeted else 1.0  # descend towards the target class
         for _ in range(self.steps):
             x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), labels, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = x_adv.detach() + direction * alpha * grad.sign()
+            (grad,) = torch.autograd.grad(self.loss(model(x_adv), labels), x_adv)
+            x_adv = x_adv.detach() - alpha * grad.sign()
             x_adv = (x0 + (x_adv - x0).clamp(-eps, eps)).clamp(0, 1)
         return x_adv.detach()
 

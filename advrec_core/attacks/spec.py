@@ -13,6 +13,7 @@ from ..errors import AdvRecError
 from .common import ATTACKS
 
 SPEC_FIELDS = ("eps", "steps", "random_start", "eps_space")  # what AttackSpec names itself
+ADAPTIVE = "adaptive"  # the label prefix of an attack that plans for the platform's channel
 
 
 def own_settings(name: str) -> dict:
@@ -44,6 +45,10 @@ class AttackSpec:
     eps_space: str = "pixel"  # "normalized": eps on ImageNet-normalised inputs (authors' code)
     settings: tuple[tuple[str, Any], ...] = ()  # the attack's other settings, by name (sorted,
     # its own defaults left out: one setting, one cache key)
+    adaptive: bool = False  # the attacker plans for the platform's channel: differentiates
+    # through its surrogate (Upload.surrogate; BPDA, EOT), as Tramer et al. 2020 ask of a defense
+    eot: int = 8  # adaptive: channel draws averaged per gradient step (expectation over
+    # transformation); ignored otherwise
 
     def __post_init__(self):
         if self.eps is not None:  # one type, so 8 and 8.0 name the same cache entry
@@ -64,6 +69,10 @@ class AttackSpec:
             raise AdvRecError(f"{cls.title} has no eps, so no eps_space")
         if self.random_start and "random_start" not in {f.name for f in fields(cls)}:
             raise AdvRecError(f"{cls.title} has no random start")
+        if self.eot < 1:
+            raise AdvRecError(f"eot (channel samples per step) must be >= 1, not {self.eot}")
+        if not self.adaptive:
+            object.__setattr__(self, "eot", AttackSpec.eot)  # unused: one name, one cache key
         if self.steps is not None and self.steps < 1:
             raise AdvRecError(f"steps must be >= 1, not {self.steps}")
         if cls.takes_steps and self.steps == getattr(cls, "steps", None):
@@ -102,26 +111,30 @@ class AttackSpec:
 
     @property
     def label(self) -> str:
-        """"pgd-8", "fgsm-4", "cw": a grid row, a CLI value."""
-        return self.name if self.eps is None else f"{self.name}-{self.eps:g}"
+        """"pgd-8", "fgsm-4", "cw", "adaptive-pgd-8": a grid row, a CLI value."""
+        base = self.name if self.eps is None else f"{self.name}-{self.eps:g}"
+        return f"{ADAPTIVE}-{base}" if self.adaptive else base
 
     @property
     def title(self) -> str:
-        """"PGD (ε=8)", "C&W": for tables and pages."""
+        """"PGD (ε=8)", "C&W", "adaptive PGD (ε=8)": for tables and pages."""
         title = ATTACKS.get(self.name).title
-        return title if self.eps is None else f"{title} (ε={self.eps:g})"
+        title = title if self.eps is None else f"{title} (ε={self.eps:g})"
+        return f"adaptive {title}" if self.adaptive else title
 
     @classmethod
     def parse(cls, label: str) -> "AttackSpec":
-        """"pgd-8" -> AttackSpec("pgd", 8.0); "cw" -> AttackSpec("cw", None)."""
-        name, _, eps = label.partition("-")
+        """"pgd-8" -> AttackSpec("pgd", 8.0); "cw" -> AttackSpec("cw", None);
+        "adaptive-pgd-8": PGD planning for the platform's channel."""
+        adaptive = label.startswith(f"{ADAPTIVE}-")
+        name, _, eps = label.removeprefix(f"{ADAPTIVE}-").partition("-")
         try:
             value = float(eps) if eps else None
-            return cls(name, value)
+            return cls(name, value, adaptive=adaptive)
         except (ValueError, AdvRecError):
             raise AdvRecError(f"attack must look like {', '.join(_examples())} (ε in 8-bit "
                               f"levels), not {label!r}") from None
 
 
 def _examples() -> list[str]:
-    return [f"{n}-8" if c.takes_eps else n for n, c in ATTACKS.items()]
+    return [f"{n}-8" if c.takes_eps else n for n, c in ATTACKS.items()] + [f"{ADAPTIVE}-pgd-8"]

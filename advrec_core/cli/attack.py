@@ -63,6 +63,7 @@ def attack(args: argparse.Namespace) -> int:
 
 
 def _print_attack(job, res) -> None:
+    from ..defenses.detection import detection_line
     from ..experiments.categories import describe
     from ..metrics.registry import IMAGE_METRICS
 
@@ -83,6 +84,15 @@ def _print_attack(job, res) -> None:
             value = (f"{avg[name] * metric.scale:.2f}{metric.unit}" if metric.scale != 1.0
                      else f"{avg[name]:.6g}")  # L-inf in 8-bit levels
             print(f"{name:12} {value:14} {metric.title}")
+    if s.get("objective"):
+        o = s["objective"]
+        print(f"{'objective':12} {o['name']}: {o['clean']:.4g} clean -> {o['attacked']:.4g} "
+              f"attacked ({s['goal']})")
+    if s.get("adaptive"):
+        print(f"{'adaptive':12} the attack planned for the {s['channel']} channel (BPDA"
+              f"{', EOT ' + str(job.spec.eot) + ' draws per step' if job.upload.random else ''})")
+    if "detection" in s:
+        print(f"{'flagged':12} {detection_line(s['detection'])}")
     if s["unavailable"]:  # one line: which, and where to read why (status gives the paths)
         print(f"{'LPIPS':12} unavailable ({', '.join(s['unavailable'])}): no usable ImageNet "
               f"backbone weights; see 'python -m advrec_core lpips-weights status'")

@@ -22,7 +22,12 @@ def register(sub) -> None:
     g.add_argument("--source", help="category to push (default: the least popular)")
     g.add_argument("--target", help="class to imitate (default: the most popular)")
     g.add_argument("--attacks", nargs="+",
-                   help=f"default: {' '.join(PAPER_ATTACKS)} (the paper's rows)")
+                   help=f"default: {' '.join(PAPER_ATTACKS)} (the paper's rows); beyond the "
+                        f"paper: expa-8, insa-8, adaptive-pgd-8 (plans for the platform's "
+                        f"defense)")
+    g.add_argument("--platforms", nargs="+", type=settings.channel_arg,
+                   help="the platform's defenses, an axis (channels: png = none, jpeg:75, "
+                        "bits:5+median:2, denoise); default: --channel's one")
     g.add_argument("--defenses", nargs="+", choices=DEFENSES.available(),
                    help="default: all of them")
     g.add_argument("--models", nargs="+", choices=RECOMMENDERS.available(),
@@ -72,11 +77,12 @@ def grid_spec(args: argparse.Namespace):
     progress, ds, source, target = dataset_and_pair(
         args, cell_extractor(extractor, weights, TRADITIONAL.name), (GridSpec.k,))
     axes = {k: tuple(v) for k, v in (("attacks", args.attacks), ("defenses", args.defenses),
-                                     ("models", args.models), ("seeds", args.seeds)) if v}
+                                     ("models", args.models), ("seeds", args.seeds),
+                                     ("platforms", args.platforms)) if v}
     return progress, ds, GridSpec.of(
         source, target, attack_settings=settings.attack_settings(args),
         rec_params=tuple(settings.rec_params(args).items()), limit=args.limit,
-        cw_steps=args.cw_steps or None,
+        cw_steps=args.cw_steps or None, eot=args.eot,
         extractor=extractor, categories=args.categories, weights=weights,
         feature_scale=args.feature_scale, upload=settings.upload(args),
         precision=args.attack_precision, rec=rec, **axes).fitted(ds.n_items)
@@ -108,8 +114,9 @@ def grid(args: argparse.Namespace) -> int:
           + ("" if args.run else " (--run computes the missing ones)"))
     print("categories   " + ("predicted by each cell's extractor" if spec.categories == "predicted"
                              else "given by the dataset"))
-    cols = ["model", "attack", "defense", f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned",
-            "relative", "p_value", *table2_columns(table)]
+    cols = ["model", "attack", "defense", *(["platform"] if len(spec.channels) > 1 else []),
+            f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned", "change", "ci95", "relative",
+            "p_value", *table2_columns(table), "flagged"]
     print(table[cols].round(4).to_string(index=False, na_rep="-"))
     if "LPIPS-vgg" not in cols and table["SR"].notna().any():
         print(LPIPS_MISSING)

@@ -33,6 +33,13 @@ def add_attack(p: argparse.ArgumentParser, one: bool = True) -> None:
                                                  "steps per search step (1000)")
         p.add_argument("--random-start", action="store_true",
                        help="PGD from a random point in the eps-ball (the authors' code: none)")
+        p.add_argument("--adaptive", action="store_true",
+                       help="the attacker plans for the platform's --channel: differentiates "
+                            "through its surrogate (differentiable JPEG, straight-through "
+                            "squeezers, the denoiser itself), --eot draws per step")
+    p.add_argument("--eot", type=int, default=AttackSpec.eot,
+                   help=f"adaptive attacks: channel draws averaged per gradient step "
+                        f"(expectation over transformation; default {AttackSpec.eot})")
     p.add_argument("--limit", type=int, help="attack only the first N source items")
     seen = all_settings()
     group = p.add_argument_group("attack settings (each for the attacks named)")
@@ -56,10 +63,11 @@ def attack_spec(args: argparse.Namespace) -> AttackSpec:
                           f"{ATTACKS.get(args.attack).title} has no such setting; its own: "
                           f"{', '.join(own) or 'none'}")
     return AttackSpec.create(args.attack, args.eps, args.steps, random_start=args.random_start,
-                             eps_space=args.eps_space, settings=tuple(settings.items()))
+                             eps_space=args.eps_space, settings=tuple(settings.items()),
+                             adaptive=args.adaptive, eot=args.eot)
 
 
-def _channel(value: str) -> str:
+def channel_arg(value: str) -> str:
     """argparse type: a channel checked when the command line is read, before any work."""
     try:
         parse_channel(value)
@@ -69,10 +77,12 @@ def _channel(value: str) -> str:
 
 
 def add_upload(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--channel", default=Upload.channel, type=_channel,
-                   help="what the platform does to the upload before its CNN sees it: png "
-                        "(lossless, default), jpeg:Q (re-encoded at quality Q), resize:N "
-                        "(longest side N px); steps joined by '+', e.g. resize:500+jpeg:90")
+    p.add_argument("--channel", default=Upload.channel, type=channel_arg,
+                   help="what the platform does to every image before its CNN sees it: png "
+                        "(lossless, default), jpeg:Q (re-encoded at quality Q, 1-100), "
+                        "resize:N (longest side N px), and its defenses bits:N (bit depth), "
+                        "median:K (KxK median), denoise (the learned denoiser); steps joined "
+                        "by '+', e.g. resize:500+jpeg:90, bits:5+median:2")
     p.add_argument("--attack-at", default=Upload.at, choices=ATTACK_AT,
                    help="full (default): attack the photo at its own size through a "
                         "differentiable resize; model: at the model's input size (the paper's)")

@@ -29,12 +29,14 @@ from PIL import Image
 
 from ..attacks import AttackSpec, Upload
 from ..attacks.common import check_precision
-from ..attacks.upload import to_model_size, to_tensor, to_uint8
+from ..attacks.upload import platform_input, to_model_size, to_tensor, to_uint8
 from ..cache import Cache, atomic_write_bytes, atomic_write_text, verify_entry
 from ..config import from_jsonable
 from ..data.dataset import Dataset, class_key
+from ..defenses.denoiser import bind, denoiser_key
+from ..defenses.detection import DETECTORS, flag_summary
 from ..device import resolve_device
-from ..errors import AdvRecError, CategoryError
+from ..errors import AdvRecError, CategoryError, DataError
 from ..extractors import ExtractorConfig, extractor_fingerprint, load_extractor
 from ..metrics import IMAGE_METRICS, LPIPSMetric, summarize, visual_metrics
 from ..metrics.registry import fingerprint as metric_versions
@@ -207,19 +209,25 @@ class _Attacked:
 
 def _attack_streams(job: AttackJob, attack, model, photos: list[np.ndarray], target: int,
                     maps_at: tuple[int, int], lpips: list, device: torch.device,
-                    progress: Progress | None) -> _Attacked:
+                    progress: Progress | None, upload, aim: "Aim") -> _Attacked:
     """Attack and measure `photos` ((H, W, 3) uint8 each), one batch stream per photo size
-    (most datasets: one); pixel maps of other sizes resampled to `maps_at`."""
+    (most datasets: one); pixel maps of other sizes resampled to `maps_at`. `upload`: the
+    job's, bound to its denoiser where it has one; `aim`: what the attack aims at."""
     got, n = _Attacked(), len(photos)
     for shape in sorted({p.shape for p in photos}):
         idx = [i for i, p in enumerate(photos) if p.shape == shape]
         x = to_tensor([photos[i] for i in idx])
+        goal = aim.goal if aim.goal is None or aim.goal.dim() == 1 else aim.goal[idx]
         out = run_attack(attack, model, x, torch.full((len(idx),), target), job.batch_size,
-                         device, job.seed, upload=job.upload, precision=job.precision,
-                         progress=progress and _offset(progress, len(got.rows), n))
+                         device, job.seed, upload=upload, precision=job.precision,
+                         progress=progress and _offset(progress, len(got.rows), n),
+                         goal=goal,
+                         adaptive=job.spec.adaptive, eot=job.spec.eot, listed=aim.listed[idx])
         df, extra = visual_metrics(x, out.adv, out.features_clean, out.features_adv,
                                    out.success, out.fl_map, lpips)
         df.insert(1, "success_upload", out.success_upload.numpy().astype(bool))
+        for name, scores in out.detection.items():
+            df[f"detect_{name}"] = scores.numpy()
         for name, m in extra["maps"].items():
             if m.shape[1:] != tuple(maps_at) and name != "FLmap":  # photos of many sizes
                 m = torch.nn.functional.interpolate(torch.from_numpy(m)[:, None],
@@ -233,8 +241,123 @@ def _attack_streams(job: AttackJob, attack, model, photos: list[np.ndarray], tar
     return got
 
 
+@dataclass
+class Aim:
+    """What an attack aims at beyond its target class, and what detection compares with."""
+
+    listed: torch.Tensor  # (N,) each attacked item's listed class index (-1: not a class of
+    # the extractor), for the category-consistency detector
+    goal: torch.Tensor | None = None  # EXPA: (N, D) goal features; INSA: (D,) direction w
+    described: dict = field(default_factory=dict)  # how the goal was made (summary.json)
+
+
+def listed_classes(ds: Dataset, class_names: tuple[str, ...]) -> np.ndarray:
+    """(n_items,) int64: each item's listed category (the dataset's given one) as an index of
+    `class_names` (compared by `class_key`), -1 where it is none of them."""
+    lookup = {class_key(n): i for i, n in enumerate(class_names)}
+    return np.array([lookup.get(class_key(c), -1) for c in ds.category_names()], np.int64)
+
+
+def popular_items(ds: Dataset, category: str, top: int) -> np.ndarray:
+    """The `top` items of `category` with the most training interactions, most popular first
+    (ties: lower index first)."""
+    code = ds.category_code(category)
+    members = np.flatnonzero(ds.item_category == code) if code is not None else np.array([], int)
+    if len(members) == 0:
+        raise CategoryError(f"no items in category {category!r} to take EXPA's goal from")
+    counts = np.bincount(ds.train["item"].to_numpy(), minlength=ds.n_items)[members]
+    return members[np.argsort(-counts, kind="stable")[:top]]
+
+
+def insider_direction(ds: Dataset, features: np.ndarray, recommender: str,
+                      device: torch.device, progress: Progress | None = None) -> torch.Tensor:
+    """(D,) w: the gradient, with respect to an item's raw features, of its predicted score
+    averaged over every user, under `recommender` (its default settings, seed 0) trained on
+    `features` (N, D) scaled as the clean runs are (their max |x|). VBPR and AMR score an item
+    linearly in its features, so w is the same for every item: INSA's direction."""
+    from ..recommenders import Member, RankingData, RecConfig, fit_recommenders
+
+    data = RankingData.from_dataset(ds)
+    users = torch.as_tensor(ds.train["user"].to_numpy().copy())
+    items = torch.as_tensor(ds.train["item"].to_numpy().copy())
+    scale = float(np.abs(features).max())
+    model, _ = fit_recommenders(RecConfig(model=recommender), data, users, items,
+                                [Member(0, features, scale)], progress, device)
+    f = torch.as_tensor(features[:1], dtype=torch.float32, device=device).requires_grad_(True)
+    with torch.enable_grad():
+        score = model.user_vectors(member=0).mean(0) @ model.item_vectors(
+            torch.zeros(1, dtype=torch.long, device=device), features=f / scale, member=0)[0]
+        (w,) = torch.autograd.grad(score, f)
+    return w[0].detach().float().cpu()
+
+
+def attack_aim(ds: Dataset, cds: Dataset, job: AttackJob, attack, items: np.ndarray,
+               class_names: tuple[str, ...], cache: Cache, device: torch.device,
+               progress: Progress | None) -> Aim:
+    """The listed classes of `items` and, for EXPA and INSA, their goal, from the clean
+    features of the job's extractor (the attacker's own extraction of the public photos)."""
+    from .extract import ExtractJob, extract_features
+
+    aim = Aim(torch.as_tensor(listed_classes(ds, class_names)[items]))
+    head = getattr(attack, "head", "logits")
+    if head == "logits":
+        return aim
+    clean = extract_features(ds, ExtractJob(job.extractor), cache, device, progress).features
+    if head == "features":
+        popular = popular_items(cds, job.target, attack.top)
+        aim.goal = torch.as_tensor(clean[popular].mean(0)).expand(len(items), -1).contiguous()
+        aim.described = {"goal": f"mean features of the {len(popular)} most popular "
+                                 f"{job.target} items", "goal_items": popular.tolist()}
+    else:
+        aim.goal = insider_direction(ds, clean, attack.recommender, device, progress)
+        aim.described = {"goal": f"mean predicted score over every user of a "
+                                 f"{attack.recommender} trained on the clean features (seed 0)"}
+    return aim
+
+
+CALIBRATION_IMAGES = 1000  # clean catalog images (not attacked) the detectors are set on
+
+
+def calibration_scores(ds: Dataset, model, upload, items: np.ndarray, listed: np.ndarray,
+                       seed: int, batch_size: int, device: torch.device,
+                       progress: Progress | None) -> tuple[dict[str, np.ndarray], int]:
+    """Detection scores of up to CALIBRATION_IMAGES clean catalog images the job did not attack
+    (a seeded sample), through the same channel and CNN: what thresholds are set on."""
+    from ..defenses.detection import detection_scores
+
+    rest = np.setdiff1d(np.arange(ds.n_items), items)
+    rest = np.sort(np.random.default_rng(seed).permutation(rest)[:CALIBRATION_IMAGES])
+    scores: dict[str, list] = {}
+    for lo in range(0, len(rest), batch_size):
+        idx = rest[lo:lo + batch_size]
+        x = platform_input(ds.load_images(idx), model.input_size,
+                           None if upload.lossless else upload).to(device)
+        for k, v in detection_scores(model, x, torch.as_tensor(listed[idx])).items():
+            scores.setdefault(k, []).append(v.float().cpu().numpy())
+        if progress:
+            progress(lo + len(idx), len(rest), "calibrating the detectors on clean images")
+    return {k: np.concatenate(v) for k, v in scores.items()}, len(rest)
+
+
 HEAD = ("item", "item_index", "pred_clean", "conf_clean", "pred_adv", "conf_adv")  # metrics.csv's
 # first columns (the metric columns follow)
+
+
+def objective(attack, aim: Aim, metrics: pd.DataFrame, got: _Attacked,
+              order: np.ndarray) -> dict | None:
+    """EXPA: the mean feature distance to its goal, clean and attacked (after the channel);
+    INSA: the mean insider score change w . (f_adv - f_clean). None for class attacks."""
+    head = getattr(attack, "head", "logits")
+    if head == "logits":
+        return None
+    fc, fa = (torch.cat([getattr(o, k) for o in got.outs])[order]
+              for k in ("features_clean", "features_adv"))
+    if head == "features":
+        g = aim.goal
+        return {"name": "feature distance to the goal",
+                "clean": float((fc - g).norm(dim=1).mean()), "attacked": float((fa - g).norm(dim=1).mean())}
+    return {"name": "insider score (w . f)", "clean": float((fc @ aim.goal).mean()),
+            "attacked": float((fa @ aim.goal).mean())}
 
 
 def _metrics_table(ds: Dataset, items: np.ndarray, class_names, got: _Attacked,
@@ -281,9 +404,19 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
     inputs = {"version": ATTACK_VERSION, "images": ds.images_fingerprint(), "items": items.tolist(),
               "metrics": metric_versions(), "lpips": {m.name: m.available for m in lpips},
               "extractor": extractor_fingerprint(job.extractor, ds.corpus)}
+    if job.upload.needs_denoiser:
+        inputs["denoiser"] = denoiser_key(job.extractor, ds, cache)
+    if getattr(attack, "head", "logits") != "logits":  # EXPA, INSA read the interactions
+        if len(ds.train) == 0:
+            raise DataError("interactions", f"{attack.title} needs the dataset's training "
+                                            f"interactions (popular items, a recommender); "
+                                            f"this dataset has none")
+        inputs["interactions"] = ds.interactions_fingerprint()
 
     def build(folder: Path) -> None:
         model, _ = load_extractor(job.extractor, ds.corpus, cache, device, progress)
+        upload = bind(job.upload, job.extractor, ds, cache, device, progress)
+        aim = attack_aim(ds, cds, job, attack, items, model.class_names, cache, device, progress)
         size = model.input_size
         photos = ds.load_images(items)  # (H, W, 3) uint8 each, on the 8-bit grid
         if job.upload.at == "model":
@@ -292,11 +425,16 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
         maps_at = shapes[0][:2] if len(shapes) == 1 else (size, size)
         t0 = time.perf_counter()
         got = _attack_streams(job, attack, model, photos, class_index(model.class_names, job.target),
-                              maps_at, lpips, device, progress)
+                              maps_at, lpips, device, progress, upload, aim)
         seconds = time.perf_counter() - t0
+        clean_scores, n_cal = calibration_scores(
+            ds, model, upload, items, listed_classes(ds, model.class_names), job.seed,
+            job.batch_size, device, progress)
         order = got.order()
         metrics = _metrics_table(ds, items, model.class_names, got, order)
         maps = _save_arrays(folder, items, metrics, got, order)
+        if aim.goal is not None:  # EXPA's goal features, INSA's direction: what it aimed at
+            np.save(folder / "goal.npy", aim.goal.numpy())
         summary = {"source": job.source, "target": job.target, "attack": job.spec.label,
                    "categories": job.categories, "settings": repr(attack),
                    "extractor": job.extractor.label, "attack_at": job.upload.at,
@@ -307,7 +445,13 @@ def run_attack_job(ds: Dataset, job: AttackJob, cache: Cache | None = None,
                    "averages": summarize(metrics.drop(columns=list(HEAD))),
                    "heat_max": {name: float(_heat(name, m).max()) if m.size else 0.0
                                 for name, m in maps.items()},
-                   "unavailable": got.unavailable}
+                   "unavailable": got.unavailable,
+                   "adaptive": job.spec.adaptive, **aim.described,
+                   "objective": objective(attack, aim, metrics, got, order),
+                   "detection": {**flag_summary(
+                       {k: metrics[f"detect_{k}"].to_numpy() for k in DETECTORS}, clean_scores),
+                       "calibration": f"{n_cal} clean catalog images not attacked, through "
+                                      f"the {job.upload.channel} channel"}}
         atomic_write_text(folder / "summary.json", json.dumps(summary, indent=1))
 
     return AttackResult.load(cache.entry("attack", job, build, inputs=inputs))

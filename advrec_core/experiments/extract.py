@@ -1,7 +1,8 @@
 """Feature extraction and classification of every catalog item (cached).
 
 As in the paper, an item's category can be the extractor's predicted class; its features
-are the pooled layer before the classifier (2048-d for ResNet50, 256-d for demo-cnn)."""
+are the pooled layer before the classifier (2048-d for ResNet50, 256-d for demo-cnn), of every
+image as the platform's channel leaves it (`ExtractJob.channel`; png: the image itself)."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..attacks.upload import Upload, platform_input
 from ..cache import Cache, atomic_write_text
 from ..data.dataset import Dataset, class_key
 from ..device import resolve_device
@@ -23,6 +25,11 @@ from .images import item_images
 class ExtractJob:
     extractor: ExtractorConfig = ExtractorConfig()
     batch_size: int = 128  # images per forward pass
+    channel: str = "png"  # what the platform does to every image before its CNN (Upload's
+    # channel: the clean catalog goes through the same jpeg:75, bits:5+median:2, denoise ...)
+
+    def __post_init__(self):
+        Upload(channel=self.channel)  # one clear line for a bad channel, before any work
 
 
 @dataclass
@@ -49,12 +56,23 @@ def extract_features(ds: Dataset, job: ExtractJob = ExtractJob(), cache: Cache |
     cache = cache or Cache.default()
     device = resolve_device(device)
 
+    from ..defenses.denoiser import bind, denoiser_key
+
+    upload = Upload(channel=job.channel)
+    inputs = {"images": ds.images_fingerprint(),
+              "extractor": extractor_fingerprint(job.extractor, ds.corpus)}
+    if upload.needs_denoiser:
+        inputs["denoiser"] = denoiser_key(job.extractor, ds, cache)
+
     def build(folder: Path) -> None:
         model, info = load_extractor(job.extractor, ds.corpus, cache, device, progress)
+        bound = bind(upload, job.extractor, ds, cache, device, progress)
         feats, preds, confs = [], [], []
         items = np.arange(ds.n_items)
         for start in range(0, ds.n_items, job.batch_size):
-            x = item_images(ds, items[start:start + job.batch_size], model.input_size).to(device)
+            idx = items[start:start + job.batch_size]
+            x = (item_images(ds, idx, model.input_size) if upload.lossless else
+                 platform_input(ds.load_images(idx), model.input_size, bound)).to(device)
             f, pred, conf = model.classify(x)
             feats.append(f.float().cpu())
             preds.append(pred.cpu())
@@ -68,9 +86,7 @@ def extract_features(ds: Dataset, job: ExtractJob = ExtractJob(), cache: Cache |
             {"classes": list(model.class_names), "extractor": job.extractor.label,
              "weights": info.get("weights")}, indent=1))
 
-    folder = cache.entry("features", job, build, inputs={
-        "images": ds.images_fingerprint(),
-        "extractor": extractor_fingerprint(job.extractor, ds.corpus)})
+    folder = cache.entry("features", job, build, inputs=inputs)
     info = json.loads((folder / "info.json").read_text())
     return Features(np.load(folder / "features.npy"), np.load(folder / "pred.npy"),
                     np.load(folder / "conf.npy"), tuple(info["classes"]), folder)

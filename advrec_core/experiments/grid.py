@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..attacks import ATTACKS, AttackSpec
+from ..attacks import ATTACKS, AttackSpec, Upload
 from ..attacks.spec import own_settings
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
@@ -28,6 +28,10 @@ from .poison import PoisonJob, run_poison
 PAPER_TABLES = Path(__file__).resolve().parents[2] / "assets" / "paper_tables.csv"
 PAPER_ATTACKS = ("fgsm-4", "fgsm-8", "pgd-4", "pgd-8", "cw")  # the paper's rows, in its order
 NO_ATTACK = "none"  # the paper's No-attack row (assets/paper_tables.csv)
+BEYOND_PAPER = ("expa-8", "insa-8", "adaptive-pgd-8")  # Liu & Larson's item promotion, and
+# PGD that plans for the platform's defense
+PLATFORMS = ("png", "jpeg:75", "bits:5+median:2", "denoise")  # the platform's defenses offered:
+# none, re-encoding, feature squeezing (Xu et al.), the learned denoiser
 VISUAL_MODELS = tuple(n for n, m in RECOMMENDERS.items() if m.uses_images)  # VBPR, AMR
 
 
@@ -56,8 +60,14 @@ class GridSpec:
     # row takes those its attack has (C&W's lr, a new attack's momentum ...)
     rec_params: tuple[tuple[str, Any], ...] = ()  # recommenders' own hyperparameters, by name:
     # each model takes those it has (VBPR's visual_factors, AMR's adv_eps ...)
+    platforms: tuple[str, ...] = ()  # the platform's defenses, as channels (Upload.channel:
+    # "png" none, "jpeg:75", "bits:5+median:2", "denoise"); empty: the template's channel
+    eot: int = AttackSpec.eot  # adaptive rows: channel draws per gradient step
 
     def __post_init__(self):
+        for p in self.platforms:
+            Upload(channel=p)  # one clear line for a bad platform defense, before any work
+        AttackSpec(eot=self.eot)
         for a in self.attacks:
             AttackSpec.parse(a)  # a clear error before any work
         known = {s for name in ATTACKS.available() for s in own_settings(name)}
@@ -114,15 +124,26 @@ class GridSpec:
         """The cell extractor of `defense`, with its own checkpoint where one is given."""
         return cell_extractor(self.template.attack.extractor, self.weights, defense)
 
-    def attack_job(self, attack: str, defense: str) -> AttackJob:
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The platform axis: `platforms`, else the template's one channel."""
+        return self.platforms or (self.template.attack.upload.channel,)
+
+    def attack_job(self, attack: str, defense: str, platform: str | None = None) -> AttackJob:
         spec = AttackSpec.parse(attack).with_settings(self.attack_settings)
         if spec.eps is None and self.cw_steps is not None:  # the L2 attack: C&W
             spec = replace(spec, steps=self.cw_steps)
-        return replace(self.template.attack, spec=spec, extractor=self.extractor_for(defense))
+        if spec.adaptive:
+            spec = replace(spec, eot=self.eot)
+        job = replace(self.template.attack, spec=spec, extractor=self.extractor_for(defense))
+        if platform is not None:
+            job = replace(job, upload=replace(job.upload, channel=platform))
+        return job
 
-    def cell(self, attack: str, defense: str, model: str) -> PoisonJob:
+    def cell(self, attack: str, defense: str, model: str,
+             platform: str | None = None) -> PoisonJob:
         own = {f.name for f in fields(RECOMMENDERS.get(model).Params)}
-        return replace(self.template, attack=self.attack_job(attack, defense),
+        return replace(self.template, attack=self.attack_job(attack, defense, platform),
                        rec=replace(self.template.rec, model=model,
                                    params=tuple(p for p in self.rec_params if p[0] in own)))
 
@@ -133,18 +154,19 @@ class GridSpec:
         ks = tuple(k for k in self.ks if k <= n_items)
         return replace(self, template=replace(self.template, ks=ks))
 
-    def cells(self) -> list[tuple[str, str, str]]:
-        """(attack, defense, model) of every cell, in table order."""
-        return [(a, d, m) for m in self.models for a in self.attacks for d in self.defenses]
+    def cells(self) -> list[tuple[str, str, str, str]]:
+        """(attack, defense, model, platform) of every cell, in table order."""
+        return [(a, d, m, p) for m in self.models for a in self.attacks for d in self.defenses
+                for p in self.channels]
 
     def jobs(self) -> list[PoisonJob]:
         """Every cell's job, in table order (a plan of them is the whole grid)."""
-        return [self.cell(a, d, m) for a, d, m in self.cells()]
+        return [self.cell(*c) for c in self.cells()]
 
     def missing(self, table: pd.DataFrame) -> list[tuple[str, PoisonJob]]:
         """(title, job) of every cell `grid_table` marks as not computed, in table order."""
-        rows = table.loc[~table["computed"], ["attack", "defense", "model"]]
-        return [(cell_title(a, d, m), self.cell(a, d, m)) for a, d, m in rows.itertuples(False)]
+        rows = table.loc[~table["computed"], ["attack", "defense", "model", "platform"]]
+        return [(cell_title(*c), self.cell(*c)) for c in rows.itertuples(False)]
 
 
 def cell_extractor(extractor: ExtractorConfig, weights: tuple[tuple[str, str], ...],
@@ -163,16 +185,24 @@ def computed_pairs(ds: Dataset, cache: Cache | None = None) -> list[tuple[str, s
     return list(dict.fromkeys((job.source, job.target) for job, _ in computed_attacks(ds, cache)))
 
 
-def cell_title(attack: str, defense: str, model: str) -> str:
-    """"VBPR · PGD (ε=8) · AT"."""
-    return f"{RECOMMENDERS.get(model).title} · {attack_title(attack)} · {DEFENSES.get(defense).short}"
+def platform_title(channel: str | None) -> str:
+    """"png" -> "none"; other channels as written ("jpeg:75", "bits:5+median:2")."""
+    return "none" if channel in (None, "png") else channel
+
+
+def cell_title(attack: str, defense: str, model: str, platform: str | None = None) -> str:
+    """"VBPR · PGD (ε=8) · AT", "VBPR · PGD (ε=8) · AT · jpeg:75"."""
+    extra = "" if platform in (None, "png") else f" · {platform}"
+    return (f"{RECOMMENDERS.get(model).title} · {attack_title(attack)} · "
+            f"{DEFENSES.get(defense).short}{extra}")
 
 
 def titled(table: pd.DataFrame) -> pd.DataFrame:
-    """`grid_table` with attack, defense and model as people read them."""
+    """`grid_table` with attack, defense, model and platform defense as people read them."""
     return table.assign(attack=table["attack"].map(attack_title),
                         defense=table["defense"].map(lambda d: DEFENSES.get(d).short),
-                        model=table["model"].map(lambda m: RECOMMENDERS.get(m).title))
+                        model=table["model"].map(lambda m: RECOMMENDERS.get(m).title),
+                        platform=table["platform"].map(platform_title))
 
 
 def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.DataFrame:
@@ -183,30 +213,40 @@ def grid_table(ds: Dataset, spec: GridSpec, cache: Cache | None = None) -> pd.Da
     as soon as the attack is computed).
     A cell whose extractor predicts no item as the source stays missing; running it says so."""
     ro = (cache or Cache.default()).read_only()
-    attack_rows: dict[tuple[str, str], dict] = {}
+    attack_rows: dict[tuple[str, str, str], dict] = {}
     for a in spec.attacks:
         for d in spec.defenses:
-            try:
-                avg = run_attack_job(ds, spec.attack_job(a, d), ro).summary["averages"]
-            except (NotCached, CategoryError):  # CategoryError: no item predicted as the source
-                avg = {}
-            attack_rows[(a, d)] = {m: avg.get(m, np.nan) for m in TABLE2_METRICS}
+            for p in spec.channels:
+                try:
+                    summary = run_attack_job(ds, spec.attack_job(a, d, p), ro).summary
+                except (NotCached, CategoryError):  # no item predicted as the source
+                    summary = {}
+                avg = summary.get("averages", {})
+                attack_rows[(a, d, p)] = {m: avg.get(m, np.nan) for m in TABLE2_METRICS} | {
+                    "flagged": flagged_share(summary)}
     rows = []
     k = spec.k
-    for a, d, m in spec.cells():
-        row = {"model": m, "attack": a, "defense": d, "computed": False,
+    for a, d, m, p in spec.cells():
+        row = {"model": m, "attack": a, "defense": d, "platform": p, "computed": False,
                f"CHR@{k} clean": np.nan, f"CHR@{k} poisoned": np.nan, "change": np.nan,
-               "relative": np.nan, "p_value": np.nan}
+               "ci95": np.nan, "relative": np.nan, "p_value": np.nan}
         try:
-            res = run_poison(ds, spec.cell(a, d, m), ro)
+            res = run_poison(ds, spec.cell(a, d, m, p), ro)
             ch = res.change.set_index("K").loc[k]
             row |= {"computed": True, f"CHR@{k} clean": ch["clean"],
                     f"CHR@{k} poisoned": ch["poisoned"], "change": ch["change"],
-                    "relative": ch["relative"], "p_value": ch["p_value"]}
+                    "ci95": ch["ci95"], "relative": ch["relative"], "p_value": ch["p_value"]}
         except (NotCached, CategoryError):
             pass
-        rows.append(row | attack_rows[(a, d)])
+        rows.append(row | attack_rows[(a, d, p)])
     return pd.DataFrame(rows)
+
+
+def flagged_share(summary: dict, detector: str = "either") -> float:
+    """The share of a computed attack's uploads its platform flags (`defenses.detection`;
+    "either": category check or feature squeezing, at <= 1% false positives together), NaN
+    when not computed or unavailable."""
+    return float(summary.get("detection", {}).get(detector, {}).get("flagged", np.nan))
 
 
 # the attack's columns of the grid: the paper's SR and FL, then every registered image metric
@@ -269,7 +309,10 @@ def paper_tables(path: Path = PAPER_TABLES) -> pd.DataFrame:
 
 
 def by_attack_defense(df: pd.DataFrame, col: str) -> pd.DataFrame:
-    """Long rows with attack, defense -> attack x defense table of `col`."""
+    """Long rows with attack, defense -> attack x defense table of `col` (x platform defense,
+    "AT · jpeg:75", where the rows have several)."""
+    if "platform" in df and df["platform"].nunique() > 1:
+        df = df.assign(defense=df["defense"] + " · " + df["platform"].map(platform_title))
     return df.pivot(index="attack", columns="defense", values=col)
 
 

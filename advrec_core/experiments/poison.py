@@ -292,10 +292,10 @@ def poison_inputs(given: Dataset, job: PoisonJob, cache: Cache, device: torch.de
                   progress: Progress | None = None, attack: bool = True) -> PoisonInputs:
     """The categories, source items and clean features of `job` (and its attack, unless
     `attack` is False: the clean runs do not need it)."""
-    from .steps import FeaturesJob, fetch  # the steps a cell reads, as its plan names them
+    from .steps import features_of, fetch  # the steps a cell reads, as its plan names them
 
     a = job.attack
-    ds, features = fetch(given, FeaturesJob(a.extractor, a.categories), cache, device, progress)
+    ds, features = fetch(given, features_of(a), cache, device, progress)
     focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))  # validates
     attacked = fetch(given, a, cache, device, progress) if attack else None
     return PoisonInputs(ds, focus, ds.category_code(a.source), features.features, attacked)

@@ -1,7 +1,8 @@
 """All long work as plans of typed steps, run by one runner (`run_plan`) on one of two backends.
 
-A step is a frozen job config: `ExtractorConfig` (the extractor), `FeaturesJob` (features and
-the categories they predict), `AttackJob`, `RunsJob` (one phase's recommender runs of a cell,
+A step is a frozen job config: `ExtractorConfig` (the extractor), `DenoiserJob` (the
+platform's learned denoiser for an extractor), `FeaturesJob` (features and the categories
+they predict), `AttackJob`, `RunsJob` (one phase's recommender runs of a cell,
 every seed trained together) and `PoisonJob` (a cell). `STEPS` says, per job type, what it
 needs (`inputs`: the pipeline's dependencies, written here once), how it runs, its title and
 the resources it asks of a Ray node. `plan(*jobs)` is the graph of those jobs and everything
@@ -29,10 +30,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from ..attacks import AttackSpec
+from ..attacks import AttackSpec, Upload
 from ..cache import Cache, NotCached
 from ..config import stable_hash
 from ..data.dataset import Dataset
+from ..defenses.denoiser import DenoiserJob, load_denoiser
+from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError
 from ..extractors import ExtractorConfig, load_extractor
 from ..jobs import RAY_ADDRESS_ENV, connect_ray
@@ -51,9 +54,12 @@ class FeaturesJob:
     (`categories`: the prediction | the dataset's) CHR@K and the attacked items use."""
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
     categories: str = "predicted"
+    channel: str = "png"  # the features of every image through the platform's channel (the
+    # categories always come from the images themselves)
 
     def __post_init__(self):
         check_mode(self.categories)
+        Upload(channel=self.channel)  # a bad channel: one line, before any work
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,20 @@ def _register(kind: StepKind) -> None:
 
 
 def features_of(job: AttackJob) -> FeaturesJob:
-    return FeaturesJob(job.extractor, job.categories)
+    """The catalog features the cell's recommender reads: through the attack's channel."""
+    return FeaturesJob(job.extractor, job.categories, job.upload.channel)
+
+
+def _denoiser_of(extractor: ExtractorConfig, channel: str) -> tuple:
+    """(the DenoiserJob of `extractor`,) where `channel` has a denoise step, else ()."""
+    return (DenoiserJob(extractor),) if Upload(channel=channel).needs_denoiser else ()
+
+
+def _attack_inputs(job: AttackJob) -> tuple:
+    clean = FeaturesJob(job.extractor, job.categories)  # the categories; EXPA's, INSA's goal
+    reads = job.categories == "predicted" or getattr(job.spec.build(), "head", "logits") != "logits"
+    return (job.extractor, *_denoiser_of(job.extractor, job.upload.channel)) + \
+        ((clean,) if reads else ())
 
 
 def clean_cell(cell: PoisonJob) -> PoisonJob:
@@ -110,7 +129,8 @@ def _runs_inputs(job: RunsJob) -> tuple:
 
 
 def _run_features(ds, job: FeaturesJob, cache, device, progress):
-    features = extract_features(ds, ExtractJob(job.extractor), cache, device, progress)
+    features = extract_features(ds, ExtractJob(job.extractor, channel=job.channel), cache,
+                                device, progress)
     return categorize(ds, job.extractor, job.categories, cache, device, progress), features
 
 
@@ -118,11 +138,18 @@ for _kind in (
         StepKind("extractor", ExtractorConfig, lambda j: (),
                  lambda ds, j, c, d, p: load_extractor(j, ds.corpus, c, d, p),
                  lambda j: f"extractor {j.arch}/{j.defense}", Resources(1, 1.0, 4)),
-        StepKind("features", FeaturesJob, lambda j: (j.extractor,), _run_features,
-                 lambda j: f"features {j.extractor.arch}/{j.extractor.defense}",
+        StepKind("denoiser", DenoiserJob, lambda j: (j.extractor,),
+                 lambda ds, j, c, d, p: load_denoiser(j, ds, c, resolve_device(d), p),
+                 lambda j: f"denoiser for {j.extractor.arch}/{j.extractor.defense}",
+                 Resources(1, 1.0, 4)),
+        StepKind("features", FeaturesJob, lambda j: (j.extractor, *_denoiser_of(
+                     j.extractor, j.channel), *((FeaturesJob(j.extractor, j.categories),)
+                                                if j.channel != "png" else ())),
+                 _run_features,
+                 lambda j: f"features {j.extractor.arch}/{j.extractor.defense}"
+                 + (f" {j.channel}" if j.channel != "png" else ""),
                  Resources(1, 0.5, 2)),
-        StepKind("attack", AttackJob, lambda j: (j.extractor,) + (
-                     (features_of(j),) if j.categories == "predicted" else ()),
+        StepKind("attack", AttackJob, _attack_inputs,
                  lambda ds, j, c, d, p: run_attack_job(ds, j, c, d, p),
                  lambda j: f"attack {j.spec.label} {j.extractor.defense}", Resources(1, 1.0, 4)),
         StepKind("runs", RunsJob, _runs_inputs,
