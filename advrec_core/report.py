@@ -21,6 +21,8 @@ from .experiments.grid import (
     grid_table,
     paper_rows,
     paper_tables,
+    platform_grid,
+    platform_title,
     table2_columns,
 )
 from .experiments.story import Story, tell
@@ -101,14 +103,16 @@ def _tables_html(ds: Dataset, story: Story, cache: Cache) -> str:
     ref = paper_rows(paper, "table1", PAPER_DATASET, metric=f"CHR@{k}")
     t1[f"paper CHR@{k}"] = [_paper(ref, r.model, r.attack, r.defense) for r in t1.itertuples()]
     cols = table2_columns(table)
-    t2 = table.drop_duplicates(["attack", "defense"])[["attack", "defense", *cols]].copy()
+    t2 = table.drop_duplicates(["attack", "defense", "platform"])[["attack", "defense", *cols]].copy()
     ref2 = paper_rows(paper, "table2", PAPER_DATASET)
     for ours, theirs in PAPER_METRIC.items():
         if ours in cols or ours == "LPIPS-vgg":
             t2[f"paper {theirs}"] = [_paper(ref2[ref2["metric"] == theirs], "", r.attack,
                                             r.defense) for r in t2.itertuples()]
     t1["relative"] = [f"{v:+.1%}" if np.isfinite(v) else np.nan for v in t1["relative"]]
-    t2["SR"] = [f"{v:.0%}" if np.isfinite(v) else np.nan for v in t2["SR"]]
+    for c in ("SR", "flagged"):
+        if c in t2:
+            t2[c] = [f"{v:.0%}" if np.isfinite(v) else np.nan for v in t2[c]]
     for c in cols:  # our metrics as people read them (L-inf in 8-bit levels)
         if c in IMAGE_METRICS:
             t2[c] = [IMAGE_METRICS.get(c).format(v) if np.isfinite(v) else np.nan
@@ -124,6 +128,36 @@ def _tables_html(ds: Dataset, story: Story, cache: Cache) -> str:
             f"{list(story.spec.seeds)}; the paper's values are {PAPER_DATASET}'s (its own "
             f"catalog and pair), for reference.</p>{_table(t1)}"
             f"<h2>Table 2: the attacks (SR, FL and what a person would see)</h2>{_table(t2)}")
+
+
+def _platform_html(ds: Dataset, story: Story, cache: Cache) -> str:
+    """The platform table (`platform_grid`): its computed attacks, with what got through the
+    platform's defense, the CHR@K change where the cell is computed and the share flagged."""
+    if story.spec is None:
+        return ""
+    spec = platform_grid(story.spec)
+    table = grid_table(ds, spec, cache)
+    done = table[table["SR"].notna()]
+    head = "<h2>Beyond the paper: the platform's defenses and the attacker who plans for them</h2>"
+    if done.empty:
+        return (head + '<p class="missing">Not computed on this dataset: <code>python -m '
+                f'advrec_core grid {html.escape(ds.name)} --attacks {" ".join(spec.attacks)} '
+                f'--defenses traditional at --models vbpr --platforms '
+                f'{" ".join(spec.platforms)} --run</code>.</p>')
+    k = spec.k
+    t = pd.DataFrame({
+        "attack": done["attack"].map(attack_title),
+        "CNN": done["defense"].map(lambda d: DEFENSES.get(d).short),
+        "platform defense": done["platform"].map(platform_title),
+        "SR after it": [f"{v:.0%}" for v in done["SR"]],
+        f"CHR@{k} change": [f"{c:+.4f} ± {h:.4f}" if np.isfinite(c) else np.nan
+                            for c, h in zip(done["change"], done["ci95"])],
+        "p": done["p_value"], "flagged": [f"{v:.0%}" if np.isfinite(v) else np.nan
+                                          for v in done["flagged"]]})
+    return (head + f"<p>{len(done)} of {len(table)} attacks computed; SR after the platform's "
+            f"defense; CHR@{k} change with its 95% interval over seeds {list(spec.seeds)}; "
+            f"flagged: category check or feature squeezing, thresholds for 1% false positives "
+            f"on clean catalog images.</p>{_table(t)}")
 
 
 def _paper(ref: pd.DataFrame, model: str, attack: str, defense: str) -> float:
@@ -175,6 +209,7 @@ attacked pair {pair} · generated {stamp} from the results computed on this mach
 recommender's lists change, do defenses help, and would a shopper notice?</p>{pipeline}
 <h2>What we found</h2>{_story_html(story, zoom)}
 {_tables_html(ds, story, cache)}
+{_platform_html(ds, story, cache)}
 <h2>The perceptibility studies</h2>{_studies_html()}
 <p class="sub">Anelli et al., <i>Assessing Perceptual and Recommendation Mutation of
 Adversarially-Poisoned Visual Recommenders</i>. Every number above was measured; a missing

@@ -27,6 +27,10 @@ if not attacks:
     st.stop()
 attack = st.selectbox("Attack (the Attack Lab's first, then every computed one, newest first)",
                       attacks, format_func=attack_label, key="impact_attack")
+if not attack.upload.lossless:
+    st.caption(f"The platform's defense **{attack.upload.channel}** applies to every catalog "
+               f"image in both runs (clean and poisoned): the clean run is the same platform "
+               f"without the attack.")
 
 mode = st.radio("Categories (CHR@K)", CATEGORY_MODES, format_func=MODE_NAMES.get,
                 horizontal=True, key="impact_categories",

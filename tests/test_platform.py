@@ -187,3 +187,21 @@ def test_bad_platform_settings_are_refused_in_one_line(demo, capsys):
                  "--attack-recommender", "bprmf"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "does not use images" in err[0], err
+
+
+def test_the_grid_has_a_platform_axis_and_says_what_is_missing(demo):
+    spec = GridSpec.of(*PAIR, attacks=("pgd-8", "adaptive-pgd-8"), defenses=("traditional",),
+                       models=("vbpr",), platforms=("png", "jpeg:75"), limit=LIMIT, eot=4)
+    assert spec.cells() == [(a, "traditional", "vbpr", p) for a in spec.attacks
+                            for p in spec.platforms]
+    job = spec.cell("adaptive-pgd-8", "traditional", "vbpr", "jpeg:75")
+    assert job.attack.upload.channel == "jpeg:75" and job.attack.spec.eot == 4
+    assert spec.cell("pgd-8", "traditional", "vbpr", "png").attack.spec.eot == AttackSpec.eot
+    from advrec_core.experiments.grid import grid_table, titled
+
+    table = grid_table(demo, spec)
+    assert list(table["platform"]) == ["png", "jpeg:75"] * 2 and not table["computed"].any()
+    assert table["flagged"].isna().all()  # not computed: missing, never 0
+    assert list(titled(table)["platform"]) == ["none", "jpeg:75"] * 2
+    titles = [t for t, _ in spec.missing(table)]
+    assert titles[-1] == "VBPR · adaptive PGD (ε=8) · T · jpeg:75"

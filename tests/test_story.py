@@ -60,7 +60,10 @@ def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick
     story = tell(ds)
     kinds = [f.kind for f in story.findings]
     assert kinds == ["attack", "perception", "impact"], kinds  # T only: AT is missing
-    assert [t for t, _ in story.missing] == ["VBPR · PGD (ε=8) · AT"]
+    missing = [t for t, _ in story.missing]  # the AT cell, and the platform's JPEG check
+    assert missing[0] == "VBPR · PGD (ε=8) · AT" and len(missing) == 3, missing
+    assert missing[1].startswith("PGD (ε=8) through jpeg:75")
+    assert missing[2].startswith("adaptive PGD (ε=8) through jpeg:75")
     avg = res.attack_summary["averages"]
     lo, hi = wilson(round(avg["SR"] * avg["n"]), avg["n"])
     attack = story.findings[0].text
@@ -73,7 +76,7 @@ def test_story_sentences_come_from_the_results(demo_dir, tmp_path, capsys, quick
     clean, adv = story.findings[0].pair
     assert clean.shape == adv.shape == (96, 96, 3) and np.abs(adv.astype(int) - clean).max() <= 8
     seconds, how = estimate(ds)  # timed from this cache's own builds
-    assert seconds > 0 and "median" in how and "1 attack" in how
+    assert seconds > 0 and "median" in how and "2 attacks" in how and "1 adaptive attack" in how
     page = report_html(ds)
     assert "<script" not in page and 'src="http' not in page  # offline, no code
     assert page.count("data:image/png;base64,") >= 3
@@ -126,3 +129,23 @@ def test_landing_page_and_report_in_a_browser(demo_dir, cache_dir, tmp_path, qui
         assert page.locator("img").count() >= 3
         assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
         page.screenshot(path=str(shots / "report.png"), full_page=True)
+
+
+def test_the_platform_finding_is_told_from_its_three_attacks(demo_dir, quick):
+    """JPEG q75 re-encoding, plain and planned for, with what the category check flags: told
+    once all three attacks are computed, each number from its result."""
+    from advrec_core.experiments.story import platform_jobs
+
+    ds = load_dataset("demo")
+    spec, _ = computed_story_cell(ds, quick)
+    assert not [f for f in tell(ds).findings if f.kind == "platform"]  # not computed: not told
+    plain, adaptive = (run_attack_job(ds, job) for job in platform_jobs(spec))
+    story = tell(ds)
+    [finding] = [f for f in story.findings if f.kind == "platform"]
+    base = run_attack_job(ds, spec.cell(*STORY_CELLS[0]).attack)
+    for res in (base, plain, adaptive):
+        assert f"{res.summary['averages']['SR']:.0%}" in finding.text
+    assert adaptive.summary["adaptive"] and adaptive.summary["channel"] == "jpeg:75"
+    det = adaptive.summary["detection"]["category"]
+    assert f"flagged **{det['flagged']:.0%}**" in finding.text
+    assert [t for t, _ in story.missing] == ["VBPR · PGD (ε=8) · AT"]

@@ -91,7 +91,7 @@ def attack_heatmaps(result, row: int, clean: np.ndarray, factor: int) -> None:
 def table2(table: pd.DataFrame, paper: pd.DataFrame, paper_ds: str) -> None:
     """Table 2: each of our attack metrics as an attack x defense heatmap, beside the paper's
     where it has one (`table2_panels`), the others two per row."""
-    attack_only = table.drop_duplicates(["attack", "defense"])
+    attack_only = table.drop_duplicates(["attack", "defense", "platform"])
     panels = table2_panels(attack_only)
 
     def ours(panel):

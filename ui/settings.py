@@ -7,10 +7,17 @@ from dataclasses import MISSING, Field
 
 
 def field_widget(container, f: Field, key: str, label: str, value=None):
-    """One widget for dataclass field `f` (its default unless `value`): a checkbox, a number
-    or a text box by the default's type; its `help` metadata as the help."""
+    """One widget for dataclass field `f` (its default unless `value`): a choice among its
+    `choices` metadata's registry names, else a checkbox, a number or a text box by the
+    default's type; its `help` metadata as the help."""
     value = f.default if value is None and f.default is not MISSING else value
     help = f.metadata.get("help")
+    if f.metadata.get("choices"):  # a registry's names (INSA's recommender ...)
+        from advrec_core.cli.options import CHOICES
+
+        names = list(CHOICES[f.metadata["choices"]]())
+        return container.selectbox(label, names, index=names.index(value) if value in names
+                                   else 0, key=key, help=help)
     if isinstance(value, bool):
         return container.checkbox(label, value=value, key=key, help=help)
     if isinstance(value, int):

@@ -116,7 +116,7 @@ def grid(args: argparse.Namespace) -> int:
                              else "given by the dataset"))
     cols = ["model", "attack", "defense", *(["platform"] if len(spec.channels) > 1 else []),
             f"CHR@{spec.k} clean", f"CHR@{spec.k} poisoned", "change", "ci95", "relative",
-            "p_value", *table2_columns(table), "flagged"]
+            "p_value", *table2_columns(table)]
     print(table[cols].round(4).to_string(index=False, na_rep="-"))
     if "LPIPS-vgg" not in cols and table["SR"].notna().any():
         print(LPIPS_MISSING)

@@ -169,6 +169,16 @@ class GridSpec:
         return [(cell_title(*c), self.cell(*c)) for c in rows.itertuples(False)]
 
 
+PLATFORM_ATTACKS = ("pgd-8", "expa-8", "insa-8", "adaptive-pgd-8")  # the platform table's rows
+
+
+def platform_grid(spec: GridSpec) -> GridSpec:
+    """`spec`'s pair and settings as the platform table: PGD, EXPA, INSA and adaptive PGD
+    (ε=8) x Traditional and AT x every offered platform defense (`PLATFORMS`), VBPR."""
+    return replace(spec, attacks=PLATFORM_ATTACKS, defenses=("traditional", "at"),
+                   models=("vbpr",), platforms=PLATFORMS)
+
+
 def cell_extractor(extractor: ExtractorConfig, weights: tuple[tuple[str, str], ...],
                    defense: str) -> ExtractorConfig:
     """`extractor` for `defense`: its checkpoint from `weights` where one is given (and none
@@ -277,8 +287,8 @@ def table2_panels(table: pd.DataFrame) -> list[Table2Panel]:
     ours = table2_columns(table)
     panels = []
     for metric in ours:
-        title = "SR" if metric == "SR" else IMAGE_METRICS.get(metric).title
-        fmt = {"SR": ".0%", "FL": ".2g"}.get(metric, ".3g")
+        title = OWN_COLUMNS.get(metric) or IMAGE_METRICS.get(metric).title
+        fmt = {"SR": ".0%", "FL": ".2g", "flagged": ".0%"}.get(metric, ".3g")
         paper = PAPER_METRIC.get(metric)
         note = ""
         if paper is None and metric == "FLIP" and "LPIPS-vgg" not in ours:
@@ -287,9 +297,15 @@ def table2_panels(table: pd.DataFrame) -> list[Table2Panel]:
     return panels
 
 
+OWN_COLUMNS = {"SR": "SR", "flagged": "flagged (1% FPR)"}  # Table 2's columns that are not
+# image metrics, by title
+
+
 def table2_columns(table: pd.DataFrame) -> list[str]:
-    """Table 2 as shown: the paper's SR and FL, our FL map, then `perceptual_columns`."""
-    return ["SR", "FL", "FLmap", *perceptual_columns(table)]
+    """Table 2 as shown: the paper's SR and FL, our FL map, then `perceptual_columns`, then the
+    share the platform flags (where some cell has it)."""
+    flagged = ["flagged"] if "flagged" in table and table["flagged"].notna().any() else []
+    return ["SR", "FL", "FLmap", *perceptual_columns(table), *flagged]
 
 
 def perceptual_columns(table: pd.DataFrame) -> list[str]:

@@ -4,8 +4,10 @@ page that shows it; and what is missing to tell it.
 
 The story's cells: PGD (ε=8) against the Traditional and the AT extractor, VBPR retrained on
 the poisoned features (`STORY_CELLS`), on the newest computed source -> target pair (else the
-proposed one). Nothing here is a canned claim: a finding whose result is not computed is not
-told, and a change that is not significant says so."""
+proposed one); and the platform's check (`STORY_PLATFORM`): the same PGD through JPEG q75
+re-encoding, plain and planning for it, with what the category check flags. Nothing here is
+a canned claim: a finding whose result is not computed is not told, and a change that is not
+significant says so."""
 from __future__ import annotations
 
 import logging
@@ -24,23 +26,27 @@ from ..recommenders import RECOMMENDERS
 from ..study.analysis import wilson  # the 95% Wilson interval, as the study reports it
 from .attack import AttackResult, computed_attacks, run_attack_job
 from .grid import GridSpec, attack_title, cell_title
-from .poison import PoisonJob, PoisonResult, choose_pair, run_poison
+from .poison import PoisonResult, choose_pair, run_poison
 
 log = logging.getLogger(__name__)
 STORY_CELLS = (("pgd-8", "traditional", "vbpr"), ("pgd-8", "at", "vbpr"))  # (attack,
 # defense, model): the paper's default attack, undefended vs adversarially trained
+STORY_PLATFORM = ("jpeg:75", ("pgd-8", "adaptive-pgd-8"), TRADITIONAL.name)  # the platform's
+# check: the story's attack through JPEG re-encoding, plain and planning for it (attacks only)
 REFERENCE = "the reference run's (2 CPU cores, 2026-12-06)"
 REFERENCE_SECONDS = {  # per entry, the reference run: the demo story on a fresh cache (the
     # tour test, 2 Intel Xeon cores) and the shipped Traditional CNN's training
     "extractor": 420.0, "extractor (shipped)": 0.1, "features": 1.7, "attack": 3.9,
-    "rec": 2.0}
+    "attack (adaptive)": 24.0, "rec": 2.0}
 _NAMES = {"extractor": ("CNN training", "CNN trainings"),  # (one, several) for `estimate`
           "extractor (shipped)": ("shipped CNN copied", "shipped CNNs copied"),
           "features": ("feature extraction", "feature extractions"),
-          "attack": ("attack", "attacks"), "rec": ("recommender run", "recommender runs")}
+          "attack": ("attack", "attacks"), "rec": ("recommender run", "recommender runs"),
+          "attack (adaptive)": ("adaptive attack", "adaptive attacks")}
 _ENTRY_OF = {  # a plan step's kind -> (the cache entries it builds, how many)
     "extractor": lambda job: ("extractor", 1), "features": lambda job: ("features", 1),
-    "attack": lambda job: ("attack", 1), "runs": lambda job: ("rec", len(job.cell.seeds)),
+    "attack": lambda job: ("attack (adaptive)" if job.spec.adaptive else "attack", 1),
+    "runs": lambda job: ("rec", len(job.cell.seeds)),
     "cell": lambda job: ("cell", 0)}  # assembled from the runs: no time of its own
 
 
@@ -48,7 +54,7 @@ _ENTRY_OF = {  # a plan step's kind -> (the cache entries it builds, how many)
 class Finding:
     """One headline: a sentence (markdown) made from measured numbers, and what shows it."""
 
-    kind: str  # "attack" | "impact" | "defense" | "perception"
+    kind: str  # "attack" | "impact" | "defense" | "perception" | "platform"
     text: str
     page: str  # the app page that shows it, by its key ("attack_lab"; the app maps it)
     cell: tuple[str, str, str]  # (attack, defense, model)
@@ -62,7 +68,8 @@ class Story:
     source: str | None
     target: str | None
     findings: list[Finding] = field(default_factory=list)
-    missing: list[tuple[str, PoisonJob]] = field(default_factory=list)  # (title, job)
+    missing: list[tuple[str, object]] = field(default_factory=list)  # (title, PoisonJob or
+    # AttackJob) of what the story lacks
     spec: GridSpec | None = None
 
     @property
@@ -126,7 +133,50 @@ def tell(ds: Dataset, cache: Cache | None = None) -> Story:
             pass
     for cell, (attack, poison) in results.items():
         story.findings += _findings(ds, spec, cell, attack, poison, results)
+    for job in platform_jobs(spec):
+        try:
+            run_attack_job(ds, job, ro)
+        except NotCached:
+            story.missing.append((f"{job.spec.title} through {job.upload.channel} "
+                                  f"({DEFENSES.get(job.extractor.defense).short})", job))
+        except CategoryError:
+            pass
+    platform = _platform_finding(ds, spec, results, ro)
+    if platform is not None:
+        story.findings.append(platform)
     return story
+
+
+def platform_jobs(spec: GridSpec) -> list:
+    """The attack jobs of the platform's check (`STORY_PLATFORM`)."""
+    channel, attacks, defense = STORY_PLATFORM
+    return [spec.attack_job(a, defense, channel) for a in attacks]
+
+
+def _platform_finding(ds, spec, results, ro) -> Finding | None:
+    """What the platform's own defense does: SR lossless, after JPEG, and against the attacker
+    who plans for it, with what the category check flags. None until all are computed."""
+    channel, (plain, adaptive), defense = STORY_PLATFORM
+    base = results.get((plain, defense, STORY_CELLS[0][2]))
+    try:
+        through, planned = (run_attack_job(ds, job, ro) for job in platform_jobs(spec))
+    except (NotCached, CategoryError):
+        return None
+    if base is None:
+        return None
+    sr = {k: float(r.summary["averages"]["SR"]) for k, r in
+          (("png", base[0]), ("plain", through), ("adaptive", planned))}
+    n = len(planned.items)
+    lo, hi = wilson(int(planned.metrics["success"].sum()), n)
+    det = planned.summary.get("detection", {}).get("category", {})
+    flagged = (f"; the category check (the listed {spec.source} against the CNN's view) "
+               f"flagged **{_pct(det['flagged'])}** of those uploads at "
+               f"{_pct(det['fpr'])} false positives on clean images" if "flagged" in det else "")
+    text = (f"Re-encoding every upload as **JPEG q75** cut {attack_title(plain)} from "
+            f"{_pct(sr['png'])} to **{_pct(sr['plain'])}**; an attacker who plans for the JPEG "
+            f"got **{_pct(sr['adaptive'])}** through (95% CI {_pct(lo)}–{_pct(hi)}){flagged}.")
+    return Finding("platform", text, "attack_lab", (adaptive, defense, STORY_CELLS[0][2]),
+                   pair=_pair(ds, planned))
 
 
 def _findings(ds, spec, cell, attack: AttackResult, poison: PoisonResult | None,
@@ -199,7 +249,7 @@ def estimate(ds: Dataset, cache: Cache | None = None) -> tuple[float, str]:
     spec = (known or GridSpec.of("?", "?")).fitted(ds.n_items)  # the plan's shape does not
     # depend on the pair: before it is chosen, the pair's own steps are all missing
     todo: dict[str, int] = {}
-    for step in plan(*(spec.cell(*cell) for cell in STORY_CELLS)):
+    for step in plan(*_jobs(spec)):
         if known is None and step.kind not in ("extractor", "features"):
             missing = True
         else:
@@ -224,12 +274,16 @@ def estimate(ds: Dataset, cache: Cache | None = None) -> tuple[float, str]:
     return seconds, f"{parts}; at {source}"
 
 
+def _jobs(spec: GridSpec) -> list:
+    """The story's cells (PoisonJobs), then the platform's check (AttackJobs)."""
+    return [*(spec.cell(*cell) for cell in STORY_CELLS), *platform_jobs(spec)]
+
+
 def story_jobs(ds: Dataset, cache: Cache | None = None, device: str = "auto",
-               progress=None) -> list[PoisonJob]:
-    """The story's cells as jobs (a plan of them computes the story), choosing the pair
-    first where none is known."""
-    spec = story_spec(ds, cache, device, progress).fitted(ds.n_items)
-    return [spec.cell(*cell) for cell in STORY_CELLS]
+               progress=None) -> list:
+    """The story's jobs (a plan of them computes the story): its cells and the platform's
+    check, choosing the pair first where none is known."""
+    return _jobs(story_spec(ds, cache, device, progress).fitted(ds.n_items))
 
 
 def compute_story(ds: Dataset, cache: Cache | None = None, device: str = "auto",
