@@ -157,7 +157,7 @@ def test_bad_categories_and_defenses_are_one_clear_error(ds, capsys):
 
 def test_grid_cells_carry_the_category_mode_and_their_labels():
     spec = GridSpec.of("Sandal", "Running shoe")
-    assert {spec.cell(a, d, "vbpr").attack.categories for a, d, _ in spec.cells()} == {"predicted"}
+    assert {spec.cell(a, d, "vbpr").attack.categories for a, d, *_ in spec.cells()} == {"predicted"}
     assert spec.attack_job("pgd-8", "at").label == "pgd-8/at"
     given = GridSpec.of("Sandal", "Running shoe", categories="true")
     assert given.attack_job("pgd-8", "at").label == "pgd-8/at/given"

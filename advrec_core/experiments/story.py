@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..attacks import Upload
 from ..cache import Cache, NotCached
 from ..data.dataset import Dataset
 from ..defenses import DEFENSES, TRADITIONAL
@@ -81,7 +82,8 @@ class Story:
 def story_spec(ds: Dataset, cache: Cache | None = None, device: str = "auto",
                progress=None) -> GridSpec | None:
     """The story's grid: the newest computed attack's pair and settings (its extractor, image
-    limit, categories and upload channel), else the pair proposed on the Traditional
+    limit, categories and where it attacks; the story's cells are lossless: the platform's
+    defenses are the platform check's, `STORY_PLATFORM`), else the pair proposed on the Traditional
     extractor's predicted categories with the grid's defaults (computed if `cache` may
     build); with a read-only cache, None while neither is known (nothing computed yet)."""
     cache = cache or Cache.default()
@@ -89,7 +91,7 @@ def story_spec(ds: Dataset, cache: Cache | None = None, device: str = "auto",
     if found:
         job = found[0][0]
         return GridSpec.of(job.source, job.target, categories=job.categories, limit=job.limit,
-                           extractor=job.extractor, upload=job.upload)
+                           extractor=job.extractor, upload=Upload(at=job.upload.at))
     try:
         return GridSpec.of(*choose_pair(ds, ExtractorConfig(), cache=cache, device=device,
                                         progress=progress))
@@ -275,8 +277,11 @@ def estimate(ds: Dataset, cache: Cache | None = None) -> tuple[float, str]:
 
 
 def _jobs(spec: GridSpec) -> list:
-    """The story's cells (PoisonJobs), then the platform's check (AttackJobs)."""
-    return [*(spec.cell(*cell) for cell in STORY_CELLS), *platform_jobs(spec)]
+    """The story's first cell (PoisonJob), the platform's check (AttackJobs), the other cells:
+    the first finding comes first, and the newest attack (what the Attack Lab and Impact
+    offer first in a new session) is a story cell's, with its recommender runs."""
+    cells = [spec.cell(*cell) for cell in STORY_CELLS]
+    return [cells[0], *platform_jobs(spec), *cells[1:]]
 
 
 def story_jobs(ds: Dataset, cache: Cache | None = None, device: str = "auto",
