@@ -76,10 +76,11 @@ with st.form("attack_form"):
              "re-encoding (q75), feature squeezing (5-bit depth + 2x2 median), or a learned "
              "denoiser (trained for this CNN on first use, about 2 min on 2 CPU cores)")
     c = st.columns([1, 3])
-    adaptive = c[0].checkbox("Attacker plans for the defense", s0.adaptive, key="lab_adaptive",
-                             help="Adaptive attack: differentiates through the platform's "
-                                  "defense (a differentiable JPEG, straight-through squeezers, "
-                                  "the denoiser itself), averaging 8 draws per step (EOT)")
+    adaptive = c[0].checkbox("Adaptive attacker", s0.adaptive, key="lab_adaptive",
+                             help="The attacker plans for the platform defense: the attack "
+                                  "differentiates through it (a differentiable JPEG, "
+                                  "straight-through squeezers, the denoiser itself), averaging "
+                                  "8 draws per step where it is random (EOT)")
     limit = c[1].number_input("Images to attack (first N of the source category; 0 = all)",
                               0, ds.n_items, start.limit or 0, key="lab_limit")
     with st.expander("The attacks' own settings (each applies to the attacks named)"):

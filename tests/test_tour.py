@@ -81,6 +81,7 @@ def test_the_tour(demo_dir, tmp_path):
         other.close()
         body = page.locator("body").inner_text()
         assert "put Sandal items in top-20 lists" in body and "CHR@20" in body, body[:3000]
+        assert "Re-encoding every upload as JPEG q75" in body and "flagged" in body  # the platform
         assert page.locator('img[alt^="The pipeline"]').evaluate(
             "i => i.complete && i.naturalWidth > 0")  # the pipeline picture shows
         page.wait_for_timeout(3000)  # the sidebar's job list catches up
