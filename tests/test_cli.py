@@ -66,3 +66,18 @@ def test_sigterm_stops_a_long_command_at_once_and_leaves_no_build_folder(cache_d
     stopped = time.perf_counter() - t0
     assert rc == 143 and stopped < 10, (rc, stopped, proc.stderr.read()[-500:])
     assert not list((Path(cache_dir) / "extractor").glob(".tmp-*")) and ckpt.is_file()
+
+
+def test_rec_epochs_and_the_extractors_epochs_are_two_settings():
+    """--rec-epochs sets the recommender's epochs only: the demo CNN keeps its recipe (it once
+    landed in the extractor's --epochs too, which trained a 2-epoch CNN instead of using the
+    shipped one)."""
+    from advrec_core.cli import build_parser
+    from advrec_core.cli import options, settings
+
+    args = build_parser().parse_args(["grid", "demo", "--rec-epochs", "2"])
+    assert settings.rec_config(args).epochs == 2
+    assert options.extractor(args, defense="traditional").train.epochs is None
+    args = build_parser().parse_args(["poison", "demo", "--epochs", "3", "--model", "dvbpr"])
+    assert options.extractor(args).train.epochs == 3
+    assert settings.rec_config(args).epochs == 60

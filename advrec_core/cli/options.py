@@ -45,17 +45,29 @@ def add_field(p: argparse.ArgumentParser, f: Field, flag: str | None = None,
     flag = flag or f.metadata.get("flag") or f.name.replace("_", "-")
     help = help or f.metadata.get("help") or f.name.replace("_", " ")
     if isinstance(f.default, bool):
-        p.add_argument(f"--{flag}", dest=f.name, action=argparse.BooleanOptionalAction,
+        p.add_argument(f"--{flag}", dest=dest(f), action=argparse.BooleanOptionalAction,
                        default=None, help=help)
         return
     choices = f.metadata.get("choices")
-    p.add_argument(f"--{flag}", dest=f.name, type=_type(f), default=None, help=help,
+    p.add_argument(f"--{flag}", dest=dest(f), type=_type(f), default=None, help=help,
                    choices=CHOICES[choices]() if choices else None)
 
 
+def dest(f: Field) -> str:
+    """Where field `f`'s option lands in the parsed args: its name, or its own flag's
+    (RecConfig.epochs is --rec-epochs -> rec_epochs: the extractor's --epochs is another)."""
+    return f.metadata["flag"].replace("-", "_") if "flag" in f.metadata else f.name
+
+
 def given(args: argparse.Namespace, names) -> dict:
-    """{name: value} of the options among `names` the command line set."""
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    """{name: value} of the options among `names` the command line set; a name may be a
+    dataclass field (read from its `dest`)."""
+    out = {}
+    for n in names:
+        key, where = (n.name, dest(n)) if isinstance(n, Field) else (n, n)
+        if getattr(args, where, None) is not None:
+            out[key] = getattr(args, where)
+    return out
 
 
 # --- the dataset: one DatasetSpec from the command line to a Ray worker -------------------

@@ -117,7 +117,7 @@ def rec_config(args: argparse.Namespace, own: bool = True) -> RecConfig:
     """The recommender the options name, with the hyperparameters given (unless not `own`: a
     grid's template, whose models take theirs from `rec_params`); a hyperparameter the
     model does not have: one line (RecConfig says which it has)."""
-    settings = given(args, [f.name for f in fields(RecConfig) if "help" in f.metadata])
+    settings = given(args, [f for f in fields(RecConfig) if "help" in f.metadata])
     model = settings.pop("model", RecConfig.model)
     return RecConfig.of(model, **settings, **(rec_params(args) if own else {}))
 
