@@ -155,6 +155,14 @@ def class_names(config: ExtractorConfig, corpus: Path | None = None) -> tuple[st
     return tuple(c["name"] for c in json.loads((Path(corpus).parent / "categories.json").read_text()))
 
 
+def input_size(config: ExtractorConfig, corpus: Path | None = None) -> int:
+    """The px size the extractor's images are resized to, read without loading or training
+    it (ResNet50: 224; demo-cnn: its corpus's image size, as `_build_demo_cnn` takes it)."""
+    if config.arch == "resnet50" or corpus is None:
+        return 224
+    return int(np.load(Path(corpus) / "images.npy", mmap_mode="r").shape[1])
+
+
 def resolve_class(ref: str | None, names: tuple[str, ...]) -> str | None:
     """A class given by name or by index ("774" -> "sandal" for an ImageNet extractor) -> its
     name; a name is returned as given (checked where it is used)."""

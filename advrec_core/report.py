@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import html
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from .data.dataset import Dataset
 from .defenses import DEFENSES
 from .experiments.grid import (
     PAPER_METRIC,
+    PAPER_MODELS,
+    VISUAL_MODELS,
     attack_title,
     grid_table,
     paper_rows,
@@ -95,7 +98,9 @@ def _story_html(story: Story, zoom: int) -> str:
 def _tables_html(ds: Dataset, story: Story, cache: Cache) -> str:
     if story.spec is None:
         return '<p class="missing">No grid: nothing computed on this dataset yet.</p>'
-    table = grid_table(ds, story.spec, cache)
+    table = grid_table(ds, replace(story.spec, models=VISUAL_MODELS), cache)
+    # the paper's recommenders always (missing cells shown); the others where computed
+    table = table[table["computed"] | table["model"].isin(PAPER_MODELS)]
     paper = paper_tables()
     k = story.spec.k
     t1 = table[["model", "attack", "defense", f"CHR@{k} clean", f"CHR@{k} poisoned",

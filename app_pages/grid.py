@@ -10,17 +10,15 @@ from advrec_core.defenses import DEFENSES
 from advrec_core.errors import AdvRecError
 from advrec_core.experiments.grid import (
     BEYOND_PAPER,
-    NO_ATTACK,
     PAPER_ATTACKS,
+    PAPER_MODELS,
     PLATFORMS,
     VISUAL_MODELS,
     GridSpec,
     attack_title,
-    by_attack_defense,
     cell_title,
     computed_pairs,
     grid_table,
-    paper_rows,
     paper_tables,
     platform_title,
     titled,
@@ -30,10 +28,9 @@ from advrec_core.extractors import ExtractorConfig
 from advrec_core.jobs import runner
 from advrec_core.recommenders import RECOMMENDERS
 from advrec_core.recommenders.evaluation import check_cutoffs
-from ui.charts import heatmap
 from ui.data import cached, category_mode, current_dataset
 from ui.jobs import plan_panel, submit_plan
-from ui.results import table2
+from ui.results import table1, table2
 
 st.title("Grid")
 spec, ds = current_dataset()
@@ -62,7 +59,7 @@ with st.expander("Grid settings", expanded=False):
     cw_steps = c[3].number_input("C&W iterations per search step", 10, 1000,
                                  CarliniWagnerL2.steps, step=10, key="grid_cw", help="1000 "
                                  "is the paper's (about 2.7 s per image on 2 CPU cores)")
-    c = st.columns(2)
+    c = st.columns(3)
     attacks = c[0].multiselect(
         "Attacks", ATTACK_CHOICES, PAPER_ATTACKS, format_func=attack_title, key="grid_attacks",
         help="The paper's five, and beyond it: Liu & Larson's EXPA (towards the features of "
@@ -73,10 +70,16 @@ with st.expander("Grid settings", expanded=False):
         key="grid_platforms", help="What the platform does to every image before its CNN: "
         "nothing, JPEG re-encoding at quality 75, feature squeezing (5-bit depth + 2x2 median) "
         "or the learned denoiser (trained for each CNN on first use, about 2 min)")
+    models = c[2].multiselect(
+        "Recommenders", VISUAL_MODELS, PAPER_MODELS, key="grid_models",
+        format_func=lambda n: RECOMMENDERS.get(n).title, help="The paper's VBPR and AMR, and "
+        "DeepStyle (style = features minus the category's), ACF (attention over image regions "
+        "and the user's history) and DVBPR (its own CNN trained on the images; minutes a cell)")
 spec_grid = GridSpec.of(source, target, seeds=tuple(range(int(n_seeds))),  # cut-offs above
                         cw_steps=int(cw_steps), categories=mode,  # the catalog dropped
                         attacks=tuple(attacks) or PAPER_ATTACKS,
-                        platforms=tuple(platforms) or (PLATFORMS[0],)).fitted(ds.n_items)
+                        platforms=tuple(platforms) or (PLATFORMS[0],),
+                        models=tuple(models) or PAPER_MODELS).fitted(ds.n_items)
 
 
 @st.cache_data(show_spinner="Reading computed cells...", max_entries=8)
@@ -101,23 +104,7 @@ paper_ds = st.radio("Paper's reference values", ["Amazon Men", "Amazon Women"],
 
 tab1, tab2 = st.tabs(["Table 1: CHR@20 shift", "Table 2: SR, FL, perceptual metrics"])
 with tab1:
-    for m in VISUAL_MODELS:
-        st.subheader(RECOMMENDERS.get(m).title)
-        ours = table[table["model"] == m]
-        c = st.columns(3)
-        with c[0]:
-            heatmap(by_attack_defense(ours, "relative") * 100, f"ours: CHR@{k} change (%)", ".0f",
-                 f"grid_rel_{m}", diverging=True)
-        with c[1]:
-            heatmap(by_attack_defense(ours, f"CHR@{k} poisoned"), f"ours: CHR@{k} poisoned", ".3f",
-                 f"grid_abs_{m}")
-        with c[2]:
-            p = paper_rows(paper, "table1", paper_ds, model=m)
-            heatmap(by_attack_defense(p[p["attack"] != NO_ATTACK], "value"),
-                    f"paper ({paper_ds}): CHR@20", ".3f", f"grid_paper_{m}")
-            none = p[p["attack"] == NO_ATTACK].set_index("defense")["value"]
-            st.caption("paper, no attack: " + ", ".join(
-                f"{DEFENSES.get(d).short} {none[d]:.4f}" for d in DEFENSES.available()))
+    table1(table, paper, paper_ds, spec_grid.models, k)
 with tab2:
     table2(table, paper, paper_ds)
 
@@ -125,7 +112,7 @@ st.subheader("Run cells")
 missing = table[~table["computed"]]
 if len(missing):
     c = st.columns(4)
-    m = c[0].selectbox("Recommender", VISUAL_MODELS, key="grid_run_model",
+    m = c[0].selectbox("Recommender", spec_grid.models, key="grid_run_model",
                        format_func=lambda n: RECOMMENDERS.get(n).title)
     a = c[1].selectbox("Attack", spec_grid.attacks, format_func=attack_title,
                        key="grid_run_attack")

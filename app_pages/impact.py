@@ -53,8 +53,9 @@ rec = RecConfig.of(model, epochs=int(epochs), **{k: v for k, v in own.items() if
 job = PoisonJob(replace(attack, categories=mode), rec, tuple(range(int(n_seeds))))
 result = result_or_plan(
     run_poison, ds, job, f"{model_title(model)} clean vs poisoned, {n_seeds} seed(s)",
-    submitted, "Not computed yet: press **Train clean vs poisoned** (demo catalog: about 10 s "
-    "per training, two per seed, after the attack itself).")
+    submitted, "Not computed yet: press **Train clean vs poisoned** (demo catalog, two "
+    "trainings per seed after the attack itself: seconds each for BPR-MF, VBPR, AMR and "
+    "DeepStyle, about half a minute for ACF, two minutes for DVBPR, which trains its own CNN).")
 
 src = attack.source
 k = st.segmented_control("K", KS, default=20, key="impact_k") or 20

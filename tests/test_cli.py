@@ -72,8 +72,7 @@ def test_rec_epochs_and_the_extractors_epochs_are_two_settings():
     """--rec-epochs sets the recommender's epochs only: the demo CNN keeps its recipe (it once
     landed in the extractor's --epochs too, which trained a 2-epoch CNN instead of using the
     shipped one)."""
-    from advrec_core.cli import build_parser
-    from advrec_core.cli import options, settings
+    from advrec_core.cli import build_parser, options, settings
 
     args = build_parser().parse_args(["grid", "demo", "--rec-epochs", "2"])
     assert settings.rec_config(args).epochs == 2

@@ -249,7 +249,7 @@ def test_compare_recommenders_is_the_paired_test_of_the_runs_it_trains(ds):
 
     short, longer = RecConfig(model="bprmf", epochs=2), RecConfig(model="bprmf", epochs=6)
     seeds, cache = (0, 1, 2), Cache.default()
-    table = compare_recommenders(ds, None, short, longer, seeds, cache, torch.device("cpu"),
+    table = compare_recommenders(ds, {}, short, longer, seeds, cache, torch.device("cpu"),
                                  ks=(10, 20)).set_index("metric")
     assert list(table.columns) == ["bprmf #1", "bprmf #2", "difference", "ci95", "p_value"]
     alone = {e: np.array([train_and_evaluate(ds, None, replace(r, seed=s), np.zeros(0, np.int64),

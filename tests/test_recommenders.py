@@ -1,5 +1,6 @@
 """Recommenders: metrics against hand-computed cases, the sampler, AMR's adversarial delta,
-and one trainer for all three models."""
+and one trainer for every model (DeepStyle's, ACF's and DVBPR's equations and effects:
+test_visual_models.py)."""
 import math
 from dataclasses import replace
 
@@ -36,6 +37,26 @@ def scores_to_vectors(scores):
     """user vectors = identity rows, item vectors = scores^T: dot products give `scores`."""
     s = torch.tensor(scores, dtype=torch.float32)
     return torch.eye(len(s)), s.T.contiguous()
+
+
+def inputs_for(name: str, base: np.ndarray, rng: np.random.Generator):
+    """What recommender `name` reads, made from (N, D) `base` features: the features, (N, 2,
+    2, D) feature maps (the features in every region, plus noise), or (N, 3, 32, 32) uint8
+    images (each item one colour from its first three features); None for BPR-MF."""
+    reads = RECOMMENDERS.get(name).reads
+    if reads == "map":
+        return base[:, None, None] + 0.1 * rng.normal(size=(len(base), 2, 2, base.shape[1]))
+    if reads == "images":
+        rgb = np.clip(127.5 + 100 * base[:, :3] / np.abs(base[:, :3]).max(), 0, 255)
+        noise = rng.integers(0, 20, (len(base), 3, 32, 32))
+        return np.clip(rgb[:, :, None, None] + noise, 0, 255).astype(np.uint8)
+    return base if reads == "features" else None
+
+
+def own_settings(name: str, **visual) -> dict:
+    """The toy problems' settings of `name`'s own hyperparameters (VBPR's, AMR's visual
+    factors and biases)."""
+    return visual if name in ("vbpr", "amr") else {}
 
 
 SCORES = [[9, 8, 7, 6, 5],  # user 0: train {0}; ranking 1,2,3,4 -> test item 3 at rank 3
@@ -128,10 +149,10 @@ def test_every_recommender_trains_deterministically_and_learns(name):
     test = df.groupby("user").tail(1)
     train = df.drop(test.index)
     data = RankingData.from_frames(train, test, n_users, n_items, cat, ("a", "b", "c", "d"))
-    feats = np.eye(4)[cat] + 0.1 * rng.normal(size=(n_items, 4))
+    feats = inputs_for(name, np.eye(4)[cat] + 0.1 * rng.normal(size=(n_items, 4)), rng)
     u, i = (torch.as_tensor(train[c].to_numpy().copy()) for c in ("user", "item"))
     cfg = RecConfig.of(name, epochs=30, lr=0.01, reg=1e-3, factors=8,
-                       **({"visual_factors": 8} if name != "bprmf" else {}))
+                       **own_settings(name, visual_factors=8))
     m1, h1 = fit_recommender(cfg, data, u, i, feats)
     m2, _ = fit_recommender(cfg, data, u, i, feats)
     assert torch.equal(m1.user_vectors(), m2.user_vectors())
@@ -155,10 +176,10 @@ def test_members_trained_together_get_the_numbers_they_get_alone(name):
     data = RankingData.from_frames(train, train.iloc[:0], n_users, n_items, np.arange(n_items) % 4,
                                    ("a", "b", "c", "d"))
     u, i = (torch.as_tensor(train[c].to_numpy().copy()) for c in ("user", "item"))
-    fa, fb = rng.normal(size=(n_items, 64)), rng.normal(size=(n_items, 64))
+    fa, fb = (inputs_for(name, rng.normal(size=(n_items, 64)), rng) for _ in range(2))
     members = [Member(0, fa), Member(0, fb, 2.0), Member(1, fa), Member(2, fb)]
-    cfg = RecConfig.of(name, epochs=4, batch_size=37, lr=0.01, factors=8, **(
-        {"visual_factors": 8, "biases": name == "amr"} if name != "bprmf" else {}))
+    cfg = RecConfig.of(name, epochs=4, batch_size=37, lr=0.01, factors=8,
+                       **own_settings(name, visual_factors=8, biases=name == "amr"))
     together, hist = fit_recommenders(cfg, data, u, i, members)
     for m, member in enumerate(members):
         alone, h = fit_recommender(replace(cfg, seed=member.seed), data, u, i, member.features,
@@ -201,16 +222,18 @@ def dense_grads(model, grads):
     return out
 
 
-@pytest.mark.parametrize("name,biases,adversarial", [("bprmf", False, False), ("vbpr", False, False),
-                                                     ("vbpr", True, False), ("amr", True, True)])
+@pytest.mark.parametrize("name,biases,adversarial", [
+    ("bprmf", False, False), ("vbpr", False, False), ("vbpr", True, False), ("amr", True, True),
+    ("deepstyle", False, False)])
 def test_closed_form_gradients_equal_autograd(name, biases, adversarial):
     """bpr_step's hand-derived gradients of eq. 1 (+ AMR's term, delta held fixed) are
     autograd's, with repeated users and items in the batch, for two members (seeds) with
     different feature sets trained as one model."""
     torch.manual_seed(0)
     features = [torch.randn(9, 6), torch.randn(9, 6)]
-    own = {} if name == "bprmf" else dict(visual_factors=3, features=features, feature_of=[1, 0],
-                                          biases=biases)
+    own = {} if name == "bprmf" else dict(features=features, feature_of=[1, 0]) | (
+        dict(categories=torch.tensor([0, 1, 1, -1, 2, 0, 2, 1, -1])) if name == "deepstyle"
+        else dict(visual_factors=3, biases=biases))
     own |= dict(adv_eps=0.7, adv_reg=0.4) if name == "amr" else {}
     model = RECOMMENDERS.get(name)(7, 9, factors=4, init_std=0.5, seeds=[3, 4], **own)
     if biases:

@@ -9,10 +9,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from advrec_core.data.images import display_factor
+from advrec_core.defenses import DEFENSES
 from advrec_core.defenses.detection import DETECTORS, detection_line, flagged_uploads
 from advrec_core.experiments.categories import MODE_NAMES
-from advrec_core.experiments.grid import LPIPS_MISSING, by_attack_defense, paper_rows, table2_panels
+from advrec_core.experiments.grid import (
+    LPIPS_MISSING,
+    NO_ATTACK,
+    by_attack_defense,
+    paper_rows,
+    table2_panels,
+)
 from advrec_core.metrics import IMAGE_METRICS
+from advrec_core.recommenders import RECOMMENDERS
 from advrec_core.viz import amplified, heat_overlay, upscale
 from ui.charts import heatmap, show_pngs
 from ui.compare import heat_html
@@ -86,6 +94,32 @@ def attack_heatmaps(result, row: int, clean: np.ndarray, factor: int) -> None:
                               hm.value, name, factor,
                               f"map {grid}; colours from 0 to the largest value over this "
                               f"attack's {len(result.metrics)} images"))
+
+
+def table1(table: pd.DataFrame, paper: pd.DataFrame, paper_ds: str, models, k: int) -> None:
+    """Table 1 per recommender: our CHR@k change and poisoned CHR@k as attack x defense
+    heatmaps, beside the paper's CHR@20 where it reports the model (VBPR, AMR)."""
+    for m in models:
+        st.subheader(RECOMMENDERS.get(m).title)
+        ours = table[table["model"] == m]
+        p = paper_rows(paper, "table1", paper_ds, model=m)
+        c = st.columns(3 if len(p) else 2)
+        with c[0]:
+            heatmap(by_attack_defense(ours, "relative") * 100, f"ours: CHR@{k} change (%)", ".0f",
+                    f"grid_rel_{m}", diverging=True)
+        with c[1]:
+            heatmap(by_attack_defense(ours, f"CHR@{k} poisoned"), f"ours: CHR@{k} poisoned",
+                    ".3f", f"grid_abs_{m}")
+        if not len(p):
+            st.caption(f"The paper reports VBPR and AMR only; no reference for "
+                       f"{RECOMMENDERS.get(m).title}.")
+            continue
+        with c[2]:
+            heatmap(by_attack_defense(p[p["attack"] != NO_ATTACK], "value"),
+                    f"paper ({paper_ds}): CHR@20", ".3f", f"grid_paper_{m}")
+            none = p[p["attack"] == NO_ATTACK].set_index("defense")["value"]
+            st.caption("paper, no attack: " + ", ".join(
+                f"{DEFENSES.get(d).short} {none[d]:.4f}" for d in DEFENSES.available()))
 
 
 def table2(table: pd.DataFrame, paper: pd.DataFrame, paper_ds: str) -> None:

@@ -56,7 +56,7 @@ class INSA(LinfGradientAttack):
 
     recommender: str = field(default="vbpr", metadata={
         "help": "INSA: the visual recommender (trained on clean features) whose score it raises",
-        "choices": "recommenders"})
+        "choices": "insiders"})
     title: ClassVar[str] = "INSA"
     head: ClassVar[str] = "score"
     fixed: ClassVar[tuple[str, ...]] = ("targeted",)
@@ -66,10 +66,13 @@ class INSA(LinfGradientAttack):
         from ..recommenders import RECOMMENDERS  # a registry lookup: unknown names listed
 
         model = RECOMMENDERS.get(self.recommender)
-        if not model.uses_images:
-            raise ValueError(f"INSA follows a visual recommender's score; {self.recommender} "
-                             f"does not use images (visual ones: " + ", ".join(
-                                 n for n, m in RECOMMENDERS.items() if m.uses_images) + ")")
+        if model.reads != "features":
+            why = "does not use images" if not model.uses_images else \
+                f"reads {'feature maps' if model.reads == 'map' else 'the images themselves'}"
+            raise ValueError(f"INSA follows a visual recommender's score in the item's "
+                             f"features; {self.recommender} {why} (those that score features: "
+                             + ", ".join(n for n, m in RECOMMENDERS.items()
+                                         if m.reads == "features") + ")")
 
     def loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(B,) scores -> minus their sum (descended: the score rises)."""

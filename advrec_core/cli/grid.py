@@ -14,7 +14,7 @@ from .recommend import dataset_and_pair
 
 
 def register(sub) -> None:
-    from ..experiments.grid import PAPER_ATTACKS, VISUAL_MODELS
+    from ..experiments.grid import PAPER_ATTACKS, PAPER_MODELS, VISUAL_MODELS
 
     g = sub.add_parser("grid", help="the paper's attack x defense x recommender grid "
                                     "(computed cells; --run computes the rest)")
@@ -31,7 +31,8 @@ def register(sub) -> None:
     g.add_argument("--defenses", nargs="+", choices=DEFENSES.available(),
                    help="default: all of them")
     g.add_argument("--models", nargs="+", choices=RECOMMENDERS.available(),
-                   help=f"default: {' '.join(VISUAL_MODELS)}")
+                   help=f"default: the paper's {' '.join(PAPER_MODELS)}; the visual ones: "
+                        f"{' '.join(VISUAL_MODELS)}")
     g.add_argument("--seeds", type=int, nargs="+", help="default: 0 1 2")
     g.add_argument("--cw-steps", type=int, default=0,
                    help="C&W iterations per search step (default 0: the paper's 1000)")
@@ -67,6 +68,7 @@ def grid_spec(args: argparse.Namespace):
     """(progress, dataset, the grid): a template of the options' settings, the axes of
     --attacks/--defenses/--models; every cell's weights checked before any work."""
     from ..experiments.grid import GridSpec, cell_extractor
+    from ..experiments.inputs import check_inputs
     from ..extractors import preflight
 
     weights = options.weights_pairs(args.weights)
@@ -79,6 +81,8 @@ def grid_spec(args: argparse.Namespace):
     axes = {k: tuple(v) for k, v in (("attacks", args.attacks), ("defenses", args.defenses),
                                      ("models", args.models), ("seeds", args.seeds),
                                      ("platforms", args.platforms)) if v}
+    for model in axes.get("models", GridSpec.models):  # DVBPR's images, ACF's maps fit
+        check_inputs(ds, rec.for_model(model), extractor, options.cache(args))
     return progress, ds, GridSpec.of(
         source, target, attack_settings=settings.attack_settings(args),
         rec_params=tuple(settings.rec_params(args).items()), limit=args.limit,
@@ -108,6 +112,8 @@ def grid(args: argparse.Namespace) -> int:
                                             " in this process") + ")")
         for title, why in out.skipped.items():  # e.g. this defense predicts no source item
             print(f"  skipped: {title}: {why}", flush=True)
+        if out.timed:
+            print("time         " + time_line(out))
     table = grid_table(ds, spec, cache)
     print(f"grid         {spec.source} -> {spec.target}, seeds {list(spec.seeds)}, "
           f"{int(table['computed'].sum())}/{len(table)} cells computed"
@@ -126,6 +132,20 @@ def grid(args: argparse.Namespace) -> int:
         atomic_write_text(Path(args.csv), table.to_csv(index=False))
         print(f"\nwritten      {args.csv}")
     return 0
+
+
+def time_line(out) -> str:
+    """Where a run's time went: seconds per kind of step, the recommender runs per model."""
+    by_model: dict[str, float] = {}
+    for step, sec in out.timed:
+        if step.kind == "runs":
+            by_model[step.job.cell.rec.model] = by_model.get(step.job.cell.rec.model, 0.0) + sec
+    parts = []
+    for kind, sec in sorted(out.seconds_by_kind.items(), key=lambda kv: -kv[1]):
+        models = ", ".join(f"{m} {s:.0f} s" for m, s in sorted(by_model.items(),
+                                                                key=lambda kv: -kv[1]))
+        parts.append(f"{kind} {sec:.0f} s" + (f" ({models})" if kind == "runs" else ""))
+    return "; ".join(parts)
 
 
 def regime(args: argparse.Namespace) -> int:

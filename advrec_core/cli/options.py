@@ -21,9 +21,12 @@ from ..experiments.poison import FEATURE_SCALES
 from ..extractors import EXTRACTORS, ExtractorConfig
 from ..jobs import RAY_ADDRESS_ENV
 from ..recommenders import RECOMMENDERS
+from ..recommenders.dvbpr import CNNS
 
 CHOICES = {"recommenders": RECOMMENDERS.available, "attacks": ATTACKS.available,
-           "rec_precisions": lambda: PRECISIONS}  # a field's metadata "choices" -> the names
+           "rec_precisions": lambda: PRECISIONS, "dvbpr_cnns": lambda: CNNS,
+           "insiders": lambda: [n for n, m in RECOMMENDERS.items() if m.reads == "features"]}
+# a field's metadata "choices" -> the names
 
 
 class Parser(argparse.ArgumentParser):

@@ -71,29 +71,29 @@ def _check_seeds(args: argparse.Namespace, rec) -> None:
 
 def train_rec(args: argparse.Namespace) -> int:
     from ..experiments.categories import categorize
-    from ..experiments.extract import ExtractJob, extract_features
+    from ..experiments.inputs import check_inputs, clean_inputs, reads
 
     rec = settings.rec_config(args)
     _check_seeds(args, rec)
     progress = TqdmProgress(disable=args.quiet)
     cache, extractor = options.cache(args), options.extractor(args)
-    ds = categorize(options.dataset(args, progress), extractor, args.categories, cache,
-                    args.device, progress)
+    given = options.dataset(args, progress)
     other = rec.for_model(args.against) if args.against else None
-    feats = None
-    if any(RECOMMENDERS.get(r.model).uses_images for r in (rec, other) if r):
-        feats = extract_features(ds, ExtractJob(extractor), cache, args.device,
-                                 progress).features
+    recs = [r for r in (rec, other) if r]
+    for r in recs:
+        check_inputs(given, r, extractor, cache)  # before any extraction or training
+    ds = categorize(given, extractor, args.categories, cache, args.device, progress)
+    inputs = clean_inputs(ds, recs, extractor, cache, args.device, progress)
     if other:
-        return _compare(args, ds, feats, rec, other, progress)
-    return _one_run(args, ds, feats, rec, extractor, progress)
+        return _compare(args, ds, inputs, rec, other, progress)
+    return _one_run(args, ds, inputs.get(reads(rec)), rec, extractor, progress)
 
 
-def _compare(args, ds, feats, rec, other, progress) -> int:
+def _compare(args, ds, inputs, rec, other, progress) -> int:
     from ..device import resolve_device
     from ..experiments.poison import compare_recommenders
 
-    table = compare_recommenders(ds, feats, other, rec, tuple(args.seeds), options.cache(args),
+    table = compare_recommenders(ds, inputs, other, rec, tuple(args.seeds), options.cache(args),
                                  resolve_device(args.device), progress, tuple(args.k))
     print(f"{rec.model} vs {other.model}: {rec.epochs} epochs, seeds {args.seeds}; "
           f"difference = {rec.model} - {other.model}, paired over seeds "
@@ -143,11 +143,13 @@ def dataset_and_pair(args: argparse.Namespace, extractor, ks: tuple[int, ...]):
 
 def poison(args: argparse.Namespace) -> int:
     from ..experiments.attack import AttackJob
+    from ..experiments.inputs import check_inputs
     from ..experiments.poison import PoisonJob, run_poison
 
     spec, rec = settings.attack_spec(args), settings.rec_config(args)  # checked before any work
     extractor = options.extractor(args)
     progress, ds, source, target = dataset_and_pair(args, extractor, tuple(args.k))
+    check_inputs(ds, rec, extractor, options.cache(args))
     job = PoisonJob(AttackJob(source=source, target=target, spec=spec, extractor=extractor,
                               limit=args.limit, lpips=(), categories=args.categories,
                               upload=settings.upload(args), precision=args.attack_precision),

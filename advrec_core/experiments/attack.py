@@ -44,10 +44,10 @@ from ..progress import Progress
 from .categories import categorize, check_mode, describe
 from .driver import run_attack
 
-ATTACK_VERSION = 5  # the attack step's own code (the metrics key themselves: `metric_versions`)
+ATTACK_VERSION = 6  # the attack step's own code (the metrics key themselves: `metric_versions`)
 # 2: the job holds an AttackSpec (eps in 8-bit levels), not a params tuple; 3: FLIP, ΔE2000,
 # FL map and the spatial maps in maps/; 4: the upload channel, full-size photos; 5: the
-# registered metrics in the key
+# registered metrics in the key; 6: the uploads' feature maps (feature_maps_adv.npy, for ACF)
 
 
 F16_MAX = float(np.finfo(np.float16).max)
@@ -113,6 +113,16 @@ class AttackResult:
 
     def adv_path(self, item_id: object) -> Path:
         return self.folder / "adv" / f"{item_id}.png"
+
+    def feature_maps_adv(self) -> np.ndarray:
+        """(N, h, w, D) float16 (memory-mapped): the last convolutional feature map of each
+        upload after the platform's channel, what ACF reads (demo CNN: 6 x 6 x 256, 18 KB an
+        image; ResNet50: 7 x 7 x 2048, 200 KB)."""
+        return np.load(self.folder / "feature_maps_adv.npy", mmap_mode="r")
+
+    def uploads(self) -> list[np.ndarray]:
+        """(H, W, 3) uint8 each: the stored uploads (PNG), in the items' order."""
+        return [np.asarray(Image.open(self.adv_path(i)).convert("RGB")) for i in self.metrics["item"]]
 
     def map(self, metric: str) -> np.ndarray | None:
         """(N, h, w) float16 spatial maps of a metric column (memory-mapped: reading one row
@@ -382,7 +392,7 @@ def _save_arrays(folder: Path, items: np.ndarray, metrics: pd.DataFrame, got: _A
     for item_id, r in zip(metrics["item"], order):
         Image.fromarray(got.uploads[r]).save(folder / "adv" / f"{item_id}.png", format="PNG")
     np.save(folder / "items.npy", items)
-    for k in ("features_clean", "features_adv"):
+    for k in ("features_clean", "features_adv", "feature_maps_adv"):
         np.save(folder / f"{k}.npy", torch.cat([getattr(o, k) for o in got.outs])[order].numpy())
     (folder / "maps").mkdir()
     maps = {name: np.concatenate(m)[order] for name, m in got.maps.items()}

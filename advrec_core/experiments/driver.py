@@ -14,6 +14,8 @@ from ..errors import AdvRecError
 from ..metrics.visual import feature_loss_map
 from ..progress import Progress
 
+F16_MAX = float(torch.finfo(torch.float16).max)
+
 
 @dataclass
 class AttackOutput:
@@ -30,6 +32,8 @@ class AttackOutput:
     success: torch.Tensor  # (N,) bool: pred_adv == target (targeted), after the channel
     success_upload: torch.Tensor  # (N,) bool: the same on the upload before the channel
     fl_map: torch.Tensor  # (N, h, w) squared change of the last conv feature map (FL map)
+    feature_maps_adv: torch.Tensor  # (N, h, w, D) float16: the last conv feature map after
+    # the channel (what ACF reads of the upload)
     detection: dict[str, torch.Tensor]  # detector -> (N,) score of the upload after the
     # channel (`defenses.detection.detection_scores`)
 
@@ -98,6 +102,8 @@ def run_attack(attack: Attack, model: nn.Module, images: torch.Tensor, labels: t
                          fl_map=feature_loss_map(mc, ma)).items():
             parts.setdefault(k, []).append(v.detach().float().cpu() if v.is_floating_point()
                                            else v.cpu())
+        parts.setdefault("feature_maps_adv", []).append(
+            ma.detach().permute(0, 2, 3, 1).clamp(-F16_MAX, F16_MAX).half().cpu())
         seen = listed[start:start + batch_size] if listed is not None else None
         for k, v in detection_scores(model, adv_in, seen).items():
             parts.setdefault(f"detect:{k}", []).append(v.float().cpu())

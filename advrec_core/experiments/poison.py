@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from ..attacks.upload import platform_input
 from ..cache import Cache, NotCached, atomic_write_text
 from ..config import stable_hash
 from ..data.dataset import UNKNOWN, Dataset
@@ -29,10 +30,19 @@ from ..device import resolve_device
 from ..errors import AdvRecError, CategoryError, DataError
 from ..extractors import ExtractorConfig, class_names, resolve_class
 from ..progress import Progress
-from ..recommenders import KS, RECOMMENDERS, Member, RankingData, RecConfig, evaluate, fit_recommenders
+from ..recommenders import (
+    INPUTS,
+    KS,
+    Member,
+    RankingData,
+    RecConfig,
+    evaluate,
+    fit_recommenders,
+)
 from ..recommenders.evaluation import ACCURACY, check_cutoffs
 from .attack import AttackJob, AttackResult, source_items
 from .categories import categorize, describe
+from .inputs import ItemInputs, catalog_images, check_inputs, image_size, reads, to_bytes
 
 TRAINER_VERSION = 6  # bump when training or evaluation code changes what a config produces
 
@@ -180,18 +190,18 @@ def train_and_evaluate(ds: Dataset, features: np.ndarray | None, rec: RecConfig,
                                    ncdcg_category, cache, device, progress, ks)[0]
 
 
-def compare_recommenders(ds: Dataset, features: np.ndarray | None, first: RecConfig,
+def compare_recommenders(ds: Dataset, inputs: dict[str, np.ndarray], first: RecConfig,
                          second: RecConfig, seeds: tuple[int, ...], cache: Cache,
                          device: torch.device, progress: Progress | None = None,
                          ks: tuple[int, ...] = KS) -> pd.DataFrame:
-    """Two recommenders trained with the same seeds on the same data and features (N, D):
+    """Two recommenders trained with the same seeds on the same data, each on what it reads
+    of the same images (`inputs`: {"features" | "map" | "images": array}, `clean_inputs`):
     one row per accuracy metric (HR, nDCG, Recall, Precision @K) with each model's mean over
     seeds and the paired difference (second - first): mean, 95% t-interval half-width and
     paired t-test p-value (`paired_interval`)."""
     scores = []
     for rec in (first, second):
-        uses = RECOMMENDERS.get(rec.model).uses_images
-        runs = train_and_evaluate_runs(ds, [Member(s, features if uses else None, None)
+        runs = train_and_evaluate_runs(ds, [Member(s, inputs.get(reads(rec)), None)
                                             for s in seeds], rec, np.zeros(0, np.int64), None,
                                        cache, device, progress, ks)
         scores.append(pd.DataFrame([r.report["accuracy"] for r in runs]))
@@ -224,10 +234,10 @@ class PoisonJob:
                               f"{self.feature_scale!r}")
 
 
-def feature_scales(clean: np.ndarray, mode: str) -> dict[str, float | None]:
-    """phase -> the divisor of its features: the clean max |x| for both ("clean"), or None
-    (each run's own max, "per-run")."""
-    shared = float(np.abs(clean).max()) if mode == "clean" else None
+def feature_scales(inputs: ItemInputs, mode: str) -> dict[str, float | None]:
+    """phase -> the divisor of its features (or feature maps): the clean max |x| for both
+    ("clean"), or None (each run's own max, "per-run"; images are never divided)."""
+    shared = inputs.scale() if mode == "clean" else None
     return {"clean": shared, "poisoned": shared}
 
 
@@ -278,27 +288,46 @@ class PoisonInputs:
     ds: Dataset  # with the categories CHR@K uses (AttackJob.categories)
     focus: np.ndarray  # every source item, attacked or not
     src: int  # the source category's index in ds.categories
-    clean: np.ndarray  # (N, D) clean features
+    inputs: ItemInputs  # what the recommender reads of the images, clean (+ the attack's rows)
     attacked: AttackResult | None = None  # None: not asked for
 
-    def poisoned(self) -> np.ndarray:
-        """(N, D) the clean features with the attacked items' replaced."""
-        poisoned = self.clean.copy()
-        poisoned[self.attacked.items] = self.attacked.features_adv
-        return poisoned
+    @property
+    def clean(self) -> np.ndarray | None:
+        return self.inputs.clean
+
+    def poisoned(self) -> np.ndarray | None:
+        """The clean input with the attacked items' rows replaced by their uploads'."""
+        return self.inputs.poisoned()
 
 
 def poison_inputs(given: Dataset, job: PoisonJob, cache: Cache, device: torch.device,
                   progress: Progress | None = None, attack: bool = True) -> PoisonInputs:
-    """The categories, source items and clean features of `job` (and its attack, unless
-    `attack` is False: the clean runs do not need it)."""
+    """The categories, source items and clean input of `job`'s recommender (features, feature
+    maps or images: `inputs.reads`), and its attack's replacement rows (unless `attack` is
+    False: the clean runs do not need it)."""
+    from ..defenses.denoiser import bind
     from .steps import features_of, fetch  # the steps a cell reads, as its plan names them
 
-    a = job.attack
-    ds, features = fetch(given, features_of(a), cache, device, progress)
+    a, kind = job.attack, reads(job.rec)
+    check_inputs(given, job.rec, a.extractor, cache)
+    ds, features = fetch(given, features_of(a, kind), cache, device, progress)
     focus = source_items(ds, a.source, None, describe(a.categories, a.extractor))  # validates
     attacked = fetch(given, a, cache, device, progress) if attack else None
-    return PoisonInputs(ds, focus, ds.category_code(a.source), features.features, attacked)
+    inputs = ItemInputs(kind, None)
+    if kind == "images":
+        size = image_size(job.rec, a.extractor, given)
+        upload = None if a.upload.lossless else bind(a.upload, a.extractor, given, cache, device,
+                                                     progress)
+        inputs.clean = catalog_images(given, size, upload, progress=progress)
+        if attacked is not None:
+            inputs.replaced = to_bytes(platform_input(attacked.uploads(), size, upload))
+    elif kind != "none":
+        inputs.clean = features.maps if kind == "map" else features.features
+        if attacked is not None:
+            inputs.replaced = attacked.feature_maps_adv() if kind == "map" else attacked.features_adv
+    if attacked is not None:
+        inputs.attacked = attacked.items
+    return PoisonInputs(ds, focus, ds.category_code(a.source), inputs, attacked)
 
 
 def poison_runs(given: Dataset, job: PoisonJob, phase: str, cache: Cache | None = None,
@@ -312,9 +341,8 @@ def poison_runs(given: Dataset, job: PoisonJob, phase: str, cache: Cache | None 
     cache, device = cache or Cache.default(), resolve_device(device)
     inp = poison_inputs(given, job, cache, device, progress, attack=phase == "poisoned")
     feats = inp.poisoned() if phase == "poisoned" else inp.clean
-    scale = feature_scales(inp.clean, job.feature_scale)[phase]
-    uses_images = RECOMMENDERS.get(job.rec.model).uses_images
-    specs = [Member(seed, feats if uses_images else None, scale) for seed in job.seeds]
+    scale = feature_scales(inp.inputs, job.feature_scale)[phase]
+    specs = [Member(seed, feats, scale) for seed in job.seeds]
     return train_and_evaluate_runs(inp.ds, specs, job.rec, inp.focus, inp.src, cache, device,
                                    progress, job.ks)
 
@@ -326,26 +354,25 @@ def run_poison(ds: Dataset, job: PoisonJob, cache: Cache | None = None,
     device = resolve_device(device)
     inp = poison_inputs(ds, job, cache, device, progress)
     per_seed, chr_mean, change, ranks, runs = compare_runs(
-        inp.ds, inp.clean, inp.poisoned(), inp.attacked.items, inp.focus, inp.src, job.rec,
-        job.seeds, job.ks, job.feature_scale, cache, device, progress)
+        inp.ds, inp.inputs, inp.focus, inp.src, job.rec, job.seeds, job.ks, job.feature_scale,
+        cache, device, progress)
     return PoisonResult(job, per_seed, chr_mean["clean"], chr_mean["poisoned"], ranks,
                         change, inp.attacked.summary, runs, inp.ds)
 
 
-def compare_runs(ds: Dataset, clean: np.ndarray, poisoned: np.ndarray, attacked: np.ndarray,
-                 focus: np.ndarray, src: int, rec_config: RecConfig, seeds: tuple[int, ...],
-                 ks: tuple[int, ...], feature_scale: str, cache: Cache, device: torch.device,
+def compare_runs(ds: Dataset, inputs: ItemInputs, focus: np.ndarray, src: int,
+                 rec_config: RecConfig, seeds: tuple[int, ...], ks: tuple[int, ...],
+                 feature_scale: str, cache: Cache, device: torch.device,
                  progress: Progress | None = None):
-    """Train and evaluate the recommender on the clean and the poisoned features (N, D) per
-    seed -> (per-seed rows, mean CHR table per phase, change per K with the paired interval,
-    source items' ranks, the runs). `attacked`: the item indices whose features differ;
+    """Train and evaluate the recommender on the clean and the poisoned input (`inputs`:
+    what it reads, with the attacked items' rows) per seed -> (per-seed rows, mean CHR
+    table per phase, change per K with the paired interval, source items' ranks, the runs).
     `focus`: every source item; `src`: the source category's index in `ds.categories`."""
-    uses_images = RECOMMENDERS.get(rec_config.model).uses_images
-    scales = feature_scales(clean, feature_scale)
+    scales = feature_scales(inputs, feature_scale)
     cells = [(seed, phase) for seed in seeds for phase in PHASES]
-    feats = {"clean": clean, "poisoned": poisoned}
-    specs = [Member(seed, feats[phase] if uses_images else None, scales[phase])
-             for seed, phase in cells]
+    feats = {"clean": inputs.clean, "poisoned": inputs.poisoned()}
+    specs = [Member(seed, feats[phase], scales[phase]) for seed, phase in cells]
+    attacked = inputs.attacked
     runs = dict(zip(cells, train_and_evaluate_runs(ds, specs, rec_config, focus, src, cache,
                                                    device, progress, ks)))
     rows = []
@@ -453,6 +480,9 @@ def run_given_features(ds: Dataset, job: GivenFeaturesJob, cache: Cache | None =
     """-> (change per K, per-seed rows, number of items whose features differ, the dataset
     with the categories used). Everything is checked before any training."""
     check_cutoffs(job.ks, ds.n_items)
+    if reads(job.rec) not in ("none", "features"):
+        raise AdvRecError(f"poison-features gives (N, D) features; {job.rec.model} reads "
+                          f"{INPUTS[reads(job.rec)]}: run `poison` or `grid` for it")
     cache, device = cache or Cache.default(), resolve_device(device)
     clean, poisoned = read_item_features(ds, job.clean), read_item_features(ds, job.poisoned)
     if clean.shape != poisoned.shape:
@@ -467,7 +497,8 @@ def run_given_features(ds: Dataset, job: GivenFeaturesJob, cache: Cache | None =
     focus = source_items(cds, job.source, None, described)
     src = cds.category_code(job.source)
     attacked = np.flatnonzero((clean != poisoned).any(axis=1))
-    per_seed, _, change, _, _ = compare_runs(cds, clean, poisoned, attacked, focus, src, job.rec,
-                                             job.seeds, job.ks, job.feature_scale, cache, device,
-                                             progress)
+    inputs = ItemInputs("features" if reads(job.rec) != "none" else "none",
+                        clean if reads(job.rec) != "none" else None, attacked, poisoned[attacked])
+    per_seed, _, change, _, _ = compare_runs(cds, inputs, focus, src, job.rec, job.seeds,
+                                             job.ks, job.feature_scale, cache, device, progress)
     return change, per_seed, len(attacked), cds

@@ -44,6 +44,7 @@ from ..registry import Registry
 from .attack import AttackJob, run_attack_job
 from .categories import categorize, check_mode
 from .extract import ExtractJob, extract_features
+from .inputs import reads
 from .poison import PHASES, PoisonJob, poison_runs, run_poison
 from .ray_backend import RayBackend
 
@@ -56,6 +57,7 @@ class FeaturesJob:
     categories: str = "predicted"
     channel: str = "png"  # the features of every image through the platform's channel (the
     # categories always come from the images themselves)
+    maps: bool = False  # also every item's last convolutional feature map (ACF reads it)
 
     def __post_init__(self):
         check_mode(self.categories)
@@ -100,9 +102,10 @@ def _register(kind: StepKind) -> None:
     STEPS.register(kind.name)(kind)
 
 
-def features_of(job: AttackJob) -> FeaturesJob:
-    """The catalog features the cell's recommender reads: through the attack's channel."""
-    return FeaturesJob(job.extractor, job.categories, job.upload.channel)
+def features_of(job: AttackJob, reads: str = "features") -> FeaturesJob:
+    """The catalog features the cell's recommender reads (`reads`: with the feature maps
+    for one that reads those, ACF): through the attack's channel."""
+    return FeaturesJob(job.extractor, job.categories, job.upload.channel, reads == "map")
 
 
 def _denoiser_of(extractor: ExtractorConfig, channel: str) -> tuple:
@@ -124,13 +127,13 @@ def clean_cell(cell: PoisonJob) -> PoisonJob:
 
 
 def _runs_inputs(job: RunsJob) -> tuple:
-    features = features_of(job.cell.attack)
+    features = features_of(job.cell.attack, reads(job.cell.rec))
     return (features,) if job.phase == "clean" else (features, job.cell.attack)
 
 
 def _run_features(ds, job: FeaturesJob, cache, device, progress):
-    features = extract_features(ds, ExtractJob(job.extractor, channel=job.channel), cache,
-                                device, progress)
+    features = extract_features(ds, ExtractJob(job.extractor, channel=job.channel,
+                                               maps=job.maps), cache, device, progress)
     return categorize(ds, job.extractor, job.categories, cache, device, progress), features
 
 
@@ -144,10 +147,10 @@ for _kind in (
                  Resources(1, 1.0, 4)),
         StepKind("features", FeaturesJob, lambda j: (j.extractor, *_denoiser_of(
                      j.extractor, j.channel), *((FeaturesJob(j.extractor, j.categories),)
-                                                if j.channel != "png" else ())),
+                                                if j.channel != "png" or j.maps else ())),
                  _run_features,
                  lambda j: f"features {j.extractor.arch}/{j.extractor.defense}"
-                 + (f" {j.channel}" if j.channel != "png" else ""),
+                 + (f" {j.channel}" if j.channel != "png" else "") + (" maps" if j.maps else ""),
                  Resources(1, 0.5, 2)),
         StepKind("attack", AttackJob, _attack_inputs,
                  lambda ds, j, c, d, p: run_attack_job(ds, j, c, d, p),

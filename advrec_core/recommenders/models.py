@@ -50,6 +50,20 @@ def member_randn(generators: list[torch.Generator], *shape: int) -> torch.Tensor
     return torch.stack([torch.randn(shape, generator=g) for g in generators])
 
 
+def member_sets(sets: Sequence[torch.Tensor] | torch.Tensor | None, feature_of, members: int,
+                what: str) -> tuple[list[torch.Tensor], tuple[int, ...]]:
+    """(a list of the input sets, each member's set) of a visual model's inputs (features,
+    maps or images: `what`, named in the error), checked: one set at least, one per member."""
+    sets = [sets] if isinstance(sets, torch.Tensor) else list(sets or [])
+    if not sets:
+        raise ValueError(f"needs {what}")
+    feature_of = [0] * members if feature_of is None else list(feature_of)
+    if len(feature_of) != members or not all(0 <= s < len(sets) for s in feature_of):
+        raise ValueError(f"feature_of must name one of the {len(sets)} input sets for each of "
+                         f"the {members} members, not {feature_of}")
+    return sets, tuple(feature_of)
+
+
 @dataclass
 class Pairs:
     """One batch of BPR triplets (u, i, j) for M members and what the backward pass needs.
@@ -62,6 +76,8 @@ class Pairs:
     dq: torch.Tensor  # (M, B, k [+ 1]) q_i - q_j
     diff: torch.Tensor | None = None  # (M, B, D) f_i - f_j, in the feature dtype
     proj: torch.Tensor | None = None  # (M, B, k' [+ 1]) E (f_i - f_j), fp32
+    cats: torch.Tensor | None = None  # DeepStyle: (M * 2B,) flat category rows (pos, neg)
+    lc: torch.Tensor | None = None  # DeepStyle: (M, 2B, k) gathered l_c rows (pos, neg)
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,12 @@ class VBPRParams:
 
 
 @dataclass(frozen=True)
+class DeepStyleParams:
+    """DeepStyle's own hyperparameters: none beyond the trainer's (E maps f_i to the k
+    latent factors)."""
+
+
+@dataclass(frozen=True)
 class AMRParams(VBPRParams):
     """AMR's own hyperparameters: VBPR's and its adversarial term's (reference defaults)."""
     adv_eps: float = field(default=1.0, metadata={"help": "||delta|| per item"})
@@ -87,11 +109,25 @@ class AMRParams(VBPRParams):
         "help": "share of epochs trained as plain VBPR first"})
 
 
+READS = ("none", "features", "map", "images")  # what a model reads of an item's image:
+# nothing (a control), its pooled CNN features (N, D), the CNN's last feature map (N, h, w, D),
+# or the image itself (N, 3, S, S) uint8
+
+
 class BPRMF(nn.Module):
     title = "BPR-MF"
-    uses_images = False  # a control: the same lists whatever the images
+    reads = "none"  # one of READS; uses_images follows from it
+    uses_categories = False  # DeepStyle: the model is given every item's category (N,)
+    uses_history = False  # ACF: the model is given the training pairs (its users' histories)
+    closed_form = True  # the trainer's hand-derived step (`pair_grads`); False: autograd
     adversarial = False  # AMR sets True: the trainer adds the adversarial feature term
     Params = BPRMFParams  # its own hyperparameters: RecConfig.params fill them by name
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.reads not in READS:
+            raise TypeError(f"{cls.__name__}.reads must be one of {READS}, not {cls.reads!r}")
+        cls.uses_images = cls.reads != "none"
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, init_std: float = 0.01,
                  seeds: Sequence[int] = (0,)):
@@ -105,6 +141,8 @@ class BPRMF(nn.Module):
         members = torch.arange(len(self.seeds))[:, None]
         self.register_buffer("user_offset", members * n_users, persistent=False)  # (M, 1)
         self.register_buffer("item_offset", members * n_items, persistent=False)
+
+    uses_images = False  # a control: the same lists whatever the images (subclasses: reads)
 
     @property
     def members(self) -> int:
@@ -180,9 +218,54 @@ class BPRMF(nn.Module):
         return x, self.penalty(ctx)
 
 
-class VBPR(BPRMF):
+class ItemFeatures:
+    """The image features of a BPRMF subclass that reads them (VBPR, AMR, DeepStyle): F
+    feature sets (F, N, D) as a buffer, member m reading set `feature_of[m]`."""
+
+    def _set_features(self, features, feature_of, precision: str) -> None:
+        """features: one (n_items, D) tensor for every member, or F of them with
+        `feature_of` (M,) naming each member's set."""
+        n_items = self.n_items
+        what = f"(n_items={n_items}, D) image features"
+        sets, feature_of = member_sets(features, feature_of, self.members, what)
+        if any(f is None or f.ndim != 2 or len(f) != n_items for f in sets):
+            raise ValueError(f"{self.title} needs {what}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.register_buffer("features", torch.stack(sets).to(dtype))  # (F, N, D) f_i in [-1, 1]
+        self.register_buffer("feature_offset", torch.tensor(feature_of)[:, None] * n_items,
+                             persistent=False)  # (M, 1) member's first row in the flat view
+        self.feature_of = feature_of
+
+    def member_features(self, items: torch.Tensor | None, member: int) -> torch.Tensor:
+        """(N or len(items), D) member's own image features, in the feature dtype."""
+        f = self.features[self.feature_of[member]]
+        return f if items is None else f.index_select(0, items)
+
+    def _feature_diff(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+        """(M, B, D) f_i - f_j from each member's own feature set, in the feature dtype.
+
+        fp32: one embedding bag per pair, f_i * 1 + f_j * (-1) summed as it gathers: bitwise
+        the gather-then-subtract below and 3x faster at 2048-d (each row is read once and no
+        intermediate is written). bf16: gather, then subtract (the bag's bf16 sums are not
+        correctly rounded)."""
+        M, B = pos.shape
+        flat = self.features.view(-1, self.features.shape[-1])
+        pos, neg = pos + self.feature_offset, neg + self.feature_offset
+        if flat.dtype == torch.float32:
+            pairs = torch.stack([pos, neg], -1).view(M * B, 2)
+            signs = flat.new_tensor([1.0, -1.0]).expand(M * B, 2)
+            return F.embedding_bag(pairs, flat, mode="sum",
+                                   per_sample_weights=signs).view(M, B, -1)
+        # index_select: several times faster than features[idx] on CPU
+        f = flat.index_select(0, torch.cat([pos, neg], 1).reshape(-1)).view(M, 2 * B, -1)
+        return torch.sub(f[:, :B], f[:, B:])
+
+
+class VBPR(ItemFeatures, BPRMF):
     title = "VBPR"
-    uses_images = True
+    reads = "features"
     Params = VBPRParams
 
     def __init__(self, n_users: int, n_items: int, factors: int = 64, visual_factors: int = 64,
@@ -192,20 +275,8 @@ class VBPR(BPRMF):
         """features: one (n_items, D) tensor for every member, or F of them with
         `feature_of` (M,) naming each member's set."""
         super().__init__(n_users, n_items, factors, init_std, seeds)
-        sets = [features] if isinstance(features, torch.Tensor) else list(features or [])
-        if not sets or any(f is None or f.ndim != 2 or len(f) != n_items for f in sets):
-            raise ValueError(f"VBPR needs (n_items={n_items}, D) image features")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")
-        feature_of = [0] * self.members if feature_of is None else list(feature_of)
-        if len(feature_of) != self.members or not all(0 <= s < len(sets) for s in feature_of):
-            raise ValueError(f"feature_of must name one of the {len(sets)} feature sets for "
-                             f"each of the {self.members} members, not {feature_of}")
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        self.register_buffer("features", torch.stack(sets).to(dtype))  # (F, N, D) f_i in [-1, 1]
-        self.register_buffer("feature_offset", torch.tensor(feature_of)[:, None] * n_items,
-                             persistent=False)  # (M, 1) member's first row in the flat view
-        self.feature_of, self.biases, self.kv = tuple(feature_of), biases, visual_factors
+        self._set_features(features, feature_of, precision)
+        self.biases, self.kv = biases, visual_factors
         gens, D = self._generators, self.features.shape[-1]
         with torch.no_grad():  # [p | rho]; [q | beta] and [E; beta'] with zero biases
             rho = member_randn(gens, n_users, visual_factors) * init_std
@@ -240,32 +311,12 @@ class VBPR(BPRMF):
 
     def item_vectors(self, items=None, features=None, member=0):
         if features is None:
-            features = self.features[self.feature_of[member]]
-            features = features if items is None else features.index_select(0, items)
+            features = self.member_features(items, member)
         proj = features.float() @ self.E[member].T  # (N, k' [+ 1]): E f_i [, beta' f_i]
         q = super().item_vectors(items, member=member)
         if not self.biases:
             return torch.cat([q, proj], dim=1)
         return torch.cat([q[:, :self.k], proj[:, :self.kv], q[:, self.k:] + proj[:, self.kv:]], 1)
-
-    def _feature_diff(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-        """(M, B, D) f_i - f_j from each member's own feature set, in the feature dtype.
-
-        fp32: one embedding bag per pair, f_i * 1 + f_j * (-1) summed as it gathers: bitwise
-        the gather-then-subtract below and 3x faster at 2048-d (each row is read once and no
-        intermediate is written). bf16: gather, then subtract (the bag's bf16 sums are not
-        correctly rounded)."""
-        M, B = pos.shape
-        flat = self.features.view(-1, self.features.shape[-1])
-        pos, neg = pos + self.feature_offset, neg + self.feature_offset
-        if flat.dtype == torch.float32:
-            pairs = torch.stack([pos, neg], -1).view(M * B, 2)
-            signs = flat.new_tensor([1.0, -1.0]).expand(M * B, 2)
-            return F.embedding_bag(pairs, flat, mode="sum",
-                                   per_sample_weights=signs).view(M, B, -1)
-        # index_select: several times faster than features[idx] on CPU
-        f = flat.index_select(0, torch.cat([pos, neg], 1).reshape(-1)).view(M, 2 * B, -1)
-        return torch.sub(f[:, :B], f[:, B:])
 
     def pair_scores(self, users, pos, neg, diff=None):
         """As BPRMF's, plus rho_u . E (f_i - f_j) [+ beta_i - beta_j + beta' (f_i - f_j)]:
@@ -310,3 +361,79 @@ class AMR(VBPR):
                  **kwargs):
         super().__init__(*args, **kwargs)
         self.adv_eps, self.adv_reg, self.adv_start = adv_eps, adv_reg, adv_start
+
+
+class DeepStyle(ItemFeatures, BPRMF):
+    """DeepStyle, Liu, Wu & Wang, "DeepStyle: Learning user preferences for visual
+    recommendation", SIGIR 2017: an item's style is its visual embedding minus its
+    category's, x_ui = p_u . (E f_i - l_{c_i} + q_i). The category embedding l_c (k) is
+    learned; c_i is the item's category in the cell (the dataset's, or the CNN's prediction
+    on the clean image: a poisoned item keeps the category its seller listed), unknown
+    categories share one row. Storage as BPR-MF's, plus E (M, k, D) and a category table
+    (M, C + 1, k) updated by row."""
+
+    title = "DeepStyle"
+    reads = "features"
+    uses_categories = True
+    Params = DeepStyleParams
+
+    def __init__(self, n_users: int, n_items: int, factors: int = 64,
+                 features: torch.Tensor | Sequence[torch.Tensor] | None = None,
+                 categories: torch.Tensor | None = None, init_std: float = 0.01,
+                 precision: str = "fp32", seeds: Sequence[int] = (0,),
+                 feature_of: Sequence[int] | None = None):
+        """categories: (n_items,) int codes, -1 for unknown."""
+        super().__init__(n_users, n_items, factors, init_std, seeds)
+        self._set_features(features, feature_of, precision)
+        if categories is None or len(categories) != n_items:
+            raise ValueError(f"DeepStyle needs every item's category ((n_items={n_items},) codes)")
+        cats = torch.as_tensor(categories, dtype=torch.long)
+        n_cat = int(cats.max()) + 2 if len(cats) else 1  # the last row: unknown (-1)
+        self.register_buffer("category", torch.where(cats < 0, n_cat - 1, cats))  # (N,) c_i
+        members = torch.arange(self.members)[:, None]
+        self.register_buffer("category_offset", members * n_cat, persistent=False)
+        gens, D = self._generators, self.features.shape[-1]
+        self.E = nn.Parameter(member_randn(gens, factors, D) * init_std)  # (M, k, D)
+        self.category_table = nn.Parameter(member_randn(gens, n_cat, factors) * init_std)  # l_c
+
+    def item_vectors(self, items=None, features=None, member=0):
+        """(N, k) q_i + E f_i - l_{c_i}."""
+        if features is None:
+            features = self.member_features(items, member)
+        cats = self.category if items is None else self.category.index_select(0, items)
+        q = super().item_vectors(items, member=member)
+        return q + features.float() @ self.E[member].T - self.category_table[member].index_select(0, cats)
+
+    def pair_scores(self, users, pos, neg, diff=None):
+        """p_u . ((q_i - q_j) + E (f_i - f_j) - (l_{c_i} - l_{c_j})), (M, B)."""
+        ctx = self._pairs(users, pos, neg)
+        ctx.diff = diff = self._feature_diff(pos, neg) if diff is None else diff
+        ctx.proj = member_mm(diff, self.E.to(diff.dtype).transpose(1, 2)).float()  # (M, B, k)
+        B = pos.shape[1]
+        ctx.cats = (self.category[torch.cat([pos, neg], 1)] + self.category_offset).reshape(-1)
+        table = self.category_table.view(-1, self.category_table.shape[-1])
+        ctx.lc = table.index_select(0, ctx.cats).view(self.members, 2 * B, -1)
+        style = ctx.dq + ctx.proj - (ctx.lc[:, :B] - ctx.lc[:, B:])
+        return (ctx.u * style).sum(-1), ctx
+
+    def pair_grads(self, ctx, g, reg):
+        g1 = g[..., None]
+        B = g.shape[1]
+        style = ctx.dq + ctx.proj - (ctx.lc[:, :B] - ctx.lc[:, B:])
+        gu = style.mul_(g1).add_(ctx.u, alpha=2 * reg)
+        gi = ctx.u * g1
+        gq = torch.cat([gi, -gi], 1).add_(ctx.q, alpha=2 * reg)
+        gl = torch.cat([-gi, gi], 1).add_(ctx.lc, alpha=2 * reg)
+        gE = member_mm(gi.to(ctx.diff.dtype).transpose(1, 2), ctx.diff).float().add_(
+            self.E, alpha=2 * reg)
+        return {"user_table": (ctx.users, gu.view(-1, gu.shape[-1])),
+                "item_table": (ctx.items, gq.view(-1, gq.shape[-1])),
+                "category_table": (ctx.cats, gl.view(-1, gl.shape[-1])),
+                "E": (None, gE)}
+
+    def feature_grads(self, ctx, g):
+        w = ctx.u.mul(g[..., None]).to(ctx.diff.dtype)
+        return member_mm(w, self.E.to(w.dtype)).float()  # (M, B, D): g E^T p_u
+
+    def penalty(self, ctx):
+        return super().penalty(ctx) + self.E.square().sum((1, 2)) + ctx.lc.square().sum((1, 2))

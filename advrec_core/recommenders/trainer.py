@@ -1,14 +1,15 @@
-"""One BPR trainer for BPR-MF, VBPR and AMR.
+"""One BPR trainer for every recommender (BPR-MF, VBPR, AMR, DeepStyle, ACF, DVBPR).
 
 An epoch is one pass over the training (user, item) pairs in random order, each with a
 uniformly sampled negative; the loss is eq. 1 of the paper,
 -ln sigma(s_ui - s_uj) + lambda ||theta||^2, plus, for AMR once `adv_start` of the epochs
 have passed (the reference code warms up as VBPR), lambda_adv * L_BPR(f + delta).
 
-Gradients are the closed form of that loss (`bpr_step`, through the models' `pair_grads`),
-not autograd: a BPR step is a few gathers and two thin matmuls, and on CPU autograd's
-bookkeeping and sparse-gradient coalescing cost more than the arithmetic. The tests check
-every gradient against autograd."""
+Gradients are the closed form of that loss (`bpr_step`, through the models' `pair_grads`)
+where a model has one (BPR-MF, VBPR, AMR, DeepStyle): a BPR step is a few gathers and two
+thin matmuls, and on CPU autograd's bookkeeping and sparse-gradient coalescing cost more
+than the arithmetic; the tests check every such gradient against autograd. ACF's attention
+and DVBPR's CNN go through autograd (`autograd.AutogradModel.autograd_step`)."""
 from __future__ import annotations
 
 import math
@@ -181,6 +182,8 @@ def bpr_step(model: BPRMF, u, i, j, config: RecConfig, adversarial: bool = False
     """One batch of (M, B) triplets: -> ((M,) loss per member, {parameter: (flat rows or
     None, gradient)}) of eq. 1 (+ AMR's term)."""
     B = u.shape[1]
+    if not model.closed_form:  # ACF, DVBPR: autograd, member by member
+        return model.autograd_step(u, i, j, config.reg)
     x, ctx = model.pair_scores(u, i, j)
     g = rowwise(torch.sigmoid, -x).div_(-B)  # dL/dx of mean -ln sigma(x)
     grads = model.pair_grads(ctx, g, config.reg / B)
@@ -201,7 +204,7 @@ def train_bpr(model: BPRMF, users: torch.Tensor, items: torch.Tensor, config: Re
     """Fit every member of `model` on the training pairs (users[k], items[k]); member m
     follows the epoch order and negatives of its seed (`model.seeds[m]`; `config.seed` is
     not read), so members that share a seed share them. Returns a small history per member."""
-    sampler = NegativeSampler(users, items, model.item_table.shape[1])
+    sampler = NegativeSampler(users, items, model.n_items)
     opt = RowOptimizer(model.flat_parameters(), config.optimizer, config.lr)
     n, bs, seeds = len(users), config.batch_size, model.seeds
     gens = {s: torch.Generator().manual_seed(s) for s in dict.fromkeys(seeds)}
