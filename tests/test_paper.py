@@ -201,6 +201,7 @@ def test_clean_and_poisoned_runs_share_the_clean_scale():
     """Only the attacked items' features differ between the two runs: every other item's
     scaled features are bitwise identical (the default); per-run scaling (the authors')
     rescales everything when an attacked feature exceeds the clean max."""
+    from advrec_core.experiments.inputs import ItemInputs
     from advrec_core.experiments.poison import feature_scales
     from advrec_core.recommenders import scale_features
 
@@ -209,11 +210,13 @@ def test_clean_and_poisoned_runs_share_the_clean_scale():
     poisoned = clean.copy()
     attacked = np.array([3, 7, 11])
     poisoned[attacked] = clean[attacked] * 1.7  # above the clean max
-    s = feature_scales(clean, "clean")
+    inputs = ItemInputs("features", clean, attacked, poisoned[attacked])
+    assert np.array_equal(inputs.poisoned(), poisoned)
+    s = feature_scales(inputs, "clean")
     a, b = scale_features(clean, s["clean"]), scale_features(poisoned, s["poisoned"])
     others = np.setdiff1d(np.arange(50), attacked)
     assert torch.equal(a[others], b[others]) and not torch.equal(a[attacked], b[attacked])
     assert torch.equal(a, scale_features(clean))  # the clean run is as before
-    p = feature_scales(clean, "per-run")
+    p = feature_scales(inputs, "per-run")
     a, b = scale_features(clean, p["clean"]), scale_features(poisoned, p["poisoned"])
     assert not torch.equal(a[others], b[others])
