@@ -29,7 +29,7 @@ GOOD = {
     "attack-pgd": (["attack", "demo", *PAIR, "--attack", "pgd", "--eps", "8", "--limit", "4",
                     "--lpips", "", *TINY], ["PGD(eps=0.0313", "SR ", "4 images"]),
     "attack-cw-free-at": (["attack", "demo", *PAIR, "--attack", "cw", "--defense", "free_at",
-                           "--steps", "5", "--limit", "2", "--lpips", "", "--epochs", "1"],
+                           "--steps", "5", "--limit", "2", "--lpips", ""],  # the shipped Free AT
                           ["CarliniWagnerL2(steps=5", "demo-cnn/free_at"]),
     "attack-random-start-normalized": (["attack", "demo", *PAIR, "--random-start",
                                         "--eps-space", "normalized", "--limit", "2",
